@@ -1,0 +1,32 @@
+import { runLogrotateLogger } from './cli/logrotate-logger.js';
+
+const USAGE = `Usage: mesos-log-splitter <command>
+
+Commands:
+  mesos-logrotate-logger [flags]   the agent's per-stream helper (what bin/mesos-logrotate-logger runs)
+  help                             this text
+`;
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'mesos-logrotate-logger':
+      return runLogrotateLogger(rest);
+    case 'help':
+    case '--help':
+      process.stdout.write(USAGE);
+      return 0;
+    default:
+      process.stderr.write(`Unknown command '${command ?? ''}'\n\n${USAGE}`);
+      return 1;
+  }
+}
+
+// Exit explicitly: the stream is done and every byte is flushed, so lingering handles must not delay the agent.
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err) => {
+    process.stderr.write(`mesos-log-splitter: ${(err as Error).stack ?? String(err)}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,243 @@
+import { EventEmitter } from 'node:events';
+import { close, constants, fstat, open, write } from 'node:fs';
+import { promisify } from 'node:util';
+import type { Logger } from '../diagnostics.js';
+import { RateLimitedLog } from '../diagnostics.js';
+import { chooseCut } from './cut.js';
+import type { Rotation } from './rotation.js';
+
+const openAsync = promisify(open);
+const writeAsync = promisify(write);
+const fstatAsync = promisify(fstat);
+const closeAsync = promisify(close);
+
+export interface SandboxWriterOptions {
+  path: string;
+  maxSize: number;
+  rotation: Rotation;
+  log: Logger;
+  /** Bytes queued before write() asks the source to pause. */
+  highWaterMark?: number;
+  /** How long an unterminated last line waits for its newline before it is written anyway. */
+  partialLineDelayMs?: number;
+  /** After a disk error, input is dropped (and counted) for this long before the file is tried again. */
+  retryDelayMs?: number;
+}
+
+export interface SandboxStats {
+  bytesIn: number;
+  bytesWritten: number;
+  bytesDropped: number;
+  rotations: number;
+  diskErrors: number;
+}
+
+/**
+ * Appends a byte stream to the live sandbox file and rotates it at `maxSize`, cutting on line boundaries.
+ * Bytes are never transcoded. Writes are batched: whatever arrived while the previous write was on disk goes in one
+ * write. A disk error never stops the stream: the bytes are counted as dropped and the file is retried later.
+ * Events: 'drain' when the queue falls below the high-water mark.
+ */
+export class SandboxWriter extends EventEmitter {
+  readonly stats: SandboxStats = { bytesIn: 0, bytesWritten: 0, bytesDropped: 0, rotations: 0, diskErrors: 0 };
+  private readonly highWaterMark: number;
+  private readonly partialLineDelayMs: number;
+  private readonly retryDelayMs: number;
+  private readonly holdLimit: number;
+  private readonly errors: RateLimitedLog;
+  private queue: Buffer[] = [];
+  private queued = 0;
+  /** The unterminated tail of the input, held back so a rotation does not split its line. */
+  private held: Buffer | undefined;
+  private heldSince = 0;
+  private heldTimer: NodeJS.Timeout | undefined;
+  private fd: number | undefined;
+  /** Bytes counted against the live file. */
+  private size = 0;
+  private failedUntil = 0;
+  private pumping = false;
+  private ending = false;
+  private finished = false;
+  private ended: Promise<void> | undefined;
+  private endedResolve: (() => void) | undefined;
+
+  constructor(private readonly options: SandboxWriterOptions) {
+    super();
+    this.highWaterMark = options.highWaterMark ?? 1 << 20;
+    this.partialLineDelayMs = options.partialLineDelayMs ?? 50;
+    this.retryDelayMs = options.retryDelayMs ?? 1000;
+    this.holdLimit = Math.min(options.maxSize, 1 << 20);
+    this.errors = new RateLimitedLog(options.log);
+  }
+
+  /** Queues a chunk. Returns false when the caller should wait for 'drain'. */
+  write(chunk: Buffer): boolean {
+    this.stats.bytesIn += chunk.length;
+    this.queue.push(chunk);
+    this.queued += chunk.length;
+    this.pump();
+    return this.queued < this.highWaterMark;
+  }
+
+  /** Writes everything still queued or held, closes the file and waits for rotation work to finish. */
+  end(): Promise<void> {
+    if (this.ended === undefined) {
+      this.ending = true;
+      this.ended = new Promise((resolve) => (this.endedResolve = resolve));
+      this.pump();
+    }
+    return this.ended;
+  }
+
+  private pump(): void {
+    if (this.pumping) return;
+    this.pumping = true;
+    this.drainQueue().then(
+      () => this.afterPump(),
+      (err) => {
+        // drainQueue handles I/O errors itself; this is a bug, and the stream must keep flowing regardless.
+        this.options.log.error({ err }, 'sandbox writer failed unexpectedly');
+        this.afterPump();
+      },
+    );
+  }
+
+  private afterPump(): void {
+    this.pumping = false;
+    if (this.queue.length > 0 || (this.ending && this.held !== undefined)) return this.pump();
+    if (this.held !== undefined && this.heldTimer === undefined) {
+      const wait = Math.max(0, this.heldSince + this.partialLineDelayMs - Date.now());
+      this.heldTimer = setTimeout(() => {
+        this.heldTimer = undefined;
+        this.pump();
+      }, wait);
+    }
+    if (this.ending && this.held === undefined) void this.finish();
+  }
+
+  private async drainQueue(): Promise<void> {
+    while (this.queue.length > 0 || this.heldExpired()) {
+      const held = this.held;
+      const flushTail = this.heldExpired();
+      const parts = held === undefined ? this.queue : [held, ...this.queue];
+      const data = parts.length === 1 ? parts[0] : Buffer.concat(parts);
+      this.queue = [];
+      this.queued = 0;
+      this.held = undefined;
+      this.emit('drain');
+
+      let body = data;
+      if (!flushTail) {
+        const lastNewline = data.lastIndexOf(0x0a);
+        const tail = data.length - lastNewline - 1;
+        if (tail > 0 && tail <= this.holdLimit) {
+          body = data.subarray(0, lastNewline + 1);
+          this.held = data.subarray(lastNewline + 1);
+          // The clock runs from the oldest held byte: a tail that only grows keeps its first arrival time.
+          if (held === undefined || lastNewline >= 0) this.heldSince = Date.now();
+        }
+      }
+      if (body.length > 0) await this.append(body);
+    }
+  }
+
+  /** A held tail is written once it has waited long enough, or when the stream ends. */
+  private heldExpired(): boolean {
+    if (this.held === undefined) return false;
+    return this.ending || Date.now() - this.heldSince >= this.partialLineDelayMs;
+  }
+
+  /** Appends bytes to the live file, rotating on the way as often as needed. */
+  private async append(data: Buffer): Promise<void> {
+    const { maxSize, rotation } = this.options;
+    let offset = 0;
+    while (offset < data.length) {
+      if (!(await this.openLive())) return this.drop(data.length - offset);
+      const room = Math.max(0, maxSize - this.size);
+      const rest = data.length - offset;
+      const length = rest <= room ? rest : chooseCut(data, offset, room, this.size, rotation.minFill);
+      if (length > 0 && !(await this.writeAll(data.subarray(offset, offset + length)))) return;
+      offset += length;
+      if (offset < data.length) await this.rotate();
+    }
+  }
+
+  private async rotate(): Promise<void> {
+    const before = this.size;
+    await this.closeLive();
+    await this.options.rotation.rotate();
+    this.stats.rotations++;
+    if (await this.openLive()) {
+      if (this.size > 0 && this.size >= before) {
+        // Rotation left the file in place (logrotate declined, or a rename failed). Count from zero, as the
+        // original does, so the stream keeps moving instead of rotating again and again.
+        this.options.log.warn({ path: this.options.path, size: this.size }, 'rotation did not move the live file');
+        this.size = 0;
+      }
+    }
+  }
+
+  /** Opens the live file if it is not open. False while disk errors are backing off or the open fails. */
+  private async openLive(): Promise<boolean> {
+    if (this.fd !== undefined) return true;
+    if (Date.now() < this.failedUntil) return false;
+    try {
+      const fd = await openAsync(this.options.path, constants.O_WRONLY | constants.O_CREAT | constants.O_APPEND, 0o644);
+      this.fd = fd;
+      this.size = (await fstatAsync(fd)).size;
+      return true;
+    } catch (err) {
+      this.diskError(err);
+      return false;
+    }
+  }
+
+  private async writeAll(data: Buffer): Promise<boolean> {
+    let offset = 0;
+    try {
+      while (offset < data.length) {
+        const { bytesWritten } = await writeAsync(this.fd!, data, offset, data.length - offset);
+        offset += bytesWritten;
+        this.size += bytesWritten;
+        this.stats.bytesWritten += bytesWritten;
+      }
+      return true;
+    } catch (err) {
+      this.drop(data.length - offset);
+      this.diskError(err);
+      await this.closeLive();
+      return false;
+    }
+  }
+
+  private drop(bytes: number): void {
+    this.stats.bytesDropped += bytes;
+  }
+
+  private diskError(err: unknown): void {
+    this.stats.diskErrors++;
+    this.failedUntil = Date.now() + this.retryDelayMs;
+    this.errors.error(
+      { path: this.options.path, err: (err as Error).message, bytesDropped: this.stats.bytesDropped },
+      'sandbox write failed; dropping output until the disk recovers',
+    );
+  }
+
+  private async closeLive(): Promise<void> {
+    const fd = this.fd;
+    this.fd = undefined;
+    if (fd !== undefined) await closeAsync(fd).catch(() => undefined);
+  }
+
+  private async finish(): Promise<void> {
+    if (this.finished) return;
+    this.finished = true;
+    clearTimeout(this.heldTimer);
+    await this.closeLive();
+    await this.options.rotation.settle();
+    if (this.stats.bytesDropped > 0) {
+      this.options.log.error({ path: this.options.path, ...this.stats }, 'sandbox output was dropped');
+    }
+    this.endedResolve!();
+  }
+}
