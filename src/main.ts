@@ -1,9 +1,12 @@
+import { runCheckConfig } from './cli/check-config.js';
 import { runLogrotateLogger } from './cli/logrotate-logger.js';
 
 const USAGE = `Usage: mesos-log-splitter <command>
 
 Commands:
   mesos-logrotate-logger [flags]   the agent's per-stream helper (what bin/mesos-logrotate-logger runs)
+  check-config [FILE]              validate a config (default: $LOG_SPLITTER_CONFIG or
+                                   /etc/mesos-log-splitter/config.yaml) and print the effective settings
   help                             this text
 `;
 
@@ -12,6 +15,8 @@ async function main(argv: string[]): Promise<number> {
   switch (command) {
     case 'mesos-logrotate-logger':
       return runLogrotateLogger(rest);
+    case 'check-config':
+      return runCheckConfig(rest);
     case 'help':
     case '--help':
       process.stdout.write(USAGE);

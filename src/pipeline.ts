@@ -1,34 +1,81 @@
 import type { Readable } from 'node:stream';
+import type { SplitterConfig, SinkSpec } from './config/config.js';
+import { compileMatch } from './config/match.js';
 import type { Logger } from './diagnostics.js';
+import { LineFramer } from './lines/framer.js';
+import type { LogRecord } from './lines/record.js';
+import type { StreamMetadata } from './mesos/metadata.js';
 import type { SandboxStats, SandboxWriter } from './sandbox/writer.js';
+import type { Sink } from './sinks/sink.js';
 
 export interface StreamPipelineOptions {
   /** The task's stdout or stderr: the read end of the pipe the agent hands over. */
   source: Readable;
   sandbox: SandboxWriter;
+  meta: StreamMetadata;
+  config: SplitterConfig;
   log: Logger;
+  /** How often drops are reported while they happen. */
+  dropReportMs?: number;
 }
 
+interface Route {
+  spec: SinkSpec;
+  /** Identity of the spec, to keep a running sink across a reload that did not change it. */
+  key: string;
+  sink: Sink;
+  matches: (meta: StreamMetadata) => boolean;
+  lastMeta?: StreamMetadata;
+  lastMatch?: boolean;
+  reportedDrops: number;
+}
+
+export interface PipelineSummary {
+  sandbox: SandboxStats;
+  sinks: Record<string, unknown>[];
+}
+
+const specKey = (spec: SinkSpec): string =>
+  JSON.stringify([spec.type.type, spec.options, spec.match, spec.buffer]);
+
 /**
- * One stream of one container: source -> sandbox files. Holds no process-wide state, so one process can host many.
- * The source is read only as fast as the sandbox takes it (backpressure), never faster.
+ * One stream of one container: source -> sandbox files, and a tee -> line framer -> sinks. Holds no process-wide
+ * state, so one process can host many. The source is read only as fast as the sandbox takes it; sinks never slow
+ * it down: each takes lines into its own bounded buffer.
  */
 export class StreamPipeline {
-  constructor(private readonly options: StreamPipelineOptions) {}
+  private meta: StreamMetadata;
+  private config: SplitterConfig;
+  private routes: Route[] = [];
+  private readonly retired = new Set<Promise<Record<string, unknown>>>();
+  private readonly retiredSummaries: Record<string, unknown>[] = [];
+  private readonly framer: LineFramer;
 
-  /** Resolves when the source has ended and every byte is on disk (or counted as dropped). */
-  run(): Promise<SandboxStats> {
+  constructor(private readonly options: StreamPipelineOptions) {
+    this.meta = options.meta;
+    this.config = options.config;
+    this.framer = new LineFramer(options.config.lines, () => this.meta, (record) => this.dispatch(record));
+    this.startSinks(options.config.sinks);
+  }
+
+  /** Resolves when the source has ended, the sandbox is flushed and the sinks had their shutdown time. */
+  run(): Promise<PipelineSummary> {
     const { source, sandbox, log } = this.options;
+    const dropReport = setInterval(() => this.reportDrops(), this.options.dropReportMs ?? 10_000);
+    dropReport.unref();
     return new Promise((resolve) => {
       let done = false;
       const finish = (): void => {
         if (done) return;
         done = true;
-        void sandbox.end().then(() => resolve(sandbox.stats));
+        clearInterval(dropReport);
+        this.framer.end();
+        void this.shutdown().then(resolve);
       };
       sandbox.on('drain', () => source.resume());
       source.on('data', (chunk: Buffer) => {
         if (!sandbox.write(chunk)) source.pause();
+        if (this.routes.length > 0) this.framer.push(chunk);
       });
       source.once('end', finish);
       source.once('error', (err) => {
@@ -36,5 +83,103 @@ export class StreamPipeline {
         finish();
       });
     });
+  }
+
+  /** New metadata (agent enrichment) applies to records framed from now on. */
+  updateMetadata(meta: StreamMetadata): void {
+    this.meta = meta;
+  }
+
+  /**
+   * Applies a reloaded config. Unchanged sinks keep running with their buffers; a removed or changed sink stops
+   * taking lines and keeps delivering what it holds, in the background, for up to the shutdown timeout.
+   */
+  reconfigure(config: SplitterConfig): void {
+    this.config = config;
+    this.framer.reconfigure(config.lines);
+    const keep = new Map(this.routes.map((route) => [route.spec.name + route.key, route]));
+    const next: Route[] = [];
+    const added: SinkSpec[] = [];
+    for (const spec of config.sinks) {
+      const route = keep.get(spec.name + specKey(spec));
+      if (route === undefined) added.push(spec);
+      else {
+        next.push(route);
+        keep.delete(spec.name + route.key);
+      }
+    }
+    for (const route of keep.values()) this.retire(route);
+    this.routes = next;
+    this.startSinks(added);
+  }
+
+  private startSinks(specs: SinkSpec[]): void {
+    for (const spec of specs) {
+      try {
+        const sink = spec.type.create(spec.options, {
+          name: spec.name,
+          buffer: spec.buffer,
+          log: this.options.log.child({ sink: spec.name }),
+          meta: this.meta,
+        });
+        sink.start();
+        this.routes.push({ spec, key: specKey(spec), sink, matches: compileMatch(spec.match), reportedDrops: 0 });
+      } catch (err) {
+        this.options.log.error({ sink: spec.name, err: (err as Error).message }, 'sink could not start; skipping it');
+      }
+    }
+  }
+
+  private dispatch(record: LogRecord): void {
+    for (const route of this.routes) {
+      if (route.lastMeta !== record.meta) {
+        route.lastMeta = record.meta;
+        route.lastMatch = route.matches(record.meta);
+      }
+      if (route.lastMatch) route.sink.accept(record);
+    }
+  }
+
+  private retire(route: Route): void {
+    const stopped = route.sink.stop(Date.now() + this.config.shutdownTimeoutMs).then(() => this.summarize(route));
+    this.retired.add(stopped);
+    void stopped.then((summary) => {
+      this.retired.delete(stopped);
+      this.retiredSummaries.push(summary);
+    });
+  }
+
+  private async shutdown(): Promise<PipelineSummary> {
+    const deadline = Date.now() + this.config.shutdownTimeoutMs;
+    await Promise.all([
+      this.options.sandbox.end(),
+      ...this.routes.map((route) => route.sink.stop(deadline)),
+      ...this.retired,
+    ]);
+    const sinks = [...this.retiredSummaries, ...this.routes.map((route) => this.summarize(route))];
+    for (const summary of sinks) this.options.log.info(summary, 'sink summary');
+    return { sandbox: this.options.sandbox.stats, sinks };
+  }
+
+  private summarize(route: Route): Record<string, unknown> {
+    const buffered = route.sink.buffered();
+    const health = route.sink.status();
+    return {
+      sink: route.spec.name,
+      type: route.spec.type.type,
+      ...route.sink.stats,
+      bufferedLines: buffered.lines,
+      bufferedBytes: buffered.bytes,
+      ...health,
+    };
+  }
+
+  private reportDrops(): void {
+    for (const route of this.routes) {
+      const dropped = route.sink.stats.linesDropped;
+      if (dropped === route.reportedDrops) continue;
+      route.reportedDrops = dropped;
+      this.options.log.warn(this.summarize(route), 'sink is dropping lines');
+    }
   }
 }

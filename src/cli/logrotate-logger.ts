@@ -1,5 +1,8 @@
+import { DEFAULT_CONFIG, loadConfigFromEnv, type SplitterConfig } from '../config/config.js';
 import type { Logger } from '../diagnostics.js';
 import { createDiagnostics } from '../diagnostics.js';
+import { enrichInBackground } from '../mesos/enrichment.js';
+import { metadataFromPath } from '../mesos/metadata.js';
 import { StreamPipeline } from '../pipeline.js';
 import { parseDirectives } from '../sandbox/directives.js';
 import { writeLogrotateConf } from '../sandbox/logrotate-conf.js';
@@ -44,9 +47,43 @@ export async function runLogrotateLogger(argv: string[]): Promise<number> {
     rotation: chooseRotation(flags, threshold, log),
     log,
   });
-  const stats = await new StreamPipeline({ source: process.stdin, sandbox, log }).run();
-  log.info(stats, 'stream ended');
+  const config = loadConfig(log);
+  const meta = metadataFromPath(flags.logFilename, flags.user);
+  const pipeline = new StreamPipeline({ source: process.stdin, sandbox, meta, config, log });
+  // Enrichment only matters to sinks: a sandbox-only helper never calls the agent.
+  let stopEnrichment: (() => void) | undefined;
+  const enrichFor = (current: SplitterConfig): void => {
+    if (stopEnrichment !== undefined || !current.agent.enrich || current.sinks.length === 0) return;
+    stopEnrichment = enrichInBackground(meta, current.agent, log, (enriched) => pipeline.updateMetadata(enriched));
+  };
+  enrichFor(config);
+  // SIGHUP reloads the config; a bad file keeps the last good one. (Unhandled, SIGHUP would kill the helper.)
+  process.on('SIGHUP', () => {
+    try {
+      const next = loadConfigFromEnv();
+      pipeline.reconfigure(next);
+      enrichFor(next);
+      log.info({ config: next.source ?? 'built-in default', sinks: next.sinks.map((s) => s.name) }, 'config reloaded');
+    } catch (err) {
+      log.error({ err: (err as Error).message }, 'config reload failed; keeping the running config');
+    }
+  });
+  const summary = await pipeline.run();
+  stopEnrichment?.();
+  log.info(summary.sandbox, 'stream ended');
   return 0;
+}
+
+/** An invalid config never stops the helper: it logs why and keeps the sandbox going alone. */
+function loadConfig(log: Logger): SplitterConfig {
+  try {
+    const config = loadConfigFromEnv();
+    if (config.sinks.length > 0) log.info({ config: config.source, sinks: config.sinks.map((s) => s.name) }, 'forwarding');
+    return config;
+  } catch (err) {
+    log.error({ err: (err as Error).message }, 'invalid config; running sandbox-only');
+    return DEFAULT_CONFIG;
+  }
 }
 
 /** Native rotation when every directive is understood; otherwise the real logrotate, as the original runs it. */

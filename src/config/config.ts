@@ -1,0 +1,142 @@
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import type { LineFramerOptions } from '../lines/framer.js';
+import { SINK_TYPES } from '../sinks/registry.js';
+import type { BufferConfig } from '../sinks/sink.js';
+import type { SinkType } from '../sinks/sink-type.js';
+import { parseMatch, type MatchSpec } from './match.js';
+import { ConfigError, ConfigReader } from './reader.js';
+
+/** Where the helper looks for its config; the agent strips MESOS_* variables, so ours start differently. */
+export const CONFIG_ENV = 'LOG_SPLITTER_CONFIG';
+export const DEFAULT_CONFIG_PATH = '/etc/mesos-log-splitter/config.yaml';
+
+export interface SinkSpec {
+  name: string;
+  type: SinkType;
+  options: object;
+  match: MatchSpec;
+  buffer: BufferConfig;
+}
+
+export interface AgentConfig {
+  /** Ask the agent's /state for task id, names and labels. */
+  enrich: boolean;
+  url: string;
+  timeoutMs: number;
+}
+
+export interface SplitterConfig {
+  /** The file it came from, or undefined for the built-in default (sandbox only). */
+  source: string | undefined;
+  lines: LineFramerOptions;
+  agent: AgentConfig;
+  /** At EOF, how long sinks may keep delivering before the helper exits (Mesos waits 5 s). */
+  shutdownTimeoutMs: number;
+  sinks: SinkSpec[];
+}
+
+export const DEFAULT_CONFIG: SplitterConfig = {
+  source: undefined,
+  lines: { maxLineBytes: 64 * 1024, partialFlushMs: 1000 },
+  agent: { enrich: true, url: 'http://127.0.0.1:5051', timeoutMs: 1000 },
+  shutdownTimeoutMs: 3000,
+  sinks: [],
+};
+
+/** Validates a parsed YAML document. Throws ConfigError naming the first bad key. */
+export function parseConfig(document: unknown, source: string | undefined): SplitterConfig {
+  const root = new ConfigReader('', document);
+  const lines = root.child('lines');
+  const agent = root.child('agent');
+  const config: SplitterConfig = {
+    source,
+    lines: {
+      maxLineBytes: lines.bytes('max_line_bytes', DEFAULT_CONFIG.lines.maxLineBytes, 64),
+      partialFlushMs: lines.integer('partial_flush_ms', DEFAULT_CONFIG.lines.partialFlushMs, 1, 3_600_000),
+    },
+    agent: {
+      enrich: agent.boolean('enrich', DEFAULT_CONFIG.agent.enrich),
+      url: agent.string('url', DEFAULT_CONFIG.agent.url),
+      timeoutMs: agent.integer('timeout_ms', DEFAULT_CONFIG.agent.timeoutMs, 1, 60_000),
+    },
+    shutdownTimeoutMs: root.integer('shutdown_timeout_ms', DEFAULT_CONFIG.shutdownTimeoutMs, 0, 60_000),
+    sinks: [],
+  };
+  lines.done();
+  agent.done();
+  try {
+    new URL(config.agent.url);
+  } catch {
+    throw new ConfigError('agent.url', config.agent.url, 'is not a URL');
+  }
+  const sinks = root.child('sinks');
+  for (const name of Object.keys(sinks.map)) {
+    config.sinks.push(parseSink(name, sinks.child(name)));
+  }
+  root.done();
+  return config;
+}
+
+function parseSink(name: string, reader: ConfigReader): SinkSpec {
+  const typeName = reader.string('type');
+  const type = SINK_TYPES.get(typeName);
+  if (type === undefined) {
+    throw new ConfigError(reader.key('type'), typeName, `is not a sink type (${[...SINK_TYPES.keys()].join(', ')})`);
+  }
+  const match = parseMatch(reader.child('match'));
+  const bufferReader = reader.child('buffer');
+  const buffer: BufferConfig = {
+    maxBytes: bufferReader.bytes('max_bytes', 8 * 1024 * 1024, 1024),
+    whenFull: bufferReader.oneOf('when_full', ['drop_oldest', 'drop_newest'] as const, 'drop_oldest'),
+  };
+  bufferReader.done();
+  const options = type.parse(reader);
+  reader.done();
+  return { name, type, options, match, buffer };
+}
+
+/** Reads and validates a config file. A missing file at the default path means the built-in default. */
+export function loadConfigFile(path: string, missingIsDefault: boolean): SplitterConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    if (missingIsDefault && (err as NodeJS.ErrnoException).code === 'ENOENT') return DEFAULT_CONFIG;
+    throw new ConfigError(path, undefined, `cannot be read: ${(err as Error).message}`);
+  }
+  let document: unknown;
+  try {
+    document = parseYaml(text);
+  } catch (err) {
+    throw new ConfigError(path, undefined, `is not valid YAML: ${(err as Error).message}`);
+  }
+  return parseConfig(document, path);
+}
+
+/** The config the environment points at: LOG_SPLITTER_CONFIG, or the default path if it exists. */
+export function loadConfigFromEnv(env = process.env): SplitterConfig {
+  const path = env[CONFIG_ENV];
+  return path === undefined || path === '' ? loadConfigFile(DEFAULT_CONFIG_PATH, true) : loadConfigFile(path, false);
+}
+
+/** The effective configuration, with defaults filled in, as check-config prints it. */
+export function describeConfig(config: SplitterConfig): object {
+  return {
+    source: config.source ?? '(built-in default: sandbox only)',
+    lines: { max_line_bytes: config.lines.maxLineBytes, partial_flush_ms: config.lines.partialFlushMs },
+    agent: { enrich: config.agent.enrich, url: config.agent.url, timeout_ms: config.agent.timeoutMs },
+    shutdown_timeout_ms: config.shutdownTimeoutMs,
+    sinks: Object.fromEntries(
+      config.sinks.map((sink) => [
+        sink.name,
+        {
+          type: sink.type.type,
+          ...sink.options,
+          match: sink.match,
+          buffer: { max_bytes: sink.buffer.maxBytes, when_full: sink.buffer.whenFull },
+        },
+      ]),
+    ),
+  };
+}

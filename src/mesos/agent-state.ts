@@ -1,0 +1,85 @@
+import type { StreamMetadata } from './metadata.js';
+
+/** The parts of the agent's `GET /state` that name a stream's writer. */
+interface Label {
+  key: string;
+  value?: string;
+}
+interface TaskState {
+  id: string;
+  name?: string;
+  labels?: Label[];
+  statuses?: { container_status?: { container_id?: { value?: string } } }[];
+}
+interface ExecutorState {
+  id: string;
+  name?: string;
+  directory?: string;
+  labels?: Label[];
+  tasks?: TaskState[];
+  queued_tasks?: TaskState[];
+  completed_tasks?: TaskState[];
+}
+interface AgentState {
+  id?: string;
+  frameworks?: { id: string; name?: string; executors?: ExecutorState[] }[];
+}
+
+/**
+ * Fetches the agent's /state with a short timeout, sharing one response among callers for `cacheMs`
+ * (a per-agent daemon asks once for all its streams).
+ */
+export class AgentStateClient {
+  private cached: { at: number; state: Promise<AgentState> } | undefined;
+
+  constructor(
+    private readonly url: string,
+    private readonly timeoutMs: number,
+    private readonly cacheMs = 2000,
+  ) {}
+
+  state(): Promise<AgentState> {
+    const now = Date.now();
+    if (this.cached === undefined || now - this.cached.at > this.cacheMs) {
+      const state = fetch(new URL('state', this.url.endsWith('/') ? this.url : `${this.url}/`), {
+        signal: AbortSignal.timeout(this.timeoutMs),
+      }).then((response) => {
+        if (!response.ok) throw new Error(`agent answered ${response.status}`);
+        return response.json() as Promise<AgentState>;
+      });
+      this.cached = { at: now, state };
+      state.catch(() => (this.cached = undefined));
+    }
+    return this.cached.state;
+  }
+}
+
+const labelMap = (labels: Label[] | undefined): Record<string, string> =>
+  Object.fromEntries((labels ?? []).map((l) => [l.key, l.value ?? '']));
+
+/** Adds task id, names and labels from /state. Undefined when the agent does not (yet) list this sandbox. */
+export function enrichFromState(meta: StreamMetadata, state: AgentState): StreamMetadata | undefined {
+  for (const framework of state.frameworks ?? []) {
+    for (const executor of framework.executors ?? []) {
+      const dir = executor.directory;
+      if (dir === undefined || (meta.sandbox !== dir && !meta.sandbox.startsWith(`${dir}/containers/`))) continue;
+      const tasks = [...(executor.tasks ?? []), ...(executor.queued_tasks ?? []), ...(executor.completed_tasks ?? [])];
+      const child = meta.container_id?.split('.').slice(1).pop();
+      const task =
+        (child && tasks.find((t) => t.statuses?.some((s) => s.container_status?.container_id?.value === child))) ||
+        tasks.find((t) => t.id === executor.id) ||
+        (tasks.length === 1 ? tasks[0] : undefined);
+      return {
+        ...meta,
+        agent_id: meta.agent_id ?? state.id,
+        framework_id: meta.framework_id ?? framework.id,
+        framework_name: framework.name,
+        executor_id: meta.executor_id ?? executor.id,
+        executor_name: executor.name,
+        executor_labels: labelMap(executor.labels),
+        ...(task === undefined ? {} : { task_id: task.id, task_name: task.name, task_labels: labelMap(task.labels) }),
+      };
+    }
+  }
+  return undefined;
+}

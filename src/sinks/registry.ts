@@ -1,0 +1,9 @@
+import { execSink } from './exec.js';
+import { journaldSink } from './journald.js';
+import type { SinkType } from './sink-type.js';
+import { syslogSink } from './syslog.js';
+
+/** Every sink type, by the `type:` an operator writes in the config. */
+export const SINK_TYPES: ReadonlyMap<string, SinkType> = new Map(
+  [journaldSink, syslogSink, execSink].map((sink) => [sink.type, sink as SinkType]),
+);
