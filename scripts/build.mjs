@@ -1,7 +1,7 @@
 // Bundles the helper into one file that needs only `node` on the agent.
 // `--release` also lays out dist/release/: the bundle plus both launchers, ready to copy into launcher_dir.
 import { build } from 'esbuild';
-import { copyFileSync, chmodSync, mkdirSync } from 'node:fs';
+import { copyFileSync, chmodSync, cpSync, existsSync, mkdirSync, rmSync } from 'node:fs';
 
 const outfile = 'dist/mesos-log-splitter.mjs';
 await build({
@@ -16,6 +16,9 @@ await build({
   // Some dependencies are CommonJS and call require() for Node built-ins.
   banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
   logLevel: 'warning',
+  // journald's native addon: a .node file cannot be bundled. Loaded at run time from node_modules beside or above
+  // the bundle; without it the journald sink falls back to the stream socket.
+  external: ['unix-dgram'],
 });
 
 if (process.argv.includes('--release')) {
@@ -26,4 +29,22 @@ if (process.argv.includes('--release')) {
     chmodSync(`dist/release/${launcher}`, 0o755);
   }
   console.log('dist/release/: mesos-logrotate-logger, mesos-log-splitter, mesos-log-splitter.mjs');
+  shipUnixDgram('dist/release/node_modules');
+}
+
+/**
+ * Puts the built journald addon and what it loads at run time beside the release bundle, where Node finds it.
+ * The .node file only loads in the Node major (ABI) and libc it was built for.
+ */
+function shipUnixDgram(dir) {
+  rmSync(dir, { recursive: true, force: true });
+  if (!existsSync('node_modules/unix-dgram/build/Release/unix_dgram.node')) {
+    console.log('unix-dgram is not built: the release journald sink will use the stream socket (no custom fields)');
+    return;
+  }
+  for (const file of ['package.json', 'LICENSE', 'lib', 'build/Release/unix_dgram.node']) {
+    cpSync(`node_modules/unix-dgram/${file}`, `${dir}/unix-dgram/${file}`, { recursive: true });
+  }
+  for (const pkg of ['bindings', 'file-uri-to-path']) cpSync(`node_modules/${pkg}`, `${dir}/${pkg}`, { recursive: true });
+  console.log(`dist/release/node_modules/: unix-dgram for Node ${process.versions.node} (ABI ${process.versions.modules}, ${process.platform}-${process.arch})`);
 }

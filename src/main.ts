@@ -1,3 +1,5 @@
+// First: holds SIGHUP from the first moment (see the module).
+import './cli/sighup.js';
 import { runCheckConfig } from './cli/check-config.js';
 import { runLogrotateLogger } from './cli/logrotate-logger.js';
 

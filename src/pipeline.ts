@@ -76,6 +76,7 @@ export class StreamPipeline {
       source.on('data', (chunk: Buffer) => {
         if (!sandbox.write(chunk)) source.pause();
         if (this.routes.length > 0) this.framer.push(chunk);
+        else this.framer.skip(chunk);
       });
       source.once('end', finish);
       source.once('error', (err) => {

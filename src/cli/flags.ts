@@ -44,8 +44,8 @@ const OPTIONS = {
   user: { type: 'string', describe: 'Run as this user; the sandbox files are owned by it.' },
 } as const;
 
-function parser(argv: string[]) {
-  return yargs(argv)
+function parser() {
+  return yargs()
     .scriptName('mesos-logrotate-logger')
     .usage('Usage: mesos-logrotate-logger [options]')
     .parserConfiguration({
@@ -54,8 +54,6 @@ function parser(argv: string[]) {
       'parse-numbers': false,
       'parse-positional-numbers': false,
       'short-option-groups': false,
-      'duplicate-arguments-array': true,
-      'flatten-duplicate-arrays': false,
       'greedy-arrays': false,
       'strip-dashed': true,
       'unknown-options-as-args': false,
@@ -73,19 +71,48 @@ function parser(argv: string[]) {
     });
 }
 
+const BOOLEANS: Record<string, string> = { true: 'true', '1': 'true', false: 'false', '0': 'false' };
+
+/**
+ * stout's rules, which yargs alone does not keep: each argument is `--name=value` (a boolean may be bare `--name` or
+ * `--no-name`, and takes true/false/1/0), names are known and given once. Returns argv with booleans spelled out.
+ */
+function checkShape(argv: string[]): string[] {
+  const seen = new Map<string, string>();
+  return argv.map((arg) => {
+    if (!arg.startsWith('--') || arg === '--') return arg; // yargs reports stray arguments
+    const eq = arg.indexOf('=');
+    let name = eq < 0 ? arg.slice(2) : arg.slice(2, eq);
+    const value = eq < 0 ? undefined : arg.slice(eq + 1);
+    if (value === undefined && name.startsWith('no-') && name.slice(3) in OPTIONS) name = name.slice(3);
+    if (!(name in OPTIONS)) throw new FlagError(`Failed to load unknown flag '${name}' via '${arg}'`);
+    if (seen.has(name)) {
+      throw new FlagError(`Duplicate flag '${name}' on command line: '${seen.get(name)}' and '${arg}'`);
+    }
+    seen.set(name, arg);
+    if (OPTIONS[name as keyof typeof OPTIONS].type === 'boolean') {
+      if (value === undefined) return arg;
+      const bool = BOOLEANS[value];
+      if (bool === undefined) {
+        throw new FlagError(`Failed to load flag '${name}' with value '${value}': expected true or false`);
+      }
+      return `--${name}=${bool}`;
+    }
+    if (value === undefined) throw new FlagError(`Failed to load non-boolean flag '${name}' via '${arg}': no value`);
+    return arg;
+  });
+}
+
 /** Parse and validate argv exactly as the agent sends it. `pageSize` is the minimum for --max_size. */
 export function parseLoggerFlags(argv: string[], pageSize: number): FlagsResult {
-  const cli = parser(argv);
+  const cli = parser();
   const getUsage = (): string => {
     let text = '';
     cli.showHelp((help) => (text = help));
     return text;
   };
   try {
-    const args = cli.parseSync();
-    for (const name of Object.keys(OPTIONS)) {
-      if (Array.isArray(args[name])) throw new FlagError(`Duplicate flag '${name}' on command line`);
-    }
+    const args = cli.parseSync(checkShape(argv));
     if (args._.length > 0) throw new FlagError(`Unexpected argument '${String(args._[0])}'`);
     if (args.help === true) return { kind: 'help', usage: getUsage() };
     return { kind: 'ok', flags: validate(args) };

@@ -8,6 +8,7 @@ import { parseDirectives } from '../sandbox/directives.js';
 import { writeLogrotateConf } from '../sandbox/logrotate-conf.js';
 import { LogrotateRotation, NativeRotation, type Rotation } from '../sandbox/rotation.js';
 import { SandboxWriter } from '../sandbox/writer.js';
+import { onSighup } from './sighup.js';
 import { isSessionLeader, pageSize, switchUser } from '../system.js';
 import { parseLoggerFlags, type LoggerFlags } from './flags.js';
 
@@ -52,13 +53,19 @@ export async function runLogrotateLogger(argv: string[]): Promise<number> {
   const pipeline = new StreamPipeline({ source: process.stdin, sandbox, meta, config, log });
   // Enrichment only matters to sinks: a sandbox-only helper never calls the agent.
   let stopEnrichment: (() => void) | undefined;
+  let enrichingWith = '';
   const enrichFor = (current: SplitterConfig): void => {
-    if (stopEnrichment !== undefined || !current.agent.enrich || current.sinks.length === 0) return;
+    const wanted = current.agent.enrich && current.sinks.length > 0 ? JSON.stringify(current.agent) : '';
+    if (wanted === enrichingWith) return;
+    stopEnrichment?.();
+    stopEnrichment = undefined;
+    enrichingWith = wanted;
+    if (wanted === '') return;
     stopEnrichment = enrichInBackground(meta, current.agent, log, (enriched) => pipeline.updateMetadata(enriched));
   };
   enrichFor(config);
-  // SIGHUP reloads the config; a bad file keeps the last good one. (Unhandled, SIGHUP would kill the helper.)
-  process.on('SIGHUP', () => {
+  // SIGHUP reloads the config; a bad file keeps the last good one.
+  onSighup(() => {
     try {
       const next = loadConfigFromEnv();
       pipeline.reconfigure(next);

@@ -65,10 +65,9 @@ export function parseConfig(document: unknown, source: string | undefined): Spli
   };
   lines.done();
   agent.done();
-  try {
-    new URL(config.agent.url);
-  } catch {
-    throw new ConfigError('agent.url', config.agent.url, 'is not a URL');
+  if (!URL.canParse(config.agent.url)) throw new ConfigError('agent.url', config.agent.url, 'is not a URL');
+  if (!['http:', 'https:'].includes(new URL(config.agent.url).protocol)) {
+    throw new ConfigError('agent.url', config.agent.url, 'must be an http:// or https:// URL');
   }
   const sinks = root.child('sinks');
   for (const name of Object.keys(sinks.map)) {

@@ -23,8 +23,7 @@ export function parseMatch(reader: ConfigReader): MatchSpec {
   const spec: MatchSpec = {};
   for (const key of ID_KEYS) {
     if (!reader.has(key)) continue;
-    const value = reader.map[key];
-    spec[key] = typeof value === 'string' ? [reader.string(key)] : reader.stringList(key);
+    spec[key] = Array.isArray(reader.map[key]) ? reader.stringList(key) : [reader.string(key)];
   }
   if (spec.stream?.some((s) => !['stdout', 'stderr', '*'].includes(s))) {
     throw new ConfigError(reader.key('stream'), spec.stream, 'must be stdout, stderr or a list of them');

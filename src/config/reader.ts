@@ -7,7 +7,8 @@ export class ConfigError extends Error {
     readonly value: unknown,
     readonly why: string,
   ) {
-    super(`${key}: ${JSON.stringify(value) ?? String(value)} ${why}`);
+    const name = key === '' ? 'the config' : key;
+    super(value === undefined ? `${name} ${why}` : `${name}: ${JSON.stringify(value)} ${why}`);
   }
 }
 
@@ -83,11 +84,13 @@ export class ConfigReader {
     if (value === undefined || value === null) return fallback;
     let bytes: number;
     try {
-      bytes = typeof value === 'number' ? value : parseBytes(String(value));
+      // A quoted "2048" is bytes, like the bare number.
+      bytes = typeof value === 'number' || /^\d+$/.test(String(value)) ? Number(value) : parseBytes(String(value));
     } catch (err) {
       throw new ConfigError(this.key(name), value, `is not a size (${(err as Error).message}); use bytes or e.g. 8MB`);
     }
-    if (!Number.isSafeInteger(bytes) || bytes < min) throw new ConfigError(this.key(name), value, `must be at least ${min} bytes`);
+    if (!Number.isSafeInteger(bytes)) throw new ConfigError(this.key(name), value, 'must be a whole number of bytes');
+    if (bytes < min) throw new ConfigError(this.key(name), value, `must be at least ${min} bytes`);
     return bytes;
   }
 
@@ -100,10 +103,10 @@ export class ConfigReader {
   stringList(name: string): string[] | undefined {
     const value = this.get(name);
     if (value === undefined || value === null) return undefined;
-    if (!Array.isArray(value) || value.length === 0 || value.some((v) => typeof v !== 'string')) {
+    if (!Array.isArray(value) || value.length === 0 || value.some((v) => typeof v !== 'string' && typeof v !== 'number')) {
       throw new ConfigError(this.key(name), value, 'must be a non-empty list of strings');
     }
-    return value as string[];
+    return value.map(String);
   }
 
   stringMap(name: string): Record<string, string> {

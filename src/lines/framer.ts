@@ -17,6 +17,10 @@ export class LineFramer {
   private pending: Buffer[] = [];
   private pendingBytes = 0;
   private idleTimer: NodeJS.Timeout | undefined;
+  /** The last record was an unterminated line flushed after idle: a newline next only ends it. */
+  private idleFlushed = false;
+  /** Bytes were skipped mid-line: what precedes the next newline is the tail of a line nobody framed. */
+  private midLine = false;
 
   constructor(
     private options: LineFramerOptions,
@@ -26,7 +30,13 @@ export class LineFramer {
 
   push(chunk: Buffer): void {
     const time = Date.now();
-    let start = 0;
+    let start = this.idleFlushed && chunk[0] === 0x0a ? 1 : 0;
+    this.idleFlushed = false;
+    if (this.midLine) {
+      start = chunk.indexOf(0x0a) + 1;
+      if (start === 0) return;
+      this.midLine = false;
+    }
     for (;;) {
       const newline = chunk.indexOf(0x0a, start);
       if (newline < 0) break;
@@ -42,13 +52,28 @@ export class LineFramer {
     if (start < chunk.length) {
       this.pending.push(chunk.subarray(start));
       this.pendingBytes += chunk.length - start;
-      if (this.pendingBytes > this.options.maxLineBytes) {
-        const rest = this.cutLongLine(Buffer.concat(this.pending, this.pendingBytes), time);
+      // One byte over the limit stays pending: it may be the CR of a CRLF, which sinks do not get.
+      if (this.pendingBytes > this.options.maxLineBytes + 1) {
+        const rest = this.cutLongLine(Buffer.concat(this.pending, this.pendingBytes), time, 1);
         this.pending = [rest];
         this.pendingBytes = rest.length;
       }
     }
     this.armIdleTimer();
+  }
+
+  /**
+   * Lets a chunk pass unframed (no sink wants lines), at the cost of one byte check. A pending partial line is
+   * dropped, and framing resumes at the next line start, so no record is ever the tail of a skipped line.
+   */
+  skip(chunk: Buffer): void {
+    if (this.pendingBytes > 0) {
+      clearTimeout(this.idleTimer);
+      this.pending = [];
+      this.pendingBytes = 0;
+    }
+    this.idleFlushed = false;
+    this.midLine = chunk[chunk.length - 1] !== 0x0a;
   }
 
   /** New limits apply from the next chunk; a pending partial line is kept. */
@@ -71,16 +96,16 @@ export class LineFramer {
 
   /** Emits the line, first cutting off pieces of maxLineBytes (flagged partial) while it is longer. */
   private emitLine(line: Buffer, partial: boolean, time: number): void {
-    const rest = this.cutLongLine(line, time);
-    const end = !partial && rest.length > 0 && rest[rest.length - 1] === 0x0d ? rest.length - 1 : rest.length;
-    this.emit({ bytes: rest.subarray(0, end), partial, time, meta: this.meta() });
+    const end = !partial && line.length > 0 && line[line.length - 1] === 0x0d ? line.length - 1 : line.length;
+    const rest = this.cutLongLine(line.subarray(0, end), time, 0);
+    this.emit({ bytes: rest, partial, time, meta: this.meta() });
   }
 
-  /** Emits full-size partial pieces from the front of `line`; returns what is left (at most maxLineBytes). */
-  private cutLongLine(line: Buffer, time: number): Buffer {
+  /** Emits full-size partial pieces from the front of `line`; returns what is left (at most maxLineBytes + slack). */
+  private cutLongLine(line: Buffer, time: number, slack: number): Buffer {
     const max = this.options.maxLineBytes;
     let rest = line;
-    while (rest.length > max) {
+    while (rest.length > max + slack) {
       // Back off to a character boundary so a multi-byte character is not split between records.
       let cut = max;
       while (cut > max - 3 && (rest[cut] & 0xc0) === 0x80) cut--;
@@ -95,7 +120,10 @@ export class LineFramer {
     clearTimeout(this.idleTimer);
     this.idleTimer = undefined;
     if (this.pendingBytes === 0) return;
-    this.idleTimer = setTimeout(() => this.emitPending(true, Date.now()), this.options.partialFlushMs);
+    this.idleTimer = setTimeout(() => {
+      this.emitPending(true, Date.now());
+      this.idleFlushed = true;
+    }, this.options.partialFlushMs);
     this.idleTimer.unref();
   }
 }

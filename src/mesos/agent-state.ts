@@ -41,17 +41,51 @@ export class AgentStateClient {
   state(): Promise<AgentState> {
     const now = Date.now();
     if (this.cached === undefined || now - this.cached.at > this.cacheMs) {
-      const state = fetch(new URL('state', this.url.endsWith('/') ? this.url : `${this.url}/`), {
-        signal: AbortSignal.timeout(this.timeoutMs),
-      }).then((response) => {
-        if (!response.ok) throw new Error(`agent answered ${response.status}`);
-        return response.json() as Promise<AgentState>;
-      });
+      const url = new URL('state', this.url.endsWith('/') ? this.url : `${this.url}/`);
+      const state = getJson(url, this.timeoutMs) as Promise<AgentState>;
       this.cached = { at: now, state };
-      state.catch(() => (this.cached = undefined));
+      state.catch(() => {
+        // Only this request's entry: a newer one may have replaced it while this one was timing out.
+        if (this.cached?.state === state) this.cached = undefined;
+      });
     }
     return this.cached.state;
   }
+}
+
+/**
+ * GET and parse JSON, all within `timeoutMs`. node:http rather than fetch: the first fetch() loads undici
+ * synchronously (~100 ms of blocked event loop), which would hold up the sandbox path at the task's start.
+ * Loaded on first use, so a sandbox-only helper never pays for it.
+ */
+async function getJson(url: URL, timeoutMs: number): Promise<unknown> {
+  const { get } = url.protocol === 'https:' ? await import('node:https') : await import('node:http');
+  return new Promise((resolve, reject) => {
+    const request = get(url, (response) => {
+      if (response.statusCode === undefined || response.statusCode < 200 || response.statusCode > 299) {
+        fail(new Error(`agent answered ${response.statusCode}`));
+        return;
+      }
+      const chunks: Buffer[] = [];
+      response.on('data', (chunk: Buffer) => chunks.push(chunk));
+      response.on('error', fail);
+      response.on('end', () => {
+        clearTimeout(timer);
+        try {
+          resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')));
+        } catch (err) {
+          reject(new Error(`agent answered invalid JSON: ${(err as Error).message}`));
+        }
+      });
+    });
+    const fail = (err: Error): void => {
+      clearTimeout(timer);
+      request.destroy();
+      reject(err);
+    };
+    const timer = setTimeout(() => fail(new Error(`agent did not answer within ${timeoutMs} ms`)), timeoutMs);
+    request.on('error', fail);
+  });
 }
 
 const labelMap = (labels: Label[] | undefined): Record<string, string> =>

@@ -22,6 +22,13 @@ export interface StreamMetadata {
   user?: string;
 }
 
+const EXECUTOR_RUN = /\/(?:slaves|agents)\/([^/]+)\/frameworks\/([^/]+)\/executors\/([^/]+)\/runs\/([^/]+)((?:\/containers\/[^/]+)*)$/;
+const STANDALONE = /\/containers\/([^/]+)((?:\/containers\/[^/]+)*)$/;
+
+/** `C1` plus `/containers/C2/containers/C3` -> `C1.C2.C3`. */
+const containerId = (top: string, nested: string): string =>
+  [top, ...nested.split('/containers/').filter((id) => id !== '')].join('.');
+
 /**
  * Reads the ids out of a sandbox path:
  * `<work_dir>/slaves/<agent>/frameworks/<fw>/executors/<ex>/runs/<container>[/containers/<child>...]/stdout`,
@@ -37,30 +44,14 @@ export function metadataFromPath(logFilename: string, user?: string): StreamMeta
     task_labels: {},
     ...(user === undefined ? {} : { user }),
   };
-  const parts = sandbox.split('/');
-  const containers: string[] = [];
-  for (let i = 0; i + 1 < parts.length; i++) {
-    const value = parts[i + 1];
-    switch (parts[i]) {
-      case 'slaves':
-      case 'agents':
-        meta.agent_id = value;
-        break;
-      case 'frameworks':
-        meta.framework_id = value;
-        break;
-      case 'executors':
-        meta.executor_id = value;
-        break;
-      case 'runs':
-      case 'containers':
-        containers.push(value);
-        break;
-      default:
-        continue;
-    }
-    i++;
+  // Anchored at the end: the work_dir above the layout may hold any directory names ("containers", "runs"...).
+  const run = EXECUTOR_RUN.exec(sandbox);
+  const standalone = run === null ? STANDALONE.exec(sandbox) : null;
+  if (run !== null) {
+    [, meta.agent_id, meta.framework_id, meta.executor_id] = run;
+    meta.container_id = containerId(run[4], run[5]);
+  } else if (standalone !== null) {
+    meta.container_id = containerId(standalone[1], standalone[2]);
   }
-  if (containers.length > 0) meta.container_id = containers.join('.');
   return meta;
 }

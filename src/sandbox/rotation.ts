@@ -95,10 +95,8 @@ export class NativeRotation implements Rotation {
       if (rotate > 0) this.attempt('copy', this.logFilename, (f) => copyFileSync(f, this.name(1, false)));
       this.attempt('truncate', this.logFilename, (f) => truncateSync(f, 0));
     } else {
-      // rotate 0: logrotate keeps no old file; the live one is simply removed.
-      this.attempt(rotate > 0 ? 'rename' : 'remove', this.logFilename, (f) =>
-        rotate > 0 ? renameSync(f, this.name(1, false)) : unlinkSync(f),
-      );
+      // Also with rotate 0: logrotate moves the file to `.1` for postrotate's `$2` and removes it afterwards.
+      this.attempt('rename', this.logFilename, (f) => renameSync(f, this.name(1, false)));
     }
     return live;
   }
@@ -120,6 +118,7 @@ export class NativeRotation implements Rotation {
   private async afterRotate(): Promise<void> {
     const { rotate, compress, delaycompress, maxageDays } = this.policy;
     await this.script('postrotate');
+    if (rotate === 0) this.attempt('remove', this.name(1, false), (f) => unlinkSync(f));
     const target = delaycompress ? 2 : 1;
     if (compress && rotate >= target) await this.gzip(this.name(target, false));
     if (maxageDays !== undefined) this.expire(maxageDays);
@@ -156,7 +155,9 @@ export class NativeRotation implements Rotation {
   private async script(hook: ScriptHook): Promise<void> {
     const script = this.policy.scripts[hook];
     if (script === undefined) return;
-    const result = await runShellScript(script, this.logFilename, this.scriptTimeoutMs);
+    // logrotate passes postrotate the rotated file as `$2`.
+    const args = hook === 'postrotate' ? [this.logFilename, this.name(1, false)] : [this.logFilename];
+    const result = await runShellScript(script, args, this.scriptTimeoutMs);
     if (result !== 0) this.errors.error({ hook, result }, `${hook} script failed; rotating anyway`);
   }
 

@@ -1,12 +1,13 @@
 import { spawn } from 'node:child_process';
 
 /**
- * Runs a logrotate-style script block: `/bin/sh -c SCRIPT logrotate_script LOGFILE`, so `$1` is the log path as in
- * logrotate. Resolves with the exit code; a script that outlives `timeoutMs` is killed so rotation cannot hang forever.
+ * Runs a logrotate-style script block: `/bin/sh -c SCRIPT logrotate_script ARGS...`, so `$1` is the log path (and for
+ * postrotate `$2` the rotated file) as in logrotate. Resolves with the exit code; a script that outlives `timeoutMs`
+ * is killed so rotation cannot hang forever.
  */
-export function runShellScript(script: string, logFilename: string, timeoutMs: number): Promise<number | string> {
+export function runShellScript(script: string, args: string[], timeoutMs: number): Promise<number | string> {
   return new Promise((resolve) => {
-    const child = spawn('/bin/sh', ['-c', script, 'logrotate_script', logFilename], {
+    const child = spawn('/bin/sh', ['-c', script, 'logrotate_script', ...args], {
       stdio: ['ignore', 'ignore', 'inherit'],
       timeout: timeoutMs,
       killSignal: 'SIGKILL',

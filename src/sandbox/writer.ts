@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { close, constants, fstat, open, write } from 'node:fs';
+import { close, constants, fstat, open, stat, write } from 'node:fs';
 import { promisify } from 'node:util';
 import type { Logger } from '../diagnostics.js';
 import { RateLimitedLog } from '../diagnostics.js';
@@ -9,14 +9,22 @@ import type { Rotation } from './rotation.js';
 const openAsync = promisify(open);
 const writeAsync = promisify(write);
 const fstatAsync = promisify(fstat);
+const statAsync = promisify(stat);
 const closeAsync = promisify(close);
+
+/**
+ * The stage's usual size: a batch in flight plus what arrives meanwhile, each up to the high-water mark and a read.
+ * It grows for held tails and oversized chunks, and shrinks back from past MAX_KEPT_STAGE once mostly emptied.
+ */
+const STAGE_SIZE = 1024 * 1024;
+const MAX_KEPT_STAGE = 4 * STAGE_SIZE;
 
 export interface SandboxWriterOptions {
   path: string;
   maxSize: number;
   rotation: Rotation;
   log: Logger;
-  /** Bytes queued before write() asks the source to pause. */
+  /** Bytes queued before write() asks the source to pause (default 256 KiB: batches stay large, memory small). */
   highWaterMark?: number;
   /** How long an unterminated last line waits for its newline before it is written anyway. */
   partialLineDelayMs?: number;
@@ -45,16 +53,25 @@ export class SandboxWriter extends EventEmitter {
   private readonly retryDelayMs: number;
   private readonly holdLimit: number;
   private readonly errors: RateLimitedLog;
-  private queue: Buffer[] = [];
+  /**
+   * Bytes not yet on disk, [0, filled), copied out of the caller's chunks into one buffer reused for the whole
+   * stream: the batch being written, then the held tail (`heldLength` bytes), then `queued` new bytes.
+   * Why: allocating per chunk or per batch (Buffer.concat) leaves up to ~32 MB of dead ArrayBuffers between V8's
+   * young-generation GCs, most of the helper's peak RSS. Copying also lets the source reuse its read buffer.
+   */
+  private stage = Buffer.allocUnsafeSlow(STAGE_SIZE);
+  private filled = 0;
   private queued = 0;
   /** The unterminated tail of the input, held back so a rotation does not split its line. */
-  private held: Buffer | undefined;
+  private heldLength = 0;
   private heldSince = 0;
   private heldTimer: NodeJS.Timeout | undefined;
   private fd: number | undefined;
   /** Bytes counted against the live file. */
   private size = 0;
   private failedUntil = 0;
+  /** When the open live file was last checked to still be the one at the path. */
+  private checkedAt = 0;
   private pumping = false;
   private ending = false;
   private finished = false;
@@ -63,20 +80,31 @@ export class SandboxWriter extends EventEmitter {
 
   constructor(private readonly options: SandboxWriterOptions) {
     super();
-    this.highWaterMark = options.highWaterMark ?? 1 << 20;
+    this.highWaterMark = options.highWaterMark ?? 256 * 1024;
     this.partialLineDelayMs = options.partialLineDelayMs ?? 50;
     this.retryDelayMs = options.retryDelayMs ?? 1000;
     this.holdLimit = Math.min(options.maxSize, 1 << 20);
     this.errors = new RateLimitedLog(options.log);
   }
 
-  /** Queues a chunk. Returns false when the caller should wait for 'drain'. */
+  /** Queues a copy of the chunk (the caller may reuse it). Returns false when the caller should wait for 'drain'. */
   write(chunk: Buffer): boolean {
     this.stats.bytesIn += chunk.length;
-    this.queue.push(chunk);
+    if (this.filled + chunk.length > this.stage.length) this.resize(this.filled + chunk.length);
+    this.filled += chunk.copy(this.stage, this.filled);
     this.queued += chunk.length;
     this.pump();
     return this.queued < this.highWaterMark;
+  }
+
+  /** Moves the unwritten bytes into a new stage of at least `needed` bytes. */
+  private resize(needed: number): void {
+    let size = STAGE_SIZE;
+    while (size < needed) size *= 2;
+    const stage = Buffer.allocUnsafeSlow(size);
+    // An in-flight write keeps its view of the old buffer; the bytes from it on move along.
+    this.stage.copy(stage, 0, 0, this.filled);
+    this.stage = stage;
   }
 
   /** Writes everything still queued or held, closes the file and waits for rotation work to finish. */
@@ -104,46 +132,52 @@ export class SandboxWriter extends EventEmitter {
 
   private afterPump(): void {
     this.pumping = false;
-    if (this.queue.length > 0 || (this.ending && this.held !== undefined)) return this.pump();
-    if (this.held !== undefined && this.heldTimer === undefined) {
+    if (this.queued > 0 || (this.ending && this.heldLength > 0)) return this.pump();
+    if (this.heldLength > 0 && this.heldTimer === undefined) {
       const wait = Math.max(0, this.heldSince + this.partialLineDelayMs - Date.now());
       this.heldTimer = setTimeout(() => {
         this.heldTimer = undefined;
         this.pump();
       }, wait);
     }
-    if (this.ending && this.held === undefined) void this.finish();
+    if (this.ending && this.heldLength === 0) void this.finish();
   }
 
   private async drainQueue(): Promise<void> {
-    while (this.queue.length > 0 || this.heldExpired()) {
-      const held = this.held;
+    while (this.queued > 0 || this.heldExpired()) {
+      const heldBefore = this.heldLength;
       const flushTail = this.heldExpired();
-      const parts = held === undefined ? this.queue : [held, ...this.queue];
-      const data = parts.length === 1 ? parts[0] : Buffer.concat(parts);
-      this.queue = [];
+      const data = this.stage.subarray(0, this.filled);
       this.queued = 0;
-      this.held = undefined;
+      this.heldLength = 0;
       this.emit('drain');
 
       let body = data;
       if (!flushTail) {
-        const lastNewline = data.lastIndexOf(0x0a);
+        // The held tail has no newline: search only what came after it, so a long line in small writes stays linear.
+        const found = data.subarray(heldBefore).lastIndexOf(0x0a);
+        const lastNewline = found < 0 ? -1 : heldBefore + found;
         const tail = data.length - lastNewline - 1;
         if (tail > 0 && tail <= this.holdLimit) {
           body = data.subarray(0, lastNewline + 1);
-          this.held = data.subarray(lastNewline + 1);
+          this.heldLength = tail;
           // The clock runs from the oldest held byte: a tail that only grows keeps its first arrival time.
-          if (held === undefined || lastNewline >= 0) this.heldSince = Date.now();
+          if (heldBefore === 0 || lastNewline >= 0) this.heldSince = Date.now();
         }
       }
-      if (body.length > 0) await this.append(body);
+      if (body.length > 0) {
+        await this.append(body);
+        // Written or dropped: the held tail and whatever arrived meanwhile move to the front.
+        this.stage.copyWithin(0, body.length, this.filled);
+        this.filled -= body.length;
+        if (this.stage.length > MAX_KEPT_STAGE && this.filled <= STAGE_SIZE / 2) this.resize(this.filled);
+      }
     }
   }
 
   /** A held tail is written once it has waited long enough, or when the stream ends. */
   private heldExpired(): boolean {
-    if (this.held === undefined) return false;
+    if (this.heldLength === 0) return false;
     return this.ending || Date.now() - this.heldSince >= this.partialLineDelayMs;
   }
 
@@ -156,7 +190,9 @@ export class SandboxWriter extends EventEmitter {
       const room = Math.max(0, maxSize - this.size);
       const rest = data.length - offset;
       const length = rest <= room ? rest : chooseCut(data, offset, room, this.size, rotation.minFill);
-      if (length > 0 && !(await this.writeAll(data.subarray(offset, offset + length)))) return;
+      if (length > 0 && !(await this.writeAll(data.subarray(offset, offset + length)))) {
+        return this.drop(data.length - offset - length);
+      }
       offset += length;
       if (offset < data.length) await this.rotate();
     }
@@ -179,17 +215,36 @@ export class SandboxWriter extends EventEmitter {
 
   /** Opens the live file if it is not open. False while disk errors are backing off or the open fails. */
   private async openLive(): Promise<boolean> {
-    if (this.fd !== undefined) return true;
+    if (this.fd !== undefined && !(await this.liveFileMoved())) return true;
     if (Date.now() < this.failedUntil) return false;
     try {
       const fd = await openAsync(this.options.path, constants.O_WRONLY | constants.O_CREAT | constants.O_APPEND, 0o644);
       this.fd = fd;
       this.size = (await fstatAsync(fd)).size;
+      this.checkedAt = Date.now();
       return true;
     } catch (err) {
       this.diskError(err);
       return false;
     }
+  }
+
+  /**
+   * At most once per retry interval: is the open live file still the one at the path? Someone may have deleted it
+   * (to free space) or the whole sandbox; writing on would fill a file nobody sees, so it is closed to be reopened.
+   */
+  private async liveFileMoved(): Promise<boolean> {
+    const now = Date.now();
+    if (now - this.checkedAt < this.retryDelayMs) return false;
+    this.checkedAt = now;
+    const [open, current] = await Promise.all([
+      fstatAsync(this.fd!).catch(() => undefined),
+      statAsync(this.options.path).catch(() => undefined),
+    ]);
+    if (open !== undefined && current !== undefined && open.ino === current.ino && open.dev === current.dev) return false;
+    this.options.log.warn({ path: this.options.path }, 'the live file was deleted or replaced; reopening it');
+    await this.closeLive();
+    return true;
   }
 
   private async writeAll(data: Buffer): Promise<boolean> {

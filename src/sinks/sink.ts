@@ -6,7 +6,7 @@ import { RecordQueue } from './record-queue.js';
 export type WhenFull = 'drop_oldest' | 'drop_newest';
 
 export interface BufferConfig {
-  /** Bytes of line data this sink may hold; beyond it `when_full` applies. */
+  /** Memory this sink may hold: line bytes plus RECORD_OVERHEAD_BYTES per line; beyond it `when_full` applies. */
   maxBytes: number;
   whenFull: WhenFull;
 }
@@ -31,6 +31,12 @@ export interface SinkHealth {
   /** ms since the epoch of the last successful send. */
   lastSent?: number;
 }
+
+/**
+ * What holding a line costs beyond its bytes (record object, Buffer view, queue slot: ~180 bytes on Node 20).
+ * Counted against max_bytes, so a flood of empty or short lines is bounded too, not only long ones.
+ */
+export const RECORD_OVERHEAD_BYTES = 200;
 
 const MIN_BACKOFF_MS = 100;
 const MAX_BACKOFF_MS = 30_000;
@@ -81,10 +87,11 @@ export abstract class Sink {
   /** Takes a record without blocking. When the buffer is full, `when_full` decides which record is dropped. */
   accept(record: LogRecord): void {
     const size = record.bytes.length;
+    const cost = size + RECORD_OVERHEAD_BYTES;
     this.stats.linesIn++;
     this.stats.bytesIn += size;
-    if (size > this.buffer.maxBytes) return this.drop(record, 'too_large');
-    while (this.queue.bytes + this.inFlightBytes + size > this.buffer.maxBytes) {
+    if (cost > this.buffer.maxBytes) return this.drop(record, 'too_large');
+    while (this.heldCost() + cost > this.buffer.maxBytes) {
       const victim = this.buffer.whenFull === 'drop_oldest' ? this.queue.shift() : undefined;
       if (victim === undefined) return this.drop(record, 'buffer_full');
       this.drop(victim, 'buffer_full');
@@ -124,6 +131,12 @@ export abstract class Sink {
     this.aborted = true;
     this.wake?.();
     void this.close().catch(() => undefined);
+  }
+
+  /** What the buffered records cost against max_bytes. */
+  private heldCost(): number {
+    const lines = this.queue.length + this.inFlight.length;
+    return this.queue.bytes + this.inFlightBytes + lines * RECORD_OVERHEAD_BYTES;
   }
 
   private drop(record: LogRecord, reason: DropReason): void {
@@ -168,6 +181,8 @@ export abstract class Sink {
   /** Waits, but wakes early when the sink is aborted. */
   private sleep(ms: number): Promise<void> {
     return new Promise((resolve) => {
+      // Aborted while a send was pending: nothing will wake this sleep, so do not start it.
+      if (this.aborted) return resolve();
       const timer = setTimeout(resolve, ms);
       this.wake = () => {
         if (!this.aborted) return;

@@ -1,0 +1,236 @@
+import { utf8Bytes, type LogRecord } from '../lines/record.js';
+import type { StreamMetadata } from '../mesos/metadata.js';
+
+/** RFC 5424 facility codes, by the names syslog.conf uses. */
+export const FACILITIES = {
+  kern: 0,
+  user: 1,
+  mail: 2,
+  daemon: 3,
+  auth: 4,
+  syslog: 5,
+  lpr: 6,
+  news: 7,
+  uucp: 8,
+  cron: 9,
+  authpriv: 10,
+  ftp: 11,
+  ntp: 12,
+  security: 13,
+  console: 14,
+  clock: 15,
+  local0: 16,
+  local1: 17,
+  local2: 18,
+  local3: 19,
+  local4: 20,
+  local5: 21,
+  local6: 22,
+  local7: 23,
+} as const;
+
+export type FacilityName = keyof typeof FACILITIES;
+
+/** informational for stdout, error for stderr, as the journald container loggers do. */
+const SEVERITY = { stdout: 6, stderr: 3 } as const;
+
+/** 32473 is the Private Enterprise Number RFC 5612 reserves for examples: no one's registered number. */
+export const DEFAULT_SD_ID = 'mesos@32473';
+
+// RFC 5424 field limits.
+export const MAX_HOSTNAME = 255;
+export const MAX_APP_NAME = 48;
+const MAX_SD_NAME = 32;
+/** Every receiver must take 480-byte messages (RFC 5424 6.1), so no configured limit goes below it. */
+export const MIN_MESSAGE_BYTES = 480;
+
+const BOM = '\ufeff';
+const STAMP_BYTES = 'YYYY-MM-DDTHH:mm:ss.sssZ'.length;
+
+/** What the structured-data element can carry, in this order. `partial="true"` is added to cut lines regardless. */
+export const SD_PARAMS = ['agent_id', 'framework_id', 'executor_id', 'container_id', 'task_id', 'stream'] as const;
+export type SdParam = (typeof SD_PARAMS)[number];
+
+export interface SyslogFormat {
+  facility: FacilityName;
+  /** HOSTNAME; default: the record's metadata hostname. */
+  hostname?: string;
+  /** APP-NAME; default: task id, else executor id, else `mesos-task`. */
+  appName?: string;
+  sdId: string;
+  /** SD-PARAMs to include, when the metadata has them. */
+  sdParams: readonly SdParam[];
+  /** Start MSG with a BOM, as RFC 5424 asks of UTF-8 messages (MSG-UTF8) rather than MSG-ANY. */
+  utf8Bom: boolean;
+  /** Longest message (without framing): a longer MSG is cut on a UTF-8 character boundary; 0: no limit. */
+  maxMessageBytes: number;
+}
+
+/** True for a valid RFC 5424 SD-ID of the private `name@PEN` form. */
+export function isSdId(value: string): boolean {
+  // SD-NAME characters (PRINTUSASCII but `=`, SP, `]`, `"`), no `@` in the name, then a (dotted) enterprise number.
+  return value.length <= MAX_SD_NAME && /^[!#-<>?A-\\^-~]+@\d+(\.\d+)*$/.test(value);
+}
+
+/** True when `value` is PRINTUSASCII (33..126), 1 to `max` characters, as HOSTNAME and APP-NAME must be. */
+export function isPrintableAscii(value: string, max: number): boolean {
+  return value.length >= 1 && value.length <= max && /^[!-~]+$/.test(value);
+}
+
+/** A header field from arbitrary text: non-printable characters become `_`, the RFC limit applies, empty is `-`. */
+function headerField(value: string | undefined, max: number): string {
+  if (value === undefined || value === '') return '-';
+  return value.replace(/[^!-~]/g, '_').slice(0, max);
+}
+
+const escapeParamValue = (value: string): string => value.replace(/["\\\]]/g, '\\$&');
+
+/** What every message of one metadata object shares, prebuilt once: the cost per line is then a few copies. */
+interface MetaParts {
+  /** `<PRI>1 ` */
+  head: Buffer;
+  /** ` HOSTNAME APP-NAME - MSGID [SD] ` (plus BOM), for whole and for partial lines. */
+  tail: Buffer;
+  partialTail: Buffer;
+}
+
+/**
+ * Encodes records as RFC 5424 messages into one Buffer per batch: octet-counted frames (RFC 6587) for stream
+ * transports, or bare messages for datagrams. Everything but the timestamp and MSG is cached per metadata object,
+ * and the timestamp per millisecond.
+ */
+export class SyslogEncoder {
+  private readonly parts = new WeakMap<StreamMetadata, MetaParts>();
+  private stampTime = Number.NaN;
+  private readonly stamp = Buffer.alloc(STAMP_BYTES);
+  // Scratch per batch, reused so a batch allocates only its output.
+  private readonly messages: Buffer[] = [];
+  private readonly lengths: number[] = [];
+
+  constructor(private readonly format: SyslogFormat) {}
+
+  /** `LEN SP MSG` for each record, concatenated: one socket write. */
+  octetCounted(batch: LogRecord[]): Buffer {
+    return this.encode(batch, true).out;
+  }
+
+  /** One message per record, as slices of one allocation: one datagram each. */
+  datagrams(batch: LogRecord[]): Buffer[] {
+    const { out, ends } = this.encode(batch, false);
+    const datagrams: Buffer[] = new Array(batch.length);
+    let start = 0;
+    for (let i = 0; i < batch.length; i++) {
+      datagrams[i] = out.subarray(start, ends[i]);
+      start = ends[i];
+    }
+    return datagrams;
+  }
+
+  private encode(batch: LogRecord[], framed: boolean): { out: Buffer; ends: number[] } {
+    const count = batch.length;
+    const { messages, lengths } = this;
+    const limit = this.format.maxMessageBytes;
+    let total = 0;
+    for (let i = 0; i < count; i++) {
+      const record = batch[i];
+      const parts = this.partsOf(record.meta);
+      const message = utf8Bytes(record);
+      const headerBytes = parts.head.length + STAMP_BYTES + (record.partial ? parts.partialTail : parts.tail).length;
+      let length = headerBytes + message.length;
+      if (limit > 0 && length > limit) length = headerBytes + utf8Prefix(message, limit - headerBytes);
+      messages[i] = message;
+      lengths[i] = length;
+      total += length + (framed ? decimalDigits(length) + 1 : 0);
+    }
+    const out = Buffer.allocUnsafe(total);
+    const ends: number[] = framed ? [] : new Array(count);
+    let at = 0;
+    for (let i = 0; i < count; i++) {
+      const record = batch[i];
+      const parts = this.partsOf(record.meta);
+      const tail = record.partial ? parts.partialTail : parts.tail;
+      const length = lengths[i];
+      if (framed) at = writeDecimal(out, at, length);
+      // TypedArray.set: far cheaper than Buffer.copy for these short pieces.
+      out.set(parts.head, at);
+      at += parts.head.length;
+      out.set(this.stampOf(record.time), at);
+      at += STAMP_BYTES;
+      out.set(tail, at);
+      at += tail.length;
+      const message = messages[i];
+      const messageBytes = length - parts.head.length - STAMP_BYTES - tail.length;
+      at += message.copy(out, at, 0, messageBytes);
+      if (!framed) ends[i] = at;
+    }
+    messages.fill(undefined as unknown as Buffer, 0, count);
+    return { out, ends };
+  }
+
+  /** RFC 3339 UTC with milliseconds. */
+  private stampOf(time: number): Buffer {
+    if (time !== this.stampTime) {
+      this.stamp.write(new Date(time).toISOString(), 0, 'latin1');
+      this.stampTime = time;
+    }
+    return this.stamp;
+  }
+
+  private partsOf(meta: StreamMetadata): MetaParts {
+    let parts = this.parts.get(meta);
+    if (parts === undefined) {
+      parts = this.buildParts(meta);
+      this.parts.set(meta, parts);
+    }
+    return parts;
+  }
+
+  private buildParts(meta: StreamMetadata): MetaParts {
+    const { format } = this;
+    const pri = FACILITIES[format.facility] * 8 + SEVERITY[meta.stream];
+    const hostname = headerField(format.hostname ?? meta.hostname, MAX_HOSTNAME);
+    const appName = headerField(format.appName ?? meta.task_id ?? meta.executor_id ?? 'mesos-task', MAX_APP_NAME);
+    let params = '';
+    for (const name of SD_PARAMS) {
+      const value = meta[name];
+      if (value !== undefined && format.sdParams.includes(name)) params += ` ${name}="${escapeParamValue(value)}"`;
+    }
+    const bom = format.utf8Bom ? BOM : '';
+    // PROCID is the NILVALUE: the task's pid is not known to the helper, and the helper's own would mislead.
+    const before = ` ${hostname} ${appName} - ${meta.stream} [${format.sdId}${params}`;
+    return {
+      head: Buffer.from(`<${pri}>1 `, 'latin1'),
+      tail: Buffer.from(`${before}] ${bom}`),
+      partialTail: Buffer.from(`${before} partial="true"] ${bom}`),
+    };
+  }
+}
+
+/** The longest prefix of valid UTF-8 `bytes` no longer than `max` that does not split a character. */
+function utf8Prefix(bytes: Buffer, max: number): number {
+  if (max <= 0) return 0;
+  if (max >= bytes.length) return bytes.length;
+  let end = max;
+  while (end > 0 && (bytes[end] & 0xc0) === 0x80) end--;
+  return end;
+}
+
+function decimalDigits(n: number): number {
+  let digits = 1;
+  while (n >= 10) {
+    n = Math.floor(n / 10);
+    digits++;
+  }
+  return digits;
+}
+
+/** Writes `n` and a space at `at`; returns the offset after them. */
+function writeDecimal(out: Buffer, at: number, n: number): number {
+  const end = at + decimalDigits(n);
+  for (let i = end - 1; i >= at; i--) {
+    out[i] = 0x30 + (n % 10);
+    n = Math.floor(n / 10);
+  }
+  out[end] = 0x20;
+  return end + 1;
+}

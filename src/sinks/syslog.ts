@@ -1,0 +1,213 @@
+import { readFileSync } from 'node:fs';
+import { connect as netConnect, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
+import { ConfigError, type ConfigReader } from '../config/reader.js';
+import type { LogRecord } from '../lines/record.js';
+import { Sink } from './sink.js';
+import type { SinkContext, SinkType } from './sink-type.js';
+import {
+  DEFAULT_SD_ID,
+  FACILITIES,
+  MAX_APP_NAME,
+  MAX_HOSTNAME,
+  MIN_MESSAGE_BYTES,
+  SD_PARAMS,
+  SyslogEncoder,
+  isPrintableAscii,
+  isSdId,
+  type FacilityName,
+  type SdParam,
+} from './syslog-format.js';
+import { StreamTransport } from './syslog-stream.js';
+import { DatagramTransport } from './syslog-udp.js';
+
+const TRANSPORTS = ['tcp', 'tls', 'udp'] as const;
+type Transport = (typeof TRANSPORTS)[number];
+
+const DEFAULT_PORT: Record<Transport, number> = { tcp: 514, udp: 514, tls: 6514 };
+/** RFC 5426 asks receivers to take 2048-byte datagrams; beyond that, fragmentation and receiver limits bite. */
+const DEFAULT_UDP_MAX_BYTES = 2048;
+/** The largest UDP payload over IPv4. */
+const MAX_UDP_BYTES = 65_507;
+
+export interface SyslogTlsOptions {
+  ca_file?: string;
+  cert_file?: string;
+  key_file?: string;
+  servername?: string;
+  reject_unauthorized: boolean;
+}
+
+interface SyslogMessageOptions {
+  host: string;
+  port: number;
+  facility: FacilityName;
+  app_name?: string;
+  hostname?: string;
+  sd_id: string;
+  sd_params: SdParam[];
+  utf8_bom: boolean;
+  /** 0: no limit. */
+  max_message_bytes: number;
+}
+
+interface SyslogConnectionOptions {
+  connect_timeout_ms: number;
+  replay_max_bytes: number;
+  replay_max_age_ms: number;
+}
+
+/** The normalized `syslog` sink options, as check-config prints them: only the keys the transport uses. */
+export type SyslogOptions =
+  | ({ transport: 'udp' } & SyslogMessageOptions)
+  | ({ transport: 'tcp' } & SyslogMessageOptions & SyslogConnectionOptions)
+  | ({ transport: 'tls' } & SyslogMessageOptions & SyslogConnectionOptions & { tls: SyslogTlsOptions });
+
+const CONNECTION_KEYS = ['connect_timeout_ms', 'replay_max_bytes', 'replay_max_age_ms'] as const;
+
+function parseMessageOptions(reader: ConfigReader, transport: Transport): SyslogMessageOptions {
+  const headerField = (name: string, max: number): string | undefined => {
+    const value = reader.optionalString(name);
+    if (value !== undefined && !isPrintableAscii(value, max)) {
+      throw new ConfigError(reader.key(name), value, `must be 1 to ${max} printable ASCII characters, no spaces`);
+    }
+    return value;
+  };
+  const appName = headerField('app_name', MAX_APP_NAME);
+  const hostname = headerField('hostname', MAX_HOSTNAME);
+  const sdId = reader.string('sd_id', DEFAULT_SD_ID);
+  if (!isSdId(sdId)) {
+    const why = 'must be name@enterprise-number, at most 32 printable characters, without =, ], " or spaces';
+    throw new ConfigError(reader.key('sd_id'), sdId, why);
+  }
+  const sdParams = reader.stringList('sd_params') ?? [...SD_PARAMS];
+  const unknownParam = sdParams.find((name) => !(SD_PARAMS as readonly string[]).includes(name));
+  if (unknownParam !== undefined) {
+    throw new ConfigError(reader.key('sd_params'), sdParams, `has ${unknownParam}; choose from ${SD_PARAMS.join(', ')}`);
+  }
+  const udp = transport === 'udp';
+  const maxMessageBytes = reader.bytes('max_message_bytes', udp ? DEFAULT_UDP_MAX_BYTES : 0, 0);
+  const inRange = udp
+    ? maxMessageBytes >= MIN_MESSAGE_BYTES && maxMessageBytes <= MAX_UDP_BYTES
+    : maxMessageBytes === 0 || maxMessageBytes >= MIN_MESSAGE_BYTES;
+  if (!inRange) {
+    const range = udp ? `from ${MIN_MESSAGE_BYTES} to ${MAX_UDP_BYTES}` : `0 (no limit) or at least ${MIN_MESSAGE_BYTES}`;
+    throw new ConfigError(reader.key('max_message_bytes'), reader.map.max_message_bytes, `must be ${range} bytes`);
+  }
+  return {
+    host: reader.string('host', '127.0.0.1'),
+    port: reader.integer('port', DEFAULT_PORT[transport], 1, 65_535),
+    facility: reader.oneOf('facility', Object.keys(FACILITIES) as FacilityName[], 'user'),
+    ...(appName === undefined ? {} : { app_name: appName }),
+    ...(hostname === undefined ? {} : { hostname }),
+    sd_id: sdId,
+    sd_params: [...new Set(sdParams)] as SdParam[],
+    utf8_bom: reader.boolean('utf8_bom', false),
+    max_message_bytes: maxMessageBytes,
+  };
+}
+
+function parseConnectionOptions(reader: ConfigReader): SyslogConnectionOptions {
+  return {
+    connect_timeout_ms: reader.integer('connect_timeout_ms', 5000, 1, 600_000),
+    replay_max_bytes: reader.bytes('replay_max_bytes', 1024 * 1024, 0),
+    replay_max_age_ms: reader.integer('replay_max_age_ms', 5000, 0, 3_600_000),
+  };
+}
+
+function parseTls(reader: ConfigReader): SyslogTlsOptions {
+  const tls: SyslogTlsOptions = { reject_unauthorized: reader.boolean('reject_unauthorized', true) };
+  for (const name of ['ca_file', 'cert_file', 'key_file', 'servername'] as const) {
+    const value = reader.optionalString(name);
+    if (value !== undefined) tls[name] = value;
+  }
+  if ((tls.cert_file === undefined) !== (tls.key_file === undefined)) {
+    const given = tls.cert_file === undefined ? 'key_file' : 'cert_file';
+    throw new ConfigError(reader.key(given), tls[given], 'needs both cert_file and key_file for a client certificate');
+  }
+  // The caller checks the sink's own keys; this nested map is ours to check.
+  reader.done();
+  return tls;
+}
+
+/** Keys that belong to another transport are named as such, rather than as unknown. */
+function rejectOtherTransportKeys(reader: ConfigReader, transport: Transport): void {
+  const misplaced = (name: string, why: string): void => {
+    if (reader.has(name)) throw new ConfigError(reader.key(name), reader.map[name], why);
+  };
+  if (transport === 'udp') for (const name of CONNECTION_KEYS) misplaced(name, 'applies only to transport tcp or tls');
+  if (transport !== 'tls') misplaced('tls', 'applies only to transport tls');
+}
+
+function parse(reader: ConfigReader): SyslogOptions {
+  const transport = reader.oneOf('transport', TRANSPORTS, 'tcp');
+  rejectOtherTransportKeys(reader, transport);
+  const message = parseMessageOptions(reader, transport);
+  if (transport === 'udp') return { transport, ...message };
+  const connection = parseConnectionOptions(reader);
+  if (transport === 'tcp') return { transport, ...message, ...connection };
+  return { transport, ...message, ...connection, tls: parseTls(reader.child('tls')) };
+}
+
+/** Forwards lines as RFC 5424 messages over TCP (RFC 6587 octet counting), TLS (RFC 5425) or UDP (RFC 5426). */
+class SyslogSink extends Sink {
+  private readonly transport: { write(batch: LogRecord[]): Promise<void>; close(): void };
+
+  constructor(options: SyslogOptions, context: SinkContext) {
+    super(context.name, context.buffer, context.log);
+    const encoder = new SyslogEncoder({
+      facility: options.facility,
+      hostname: options.hostname,
+      appName: options.app_name,
+      sdId: options.sd_id,
+      sdParams: options.sd_params,
+      utf8Bom: options.utf8_bom,
+      maxMessageBytes: options.max_message_bytes,
+    });
+    if (options.transport === 'udp') {
+      const datagrams = new DatagramTransport(options.host, options.port);
+      this.transport = { write: (batch) => datagrams.write(encoder.datagrams(batch)), close: () => datagrams.close() };
+    } else {
+      const stream = new StreamTransport({
+        open: openConnection(options),
+        peer: `${options.transport}://${options.host}:${options.port}`,
+        connectTimeoutMs: options.connect_timeout_ms,
+        replay: { maxBytes: options.replay_max_bytes, maxAgeMs: options.replay_max_age_ms },
+        onReconnect: () => this.countReconnect(),
+        log: context.log,
+      });
+      this.transport = { write: (batch) => stream.write(encoder.octetCounted(batch)), close: () => stream.close() };
+    }
+  }
+
+  protected send(batch: LogRecord[]): Promise<void> {
+    return this.transport.write(batch);
+  }
+
+  protected async close(): Promise<void> {
+    this.transport.close();
+  }
+}
+
+/** How to start one connection. Key and certificate files are read per connection, so renewed ones are picked up. */
+function openConnection(options: Exclude<SyslogOptions, { transport: 'udp' }>): () => Socket {
+  const { host, port } = options;
+  if (options.transport === 'tcp') return () => netConnect({ host, port });
+  const { tls } = options;
+  return () =>
+    tlsConnect({
+      host,
+      port,
+      ca: tls.ca_file === undefined ? undefined : readFileSync(tls.ca_file),
+      cert: tls.cert_file === undefined ? undefined : readFileSync(tls.cert_file),
+      key: tls.key_file === undefined ? undefined : readFileSync(tls.key_file),
+      servername: tls.servername,
+      rejectUnauthorized: tls.reject_unauthorized,
+    });
+}
+
+export const syslogSink: SinkType<SyslogOptions> = {
+  type: 'syslog',
+  parse,
+  create: (options, context) => new SyslogSink(options, context),
+};

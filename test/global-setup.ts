@@ -1,0 +1,46 @@
+import { execFileSync } from 'node:child_process';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { TestProject } from 'vitest/node';
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    /** This run's copy of the launchers and the bundle (see below). */
+    launcherDir: string;
+  }
+}
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+
+/**
+ * Builds the bundle once per run, then lays it out as it is installed, launchers beside the bundle, in a directory
+ * of this run's own: other runs in the same tree rebuild dist/ while these tests spawn the helper. It stays under
+ * dist/ so that the bundle still finds the project's node_modules (journald's native addon).
+ */
+export default function setup(project: TestProject): () => void {
+  const runs = join(ROOT, 'dist', 'test-runs');
+  // Left behind by runs that were killed.
+  for (const pid of existsSync(runs) ? readdirSync(runs) : []) {
+    if (!existsSync(`/proc/${pid}`)) rmSync(join(runs, pid), { recursive: true, force: true });
+  }
+  const dir = join(runs, String(process.pid));
+  for (let attempt = 1; ; attempt++) {
+    execFileSync(process.execPath, ['scripts/build.mjs'], { cwd: ROOT, stdio: 'inherit' });
+    mkdirSync(dir, { recursive: true, mode: 0o755 });
+    copyFileSync(join(ROOT, 'dist/mesos-log-splitter.mjs'), join(dir, 'mesos-log-splitter.mjs'));
+    try {
+      // A build running elsewhere at the same moment may have left a half-written file.
+      execFileSync(process.execPath, ['--check', join(dir, 'mesos-log-splitter.mjs')], { stdio: 'ignore' });
+      break;
+    } catch (err) {
+      if (attempt === 3) throw err;
+    }
+  }
+  for (const launcher of ['mesos-logrotate-logger', 'mesos-log-splitter']) {
+    copyFileSync(join(ROOT, 'bin', launcher), join(dir, launcher));
+    chmodSync(join(dir, launcher), 0o755);
+  }
+  project.provide('launcherDir', dir);
+  return () => rmSync(dir, { recursive: true, force: true });
+}

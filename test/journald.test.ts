@@ -1,0 +1,372 @@
+import { Writable } from 'node:stream';
+import pino from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ConfigReader } from '../src/config/reader.js';
+import type { LogRecord } from '../src/lines/record.js';
+import type { StreamMetadata } from '../src/mesos/metadata.js';
+import { journaldSink, type JournaldOptions } from '../src/sinks/journald.js';
+import { EntryEncoder, journaldFieldName } from '../src/sinks/journald-entry.js';
+import type { Sink } from '../src/sinks/sink.js';
+import { JOURNALD_BIN, TestJournald, type JournalEntry } from './helpers/journald.js';
+import { isRoot } from './helpers/tmpfs.js';
+import { sleep, waitFor } from './helpers/wait.js';
+
+let unique = 0;
+/** A fresh executor id per test: journal queries filter on it. */
+const executorId = (): string => `E-${process.pid}-${Date.now()}-${unique++}`;
+
+function metaFor(overrides: Partial<StreamMetadata> = {}): StreamMetadata {
+  return {
+    stream: 'stdout',
+    hostname: 'agent-1',
+    sandbox: '/tmp/sandbox',
+    agent_id: 'A1-S0',
+    framework_id: 'F1-0000',
+    executor_id: executorId(),
+    container_id: 'C1.C2',
+    executor_labels: {},
+    task_labels: {},
+    ...overrides,
+  };
+}
+
+const record = (meta: StreamMetadata, line: string | Buffer, partial = false): LogRecord => ({
+  bytes: typeof line === 'string' ? Buffer.from(line) : line,
+  partial,
+  time: Date.now(),
+  meta,
+});
+
+/** A pino logger whose lines the test can read. */
+function capturingLog(): { log: pino.Logger; lines: () => Record<string, unknown>[] } {
+  const out: string[] = [];
+  const stream = new Writable({
+    write(chunk, _encoding, callback) {
+      out.push(...String(chunk).split('\n').filter(Boolean));
+      callback();
+    },
+  });
+  return { log: pino({ level: 'debug' }, stream), lines: () => out.map((line) => JSON.parse(line)) };
+}
+
+const created: Sink[] = [];
+afterAll(async () => {
+  await Promise.all(created.map((sink) => sink.stop(Date.now())));
+});
+
+function makeSink(options: Record<string, unknown>, meta: StreamMetadata, log = capturingLog().log, maxBytes = 1 << 20): Sink {
+  const reader = new ConfigReader('sinks.j', options);
+  const parsed = journaldSink.parse(reader);
+  reader.done();
+  const sink = journaldSink.create(parsed, { name: 'j', buffer: { maxBytes, whenFull: 'drop_oldest' }, log, meta });
+  sink.start();
+  created.push(sink);
+  return sink;
+}
+
+function expectCountersAddUp(sink: Sink): void {
+  const { linesIn, linesSent, linesDropped } = sink.stats;
+  expect(linesIn).toBe(linesSent + linesDropped + sink.buffered().lines);
+}
+
+const messages = (entries: JournalEntry[]): unknown[] => entries.map((entry) => entry.MESSAGE);
+
+describe('journald sink: config', () => {
+  it('fills in defaults, derives the stream socket from the socket, and names bad keys', () => {
+    expect(journaldSink.parse(new ConfigReader('sinks.j', {}))).toEqual({
+      transport: 'native',
+      socket: '/run/systemd/journal/socket',
+      stream_socket: '/run/systemd/journal/stdout',
+      max_entry_bytes: 131072,
+    } satisfies JournaldOptions);
+    expect(
+      journaldSink.parse(
+        new ConfigReader('sinks.j', { socket: '/run/systemd/journal.ns/socket', identifier: 'web', max_entry_bytes: '16KB', transport: 'stream' }),
+      ),
+    ).toEqual({
+      transport: 'stream',
+      socket: '/run/systemd/journal.ns/socket',
+      stream_socket: '/run/systemd/journal.ns/stdout',
+      identifier: 'web',
+      max_entry_bytes: 16384,
+    });
+    expect(() => journaldSink.parse(new ConfigReader('sinks.j', { transport: 'udp' }))).toThrow(
+      'sinks.j.transport: "udp" must be one of native, stream',
+    );
+    expect(() => journaldSink.parse(new ConfigReader('sinks.j', { max_entry_bytes: 100 }))).toThrow(
+      'sinks.j.max_entry_bytes: 100 must be at least 4096 bytes',
+    );
+    expect(() => journaldSink.parse(new ConfigReader('sinks.j', { max_entry_bytes: '1GB' }))).toThrow(
+      'sinks.j.max_entry_bytes: "1GB" must be at most 67108864 bytes',
+    );
+    expect(() => journaldSink.parse(new ConfigReader('sinks.j', { identifier: '' }))).toThrow('sinks.j.identifier: "" must not be empty');
+  });
+
+  it('turns label keys into journald field names', () => {
+    expect(journaldFieldName('app.kubernetes.io/name')).toBe('APP_KUBERNETES_IO_NAME');
+    expect(journaldFieldName('_secret')).toBe('SECRET');
+    expect(journaldFieldName('9lives')).toBe('LIVES');
+    expect(journaldFieldName('__')).toBeUndefined();
+    expect(journaldFieldName('x'.repeat(100))).toBe('X'.repeat(64));
+  });
+
+  it('keeps every entry within max_entry_bytes and cuts on a character boundary', () => {
+    const encoder = new EntryEncoder({ identifier: undefined, maxEntryBytes: 4096 }, () => undefined);
+    for (const line of ['a'.repeat(10_000), 'é'.repeat(5000), '€'.repeat(3000)]) {
+      const entry = encoder.encode(record(metaFor(), line, true));
+      expect(entry.length).toBeLessThanOrEqual(4096);
+      expect(entry.length).toBeGreaterThan(4000);
+    }
+  });
+});
+
+describe.skipIf(!isRoot() || JOURNALD_BIN === undefined)('journald sink against a real systemd-journald', () => {
+  const journald = new TestJournald();
+  beforeAll(() => journald.start());
+  afterAll(() => journald.remove());
+
+  it('writes MESSAGE, PRIORITY, identifier, ids, labels and multi-line values as native fields', async () => {
+    const meta = metaFor({
+      task_id: 'web.1234',
+      executor_labels: { team: 'infra', 'app.kubernetes.io/name': 'web', priority: 'must not override' },
+      task_labels: { team: 'payments', notes: 'first line\nsecond line' },
+    });
+    const sink = makeSink({ socket: journald.socket }, meta);
+    sink.accept(record(meta, 'hello journald'));
+    sink.accept(record(meta, 'tab\there, ünïcödé ✓'));
+    sink.accept(record(meta, '  padded both sides  '));
+    const entries = await journald.waitForEntries({ EXECUTOR_ID: meta.executor_id! }, 3);
+    expect(messages(entries)).toEqual(['hello journald', 'tab\there, ünïcödé ✓', '  padded both sides  ']);
+    const entry = entries[0];
+    expect(entry).toMatchObject({
+      PRIORITY: '6',
+      SYSLOG_IDENTIFIER: 'web.1234',
+      STREAM: 'STDOUT',
+      FRAMEWORK_ID: 'F1-0000',
+      AGENT_ID: 'A1-S0',
+      EXECUTOR_ID: meta.executor_id,
+      CONTAINER_ID: 'C1.C2',
+      TASK_ID: 'web.1234',
+      TEAM: 'payments',
+      APP_KUBERNETES_IO_NAME: 'web',
+      NOTES: 'first line\nsecond line',
+      _TRANSPORT: 'journal',
+    });
+    expect(entry.PARTIAL_MESSAGE).toBeUndefined();
+    expect(sink.stats).toMatchObject({ linesIn: 3, linesSent: 3, linesDropped: 0, failedSends: 0, reconnects: 0 });
+    expect(sink.status().state).toBe('up');
+  });
+
+  it('uses PRIORITY 3 for stderr, the executor id or a configured identifier, and flags partial lines', async () => {
+    const meta = metaFor({ stream: 'stderr' });
+    const sink = makeSink({ socket: journald.socket }, meta);
+    sink.accept(record(meta, 'oops'));
+    sink.accept(record(meta, 'no newline yet', true));
+    const entries = await journald.waitForEntries({ EXECUTOR_ID: meta.executor_id! }, 2);
+    expect(entries.map((e) => [e.MESSAGE, e.PRIORITY, e.STREAM, e.SYSLOG_IDENTIFIER, e.PARTIAL_MESSAGE])).toEqual([
+      ['oops', '3', 'STDERR', meta.executor_id, undefined],
+      ['no newline yet', '3', 'STDERR', meta.executor_id, 'true'],
+    ]);
+    expect(entries[0].TASK_ID).toBeUndefined();
+
+    const named = metaFor();
+    makeSink({ socket: journald.socket, identifier: 'fixed-name' }, named).accept(record(named, 'named'));
+    const [entry] = await journald.waitForEntries({ EXECUTOR_ID: named.executor_id! }, 1);
+    expect(entry.SYSLOG_IDENTIFIER).toBe('fixed-name');
+  });
+
+  it('replaces invalid UTF-8 in MESSAGE and keeps other bytes, NUL included', async () => {
+    const meta = metaFor();
+    const sink = makeSink({ socket: journald.socket }, meta);
+    sink.accept(record(meta, Buffer.from([0x61, 0xff, 0x62, 0xc3, 0x28, 0x63])));
+    sink.accept(record(meta, Buffer.from('nul\0byte\rcr')));
+    const entries = await journald.waitForEntries({ EXECUTOR_ID: meta.executor_id! }, 2);
+    expect(entries[0].MESSAGE).toBe('a\uFFFDb\uFFFD(c');
+    // journalctl prints a value that is not printable text as its bytes.
+    expect(entries[1].MESSAGE).toEqual([...Buffer.from('nul\0byte\rcr')]);
+  });
+
+  it('truncates an oversized entry with a visible marker instead of dropping it', async () => {
+    const meta = metaFor();
+    const sink = makeSink({ socket: journald.socket, max_entry_bytes: 8192 }, meta);
+    sink.accept(record(meta, 'x'.repeat(20_000)));
+    sink.accept(record(meta, 'small after big'));
+    const entries = await journald.waitForEntries({ EXECUTOR_ID: meta.executor_id! }, 2);
+    const match = / \[truncated: (\d+) of 20000 bytes kept\]$/.exec(String(entries[0].MESSAGE));
+    expect(match).not.toBeNull();
+    const kept = Number(match![1]);
+    expect(entries[0].MESSAGE).toBe(`${'x'.repeat(kept)} [truncated: ${kept} of 20000 bytes kept]`);
+    expect(kept).toBeGreaterThan(7000);
+    expect(entries[1].MESSAGE).toBe('small after big');
+    expect(sink.stats).toMatchObject({ linesSent: 2, linesDropped: 0 });
+  });
+
+  it('lowers max_entry_bytes when the kernel refuses a datagram that large (EMSGSIZE)', async () => {
+    const meta = metaFor();
+    const { log, lines } = capturingLog();
+    const sink = makeSink({ socket: journald.socket, max_entry_bytes: '1MB' }, meta, log, 4 << 20);
+    sink.accept(record(meta, 'y'.repeat(600_000)));
+    sink.accept(record(meta, 'z'.repeat(1000)));
+    const entries = await journald.waitForEntries({ EXECUTOR_ID: meta.executor_id! }, 2);
+    // 1 MiB, 512 KiB and 256 KiB exceed the default 208 KiB datagram limit; 128 KiB fits.
+    expect(String(entries[0].MESSAGE)).toMatch(/^y+ \[truncated: \d+ of 600000 bytes kept\]$/);
+    expect(String(entries[0].MESSAGE).length).toBeGreaterThan(100_000);
+    expect(String(entries[0].MESSAGE).length).toBeLessThan(131_072);
+    expect(entries[1].MESSAGE).toBe('z'.repeat(1000));
+    const warnings = lines().filter((line) => String(line.msg).includes('lowering the limit'));
+    expect(warnings.map((w) => w.now)).toEqual([524288, 262144, 131072]);
+    expect(sink.stats).toMatchObject({ linesSent: 2, linesDropped: 0, failedSends: 0 });
+  });
+
+  it('leaves out labels that would crowd out the message, and says so', async () => {
+    const meta = metaFor({ executor_labels: { small: 'kept', huge: 'h'.repeat(5000) } });
+    const { log, lines } = capturingLog();
+    makeSink({ socket: journald.socket, max_entry_bytes: 8192 }, meta, log).accept(record(meta, 'with labels'));
+    const [entry] = await journald.waitForEntries({ EXECUTOR_ID: meta.executor_id! }, 1);
+    expect(entry.SMALL).toBe('kept');
+    expect(entry.HUGE).toBeUndefined();
+    expect(lines().find((line) => String(line.msg).includes('labels left out'))).toMatchObject({ labels: ['HUGE'] });
+  });
+
+  it('stream transport: MESSAGE, PRIORITY and identifier over the stdout socket, a new connection per identifier', async () => {
+    const id = `stream-${process.pid}-${unique++}`;
+    const meta = metaFor({ stream: 'stderr', task_id: id });
+    const sink = makeSink({ socket: journald.socket, transport: 'stream' }, meta);
+    sink.accept(record(meta, 'first via stream'));
+    sink.accept(record(meta, 'ünïcödé \xff'));
+    const renamed = { ...meta, task_id: `${id}-enriched` };
+    sink.accept(record(renamed, 'after enrichment'));
+    const entries = await journald.waitForEntries({ SYSLOG_IDENTIFIER: id }, 2);
+    expect(entries.map((e) => [e.MESSAGE, e.PRIORITY, e._TRANSPORT, e.EXECUTOR_ID])).toEqual([
+      ['first via stream', '3', 'stdout', undefined],
+      ['ünïcödé ÿ', '3', 'stdout', undefined],
+    ]);
+    const [later] = await journald.waitForEntries({ SYSLOG_IDENTIFIER: `${id}-enriched` }, 1);
+    expect(later.MESSAGE).toBe('after enrichment');
+    expect(sink.stats).toMatchObject({ linesSent: 3, reconnects: 0, failedSends: 0 });
+  });
+
+  it('stream transport keeps one connection for many lines (journald half-closes it at once)', async () => {
+    const id = `stream-many-${process.pid}-${unique++}`;
+    const meta = metaFor({ task_id: id });
+    const sink = makeSink({ socket: journald.socket, transport: 'stream' }, meta);
+    const lines = Array.from({ length: 3000 }, (_, i) => `  many ${i} ${'m'.repeat(i % 200)}.`);
+    for (const line of lines) sink.accept(record(meta, line));
+    const entries = await journald.waitForEntries({ SYSLOG_IDENTIFIER: id }, lines.length);
+    expect(messages(entries)).toEqual(lines);
+    expect(sink.stats).toMatchObject({ linesSent: lines.length, reconnects: 0, failedSends: 0 });
+  });
+
+  it('waits out a stalled journald (EAGAIN), retries, and delivers every line once', async () => {
+    const meta = metaFor();
+    const sink = makeSink({ socket: journald.socket }, meta);
+    sink.accept(record(meta, 'before the stall'));
+    await journald.waitForEntries({ EXECUTOR_ID: meta.executor_id! }, 1);
+    journald.pause();
+    try {
+      for (let i = 0; i < 200; i++) sink.accept(record(meta, `line ${i}`));
+      await waitFor(() => sink.stats.failedSends > 0, { timeoutMs: 5000, what: 'a failed send' });
+      expect(sink.status()).toMatchObject({ state: 'down', lastError: `journald socket ${journald.socket}: EAGAIN` });
+    } finally {
+      journald.resume();
+    }
+    const entries = await journald.waitForEntries({ EXECUTOR_ID: meta.executor_id! }, 201);
+    expect(messages(entries)).toEqual(['before the stall', ...Array.from({ length: 200 }, (_, i) => `line ${i}`)]);
+    await waitFor(() => sink.stats.linesSent === 201, { what: 'all sent' });
+    expectCountersAddUp(sink);
+  });
+
+  it('stop() settles by its deadline while journald never reads, counting what is left as buffered', async () => {
+    const meta = metaFor();
+    for (const transport of ['native', 'stream']) {
+      const sink = makeSink({ socket: journald.socket, transport }, meta);
+      sink.accept(record(meta, `${transport} warm-up`));
+      await waitFor(() => sink.stats.linesSent === 1, { what: 'warm-up sent' });
+      journald.pause();
+      try {
+        const line = 'w'.repeat(4000);
+        for (let i = 0; i < 500; i++) sink.accept(record(meta, line));
+        await sleep(200);
+        const started = Date.now();
+        await sink.stop(Date.now() + 300);
+        expect(Date.now() - started).toBeLessThan(1500);
+        expect(sink.buffered().lines).toBeGreaterThan(0);
+        expectCountersAddUp(sink);
+      } finally {
+        journald.resume();
+      }
+    }
+  });
+  it('stop() is prompt when the deadline lands in a send after the backoff has grown', async () => {
+    const meta = metaFor();
+    const sink = makeSink({ socket: journald.socket }, meta);
+    journald.pause();
+    try {
+      for (let i = 0; i < 100; i++) sink.accept(record(meta, `stalled ${i}`));
+      // Each send now waits 1 s for room, then backs off 100, 200, 400, 800 ms.
+      await waitFor(() => sink.stats.failedSends >= 4, { timeoutMs: 15_000, what: 'four failed sends' });
+      await sleep(1300);
+      const started = Date.now();
+      await sink.stop(Date.now() + 100);
+      expect(Date.now() - started).toBeLessThan(1000);
+      expectCountersAddUp(sink);
+    } finally {
+      journald.resume();
+    }
+  });
+});
+
+describe.skipIf(!isRoot() || JOURNALD_BIN === undefined)('journald sink faults', () => {
+  const journald = new TestJournald();
+  afterAll(() => journald.remove());
+
+  it('buffers while journald is down at start and delivers once it starts', async () => {
+    const meta = metaFor();
+    const sink = makeSink({ socket: journald.socket }, meta);
+    for (let i = 0; i < 20; i++) sink.accept(record(meta, `early ${i}`));
+    await waitFor(() => sink.stats.failedSends > 0, { what: 'a failed send' });
+    expect(sink.status()).toMatchObject({ state: 'down', lastError: `journald socket ${journald.socket}: ENOENT` });
+    expect(sink.stats.linesSent).toBe(0);
+    await journald.start();
+    const entries = await journald.waitForEntries({ EXECUTOR_ID: meta.executor_id! }, 20);
+    expect(messages(entries)).toEqual(Array.from({ length: 20 }, (_, i) => `early ${i}`));
+    await waitFor(() => sink.stats.linesSent === 20, { what: 'all sent' });
+    expect(sink.stats).toMatchObject({ linesIn: 20, linesSent: 20, linesDropped: 0, reconnects: 0 });
+    expectCountersAddUp(sink);
+  });
+
+  it('survives journald being killed mid-stream and restarted: no loss, no duplicates, a reconnect counted', async () => {
+    if (!journald.running) await journald.start();
+    const meta = metaFor();
+    const sink = makeSink({ socket: journald.socket }, meta);
+    for (let i = 0; i < 50; i++) sink.accept(record(meta, `line ${i}`));
+    await journald.waitForEntries({ EXECUTOR_ID: meta.executor_id! }, 50);
+    await journald.kill();
+    for (let i = 50; i < 100; i++) sink.accept(record(meta, `line ${i}`));
+    await waitFor(() => sink.stats.failedSends > 0, { what: 'a failed send' });
+    expect(sink.status().lastError).toBe(`journald socket ${journald.socket}: ECONNREFUSED`);
+    await journald.start();
+    const entries = await journald.waitForEntries({ EXECUTOR_ID: meta.executor_id! }, 100);
+    expect(messages(entries)).toEqual(Array.from({ length: 100 }, (_, i) => `line ${i}`));
+    await waitFor(() => sink.stats.linesSent === 100, { what: 'all sent' });
+    expect(sink.stats.reconnects).toBe(1);
+    expectCountersAddUp(sink);
+  });
+
+  it('stream transport reconnects after journald restarts', async () => {
+    if (!journald.running) await journald.start();
+    const id = `stream-restart-${process.pid}-${unique++}`;
+    const meta = metaFor({ task_id: id });
+    const sink = makeSink({ socket: journald.socket, transport: 'stream' }, meta);
+    sink.accept(record(meta, 'before'));
+    await journald.waitForEntries({ SYSLOG_IDENTIFIER: id }, 1);
+    await journald.kill();
+    sink.accept(record(meta, 'during'));
+    await waitFor(() => sink.stats.failedSends > 0, { what: 'a failed send' });
+    await journald.start();
+    sink.accept(record(meta, 'after'));
+    const entries = await journald.waitForEntries({ SYSLOG_IDENTIFIER: id }, 3);
+    expect(messages(entries)).toEqual(['before', 'during', 'after']);
+    expect(sink.stats).toMatchObject({ linesSent: 3, reconnects: 1 });
+  });
+});

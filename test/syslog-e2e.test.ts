@@ -1,0 +1,235 @@
+// End to end: the built helper, started as the agent starts it, tees a real pipe into the sandbox and a real rsyslogd.
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
+import { hostname } from 'node:os';
+import { dirname, join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { numberedLines } from './helpers/data.js';
+import { Rsyslog, type SyslogTransport } from './helpers/rsyslog.js';
+import { makeSandbox } from './helpers/sandbox.js';
+import { agentEnv } from './helpers/env.js';
+import { spawnLogger, type Diagnostic, type PipedProcess } from './helpers/spawn.js';
+import { sleep, waitFor } from './helpers/wait.js';
+
+const SHUTDOWN_MS = 1000;
+
+let rsyslog: Rsyslog;
+
+beforeAll(async () => {
+  rsyslog = await Rsyslog.create();
+  await rsyslog.start();
+});
+
+afterAll(async () => {
+  await rsyslog?.dispose();
+});
+
+/** A Mesos sandbox path (so the ids come from it) and a config file naming the sinks. */
+function setup(stream: 'stdout' | 'stderr', sinks: Record<string, unknown>) {
+  const work = makeSandbox().dir;
+  const logFilename = join(work, 'slaves/S1/frameworks/F1/executors/E1/runs/C1', stream);
+  mkdirSync(dirname(logFilename), { recursive: true });
+  const configFile = join(work, 'config.yaml');
+  // JSON is YAML; enrichment is off so every line carries the same, path-derived metadata.
+  writeFileSync(
+    configFile,
+    JSON.stringify({ agent: { enrich: false }, lines: { max_line_bytes: '1KB' }, shutdown_timeout_ms: SHUTDOWN_MS, sinks }),
+  );
+  return { logFilename, configFile };
+}
+
+/** The helper as the agent starts it; max_size is above every input here, so the sandbox is one file. */
+const start = (logFilename: string, configFile: string): Promise<PipedProcess> =>
+  spawnLogger({ log_filename: logFilename, max_size: '64MB' }, { env: agentEnv({ LOG_SPLITTER_CONFIG: configFile }) });
+
+function summaries(helper: PipedProcess): Map<string, Diagnostic> {
+  return new Map(helper.diagnostics().filter((d) => d.msg === 'sink summary').map((d) => [d.sink as string, d]));
+}
+
+function expectCountersAddUp(summary: Diagnostic | undefined): void {
+  expect(summary).toBeDefined();
+  const s = summary as Record<string, number>;
+  expect(s.linesIn).toBe(s.linesSent + s.linesDropped + s.bufferedLines);
+  expect(s.bytesIn).toBe(s.bytesSent + s.bytesDropped + s.bufferedBytes);
+}
+
+/** The body of each received message (after the structured data), for the lines that start with `prefix`. */
+const bodies = (transport: SyslogTransport, prefix: string): string[] =>
+  rsyslog
+    .messages(transport)
+    .map((m) => m.slice(m.indexOf('] ') + 2))
+    .filter((body) => body.startsWith(prefix));
+
+const SD = (stream: string, partial = ''): string =>
+  `[mesos@32473 agent_id="S1" framework_id="F1" executor_id="E1" container_id="C1" stream="${stream}"${partial}]`;
+
+describe('syslog sink in the helper', () => {
+  it('tees to TCP, TLS and UDP with exact RFC 5424 bytes while the sandbox stays byte-exact', async () => {
+    const tag = `tee-${Date.now()}`;
+    const { logFilename, configFile } = setup('stderr', {
+      tcp: { type: 'syslog', port: rsyslog.ports.tcp },
+      udp: { type: 'syslog', transport: 'udp', port: rsyslog.ports.udp },
+      tls: {
+        type: 'syslog',
+        transport: 'tls',
+        port: rsyslog.ports.tls,
+        tls: { ca_file: rsyslog.certs.ca, cert_file: rsyslog.certs.clientCert, key_file: rsyslog.certs.clientKey },
+      },
+    });
+    const input = Buffer.concat([
+      Buffer.from(`${tag} plain\n`),
+      Buffer.from(`${tag} crlf\r\n`),
+      Buffer.from([...Buffer.from(`${tag} bad `), 0xc3, 0x28, 0x0a]),
+      Buffer.from(`${tag} long ${'L'.repeat(2100)}\n`),
+      Buffer.from(`${tag} last, no newline`),
+    ]);
+    const helper = await start(logFilename, configFile);
+    await helper.write(input);
+    await helper.end();
+    const exit = await helper.exited;
+    expect(exit.code).toBe(0);
+    expect(readFileSync(logFilename).equals(input)).toBe(true);
+
+    const long = `${tag} long ${'L'.repeat(2100)}`;
+    const expectedBodies = [
+      [`${tag} plain`, ''],
+      [`${tag} crlf`, ''],
+      [`${tag} bad \ufffd(`, ''],
+      [long.slice(0, 1024), ' partial="true"'],
+      [long.slice(1024, 2048), ' partial="true"'],
+      [long.slice(2048), ''],
+      [`${tag} last, no newline`, ' partial="true"'],
+    ];
+    const stamp = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
+    for (const transport of ['tcp', 'udp', 'tls'] as const) {
+      const got = await waitFor(
+        () => {
+          const messages = rsyslog.messages(transport).filter((m) => m.includes(`] ${tag}`) || m.includes(`] LLL`));
+          return messages.length >= expectedBodies.length && messages;
+        },
+        { what: `${transport} messages` },
+      );
+      for (const message of got) expect(message.split(' ')[1]).toMatch(stamp);
+      expect(got.map((m) => m.replace(/^(\S+ )\S+ /, '$1'))).toEqual(
+        expectedBodies.map(([body, partial]) => `<11>1 ${hostname()} E1 - stderr ${SD('stderr', partial)} ${body}`),
+      );
+      const summary = summaries(helper).get(transport);
+      expect(summary).toMatchObject({ type: 'syslog', linesIn: 7, linesSent: 7, linesDropped: 0, bufferedLines: 0 });
+      expectCountersAddUp(summary);
+    }
+  });
+
+  it('rsyslogd down at start, then started: lines wait and arrive; exit 0', async () => {
+    await rsyslog.stop();
+    const { logFilename, configFile } = setup('stdout', { tcp: { type: 'syslog', port: rsyslog.ports.tcp } });
+    const input = numberedLines(500, 64, 'late');
+    const helper = await start(logFilename, configFile);
+    await helper.write(input);
+    await sleep(400);
+    await rsyslog.start();
+    await waitFor(() => bodies('tcp', 'late ').length >= 500, { timeoutMs: 10_000, what: '500 lines' });
+    await helper.end();
+    const exit = await helper.exited;
+    expect(exit.code).toBe(0);
+    expect(readFileSync(logFilename).equals(input)).toBe(true);
+    expect(new Set(bodies('tcp', 'late ')).size).toBe(500);
+    const summary = summaries(helper).get('tcp');
+    expect(summary).toMatchObject({ linesIn: 500, linesSent: 500, linesDropped: 0 });
+    expect(summary!.failedSends).toBeGreaterThan(0);
+    expectCountersAddUp(summary);
+  });
+
+  it('rsyslogd never up: exit 0 within the shutdown timeout, undelivered lines counted as buffered', async () => {
+    await rsyslog.stop();
+    try {
+      const { logFilename, configFile } = setup('stdout', { tcp: { type: 'syslog', port: rsyslog.ports.tcp } });
+      const input = numberedLines(300, 50, 'never');
+      const helper = await start(logFilename, configFile);
+      await helper.write(input);
+      await helper.end();
+      const exit = await helper.exited;
+      expect(exit.code).toBe(0);
+      expect(exit.afterEndMs).toBeLessThan(SHUTDOWN_MS + 1500);
+      expect(readFileSync(logFilename).equals(input)).toBe(true);
+      const summary = summaries(helper).get('tcp');
+      expect(summary).toMatchObject({ linesIn: 300, linesSent: 0, bufferedLines: 300, state: 'down' });
+      expect(summary!.lastError).toMatch(/ECONNREFUSED/);
+      expectCountersAddUp(summary);
+    } finally {
+      await rsyslog.start();
+    }
+  });
+
+  it('rsyslogd hung and killed mid-stream, then restarted: every line at least once, sandbox exact', async () => {
+    const { logFilename, configFile } = setup('stdout', { tcp: { type: 'syslog', port: rsyslog.ports.tcp } });
+    const total = 4000;
+    const input = numberedLines(total, 80, 'mid');
+    const helper = await start(logFilename, configFile);
+    const writeLines = async (from: number, to: number): Promise<void> => {
+      for (let i = from; i < to; i += 100) {
+        await helper.write(input.subarray(i * 80, Math.min(to, i + 100) * 80));
+        await sleep(5);
+      }
+    };
+    await writeLines(0, 1500);
+    rsyslog.hang();
+    await writeLines(1500, 2000);
+    await sleep(100);
+    await rsyslog.stop('SIGKILL');
+    await writeLines(2000, 2500);
+    await rsyslog.start();
+    await writeLines(2500, total);
+    await waitFor(() => new Set(bodies('tcp', 'mid ')).size >= total, { timeoutMs: 15_000, what: 'every line' });
+    await helper.end();
+    const exit = await helper.exited;
+    expect(exit.code).toBe(0);
+    expect(readFileSync(logFilename).equals(input)).toBe(true);
+    const received = new Set(bodies('tcp', 'mid ').map((body) => body.split(' ')[1]));
+    expect(Array.from({ length: total }, (_, i) => String(i)).filter((i) => !received.has(i))).toEqual([]);
+    const summary = summaries(helper).get('tcp');
+    expect(summary).toMatchObject({ linesIn: total, linesSent: total, linesDropped: 0, bufferedLines: 0 });
+    expect(summary!.reconnects).toBeGreaterThanOrEqual(1);
+    expectCountersAddUp(summary);
+  });
+
+  describe('a TCP peer that accepts and never reads', () => {
+    let server: Server;
+    const peers = new Set<Socket>();
+    beforeAll(async () => {
+      server = createServer((socket) => {
+        socket.pause();
+        socket.on('error', () => undefined);
+        peers.add(socket);
+      });
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    });
+    afterAll(async () => {
+      for (const socket of peers) socket.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    });
+
+    it('the sandbox is byte-exact, drops are counted as buffer_full, exit 0 promptly', async () => {
+      const port = (server.address() as { port: number }).port;
+      const { logFilename, configFile } = setup('stdout', {
+        stuck: { type: 'syslog', port, buffer: { max_bytes: '64KB', when_full: 'drop_newest' } },
+      });
+      // 24 MiB: well past the loopback socket buffers plus the sink's 64 KiB.
+      const input = numberedLines(200_000, 128, 'stuck');
+      const helper = await start(logFilename, configFile);
+      for (let at = 0; at < input.length; at += 1 << 20) await helper.write(input.subarray(at, at + (1 << 20)));
+      await helper.end();
+      const exit = await helper.exited;
+      expect(exit.code).toBe(0);
+      expect(exit.afterEndMs).toBeLessThan(SHUTDOWN_MS + 1500);
+      expect(readFileSync(logFilename).equals(input)).toBe(true);
+      const summary = summaries(helper).get('stuck') as Record<string, unknown>;
+      expect(summary).toMatchObject({ linesIn: 200_000 });
+      expect((summary.droppedBy as Record<string, number>).buffer_full).toBeGreaterThan(0);
+      expect(summary.linesDropped).toBe((summary.droppedBy as Record<string, number>).buffer_full);
+      // The batch stuck in the socket at exit was cut short: failed and still buffered, not sent.
+      expect(summary.failedSends).toBeGreaterThanOrEqual(1);
+      expect(summary.bufferedLines).toBeGreaterThan(0);
+      expectCountersAddUp(summary as Diagnostic);
+    });
+  });
+});
