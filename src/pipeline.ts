@@ -75,7 +75,8 @@ export class StreamPipeline {
       sandbox.on('drain', () => source.resume());
       source.on('data', (chunk: Buffer) => {
         if (!sandbox.write(chunk)) source.pause();
-        if (this.routes.length > 0) this.framer.push(chunk);
+        // The source may lend its read buffer (pipe-source.ts) and records keep slices of what they are cut from.
+        if (this.routes.length > 0) this.framer.push(Buffer.from(chunk));
         else this.framer.skip(chunk);
       });
       source.once('end', finish);

@@ -3,6 +3,7 @@ import type { Logger } from '../diagnostics.js';
 import { createDiagnostics } from '../diagnostics.js';
 import { enrichInBackground } from '../mesos/enrichment.js';
 import { metadataFromPath } from '../mesos/metadata.js';
+import { openPipeSource } from '../pipe-source.js';
 import { StreamPipeline } from '../pipeline.js';
 import { parseDirectives } from '../sandbox/directives.js';
 import { writeLogrotateConf } from '../sandbox/logrotate-conf.js';
@@ -50,7 +51,7 @@ export async function runLogrotateLogger(argv: string[]): Promise<number> {
   });
   const config = loadConfig(log);
   const meta = metadataFromPath(flags.logFilename, flags.user);
-  const pipeline = new StreamPipeline({ source: process.stdin, sandbox, meta, config, log });
+  const pipeline = new StreamPipeline({ source: openPipeSource(0), sandbox, meta, config, log });
   // Enrichment only matters to sinks: a sandbox-only helper never calls the agent.
   let stopEnrichment: (() => void) | undefined;
   let enrichingWith = '';

@@ -69,6 +69,8 @@ export class SandboxWriter extends EventEmitter {
   private fd: number | undefined;
   /** Bytes counted against the live file. */
   private size = 0;
+  /** The live file ends inside a line (a long line cut at the limit, or a partial line flushed on time). */
+  private midLine = false;
   private failedUntil = 0;
   /** When the open live file was last checked to still be the one at the path. */
   private checkedAt = 0;
@@ -189,7 +191,7 @@ export class SandboxWriter extends EventEmitter {
       if (!(await this.openLive())) return this.drop(data.length - offset);
       const room = Math.max(0, maxSize - this.size);
       const rest = data.length - offset;
-      const length = rest <= room ? rest : chooseCut(data, offset, room, this.size, rotation.minFill);
+      const length = rest <= room ? rest : chooseCut(data, offset, room, this.size, rotation.minFill, this.midLine);
       if (length > 0 && !(await this.writeAll(data.subarray(offset, offset + length)))) {
         return this.drop(data.length - offset - length);
       }
@@ -221,6 +223,7 @@ export class SandboxWriter extends EventEmitter {
       const fd = await openAsync(this.options.path, constants.O_WRONLY | constants.O_CREAT | constants.O_APPEND, 0o644);
       this.fd = fd;
       this.size = (await fstatAsync(fd)).size;
+      this.midLine = false;
       this.checkedAt = Date.now();
       return true;
     } catch (err) {
@@ -256,6 +259,7 @@ export class SandboxWriter extends EventEmitter {
         this.size += bytesWritten;
         this.stats.bytesWritten += bytesWritten;
       }
+      this.midLine = data[data.length - 1] !== 0x0a;
       return true;
     } catch (err) {
       this.drop(data.length - offset);

@@ -1,0 +1,56 @@
+// Syslog-over-TCP receiver for the forwarder variants of bench/run.mjs: listens on 127.0.0.1 and prints its port.
+//
+//   node bench/tcp-receiver.mjs read    reads as fast as it can and counts RFC 6587 octet-counted frames
+//   node bench/tcp-receiver.mjs stall   accepts and never reads (the kernel buffers fill, then the sender's write stalls)
+//
+// On SIGTERM it prints one JSON line, {connections, bytes, frames, cutFrames}, and exits: cutFrames counts
+// connections that closed in the middle of a frame. Frames are counted, not parsed beyond their length prefix, so the receiver costs the
+// machine as little as a receiver can.
+import { createServer } from 'node:net';
+
+const mode = process.argv[2];
+if (mode !== 'read' && mode !== 'stall') throw new Error(`usage: tcp-receiver.mjs read|stall, not ${mode}`);
+
+const totals = { connections: 0, bytes: 0, frames: 0, cutFrames: 0 };
+const SPACE = 0x20;
+
+/** Counts the frames of one connection; the state carries a length prefix or a message body across chunks. */
+function countFrames(socket) {
+  let length = 0; // digits of the prefix read so far, as a number
+  let remaining = 0; // body bytes still to skip; 0 while reading a prefix
+  socket.on('close', () => (totals.cutFrames += remaining > 0 || length > 0 ? 1 : 0));
+  socket.on('data', (chunk) => {
+    totals.bytes += chunk.length;
+    let at = 0;
+    while (at < chunk.length) {
+      if (remaining > 0) {
+        const skip = Math.min(remaining, chunk.length - at);
+        at += skip;
+        remaining -= skip;
+        if (remaining === 0) totals.frames++;
+        continue;
+      }
+      const byte = chunk[at++];
+      if (byte === SPACE) {
+        if (length === 0) throw new Error(`empty or zero frame length at byte ${totals.bytes - chunk.length + at}`);
+        remaining = length;
+        length = 0;
+      } else if (byte >= 0x30 && byte <= 0x39) {
+        length = length * 10 + byte - 0x30;
+      } else {
+        throw new Error(`not octet counting: byte ${byte} in a length prefix`);
+      }
+    }
+  });
+}
+
+const server = createServer({ pauseOnConnect: mode === 'stall' }, (socket) => {
+  totals.connections++;
+  if (mode === 'stall') return;
+  countFrames(socket);
+  socket.on('error', () => undefined); // the sender may reset; what arrived is counted
+});
+server.listen(0, '127.0.0.1', () => process.stdout.write(`${server.address().port}\n`));
+process.once('SIGTERM', () => {
+  process.stdout.write(`${JSON.stringify(totals)}\n`, () => process.exit(0));
+});
