@@ -3,8 +3,9 @@
 //   node bench/tcp-receiver.mjs read    reads as fast as it can and counts RFC 6587 octet-counted frames
 //   node bench/tcp-receiver.mjs stall   accepts and never reads (the kernel buffers fill, then the sender's write stalls)
 //
-// On SIGTERM it prints one JSON line, {connections, bytes, frames, cutFrames}, and exits: cutFrames counts
-// connections that closed in the middle of a frame. Frames are counted, not parsed beyond their length prefix, so the receiver costs the
+// On SIGTERM it prints one JSON line, {connections, bytes, frames, cutFrames, error?}, and exits; in `read` mode
+// only once every connection has closed (all its bytes read), so the counts are final. cutFrames counts connections
+// that closed in the middle of a frame; error says what was not octet counting. Frames are counted, not parsed beyond their length prefix, so the receiver costs the
 // machine as little as a receiver can.
 import { createServer } from 'node:net';
 
@@ -31,26 +32,31 @@ function countFrames(socket) {
         continue;
       }
       const byte = chunk[at++];
-      if (byte === SPACE) {
-        if (length === 0) throw new Error(`empty or zero frame length at byte ${totals.bytes - chunk.length + at}`);
+      if (byte >= 0x30 && byte <= 0x39) {
+        length = length * 10 + byte - 0x30;
+      } else if (byte === SPACE && length > 0) {
         remaining = length;
         length = 0;
-      } else if (byte >= 0x30 && byte <= 0x39) {
-        length = length * 10 + byte - 0x30;
       } else {
-        throw new Error(`not octet counting: byte ${byte} in a length prefix`);
+        totals.error ??= `not octet counting: byte ${byte} after a ${length}-byte length prefix`;
+        socket.destroy();
+        return;
       }
     }
   });
 }
 
+let open = 0;
+let report; // set on SIGTERM: called when the last connection closes
 const server = createServer({ pauseOnConnect: mode === 'stall' }, (socket) => {
   totals.connections++;
-  if (mode === 'stall') return;
-  countFrames(socket);
+  open++;
   socket.on('error', () => undefined); // the sender may reset; what arrived is counted
+  if (mode === 'read') countFrames(socket); // first: its 'close' listener must run before the report
+  socket.on('close', () => --open === 0 && report?.());
 });
 server.listen(0, '127.0.0.1', () => process.stdout.write(`${server.address().port}\n`));
 process.once('SIGTERM', () => {
-  process.stdout.write(`${JSON.stringify(totals)}\n`, () => process.exit(0));
+  report = () => process.stdout.write(`${JSON.stringify(totals)}\n`, () => process.exit(0));
+  if (mode === 'stall' || open === 0) report();
 });

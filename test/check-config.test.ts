@@ -6,7 +6,7 @@ import { parse as parseYaml } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { agentEnv } from './helpers/env.js';
 import { makeSandbox } from './helpers/sandbox.js';
-import { LAUNCHER_DIR } from './helpers/spawn.js';
+import { LAUNCHER_DIR, ROOT } from './helpers/spawn.js';
 
 /** This run's install of the launchers beside the bundle (test/global-setup.ts). */
 const BIN = join(LAUNCHER_DIR, 'mesos-log-splitter');
@@ -150,5 +150,15 @@ sinks:
     const { code, stderr } = checkConfig([path, path]);
     expect(code).toBe(1);
     expect(stderr).toMatch(/Usage: mesos-log-splitter check-config \[FILE\]/);
+  });
+});
+
+describe('the shipped example configs', () => {
+  const dir = join(ROOT, 'config');
+  it.each(['config.yaml', 'journald.yaml', 'syslog.yaml', 'exec.yaml'])('config/%s is valid', (name) => {
+    const { code, stdout, stderr } = checkConfig([join(dir, name)]);
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
+    expect(Object.keys(parseYaml(stdout).sinks).length).toBeGreaterThan(0);
   });
 });

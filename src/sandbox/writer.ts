@@ -45,6 +45,8 @@ export interface SandboxStats {
  * Bytes are never transcoded. Writes are batched: whatever arrived while the previous write was on disk goes in one
  * write. A disk error never stops the stream: the bytes are counted as dropped and the file is retried later.
  * Events: 'drain' when the queue falls below the high-water mark.
+ * Not built on rotating-file-stream: it rotates after the write that crosses the size (files would exceed
+ * --max_size), cannot cut between lines, and lacks delaycompress, scripts and copytruncate.
  */
 export class SandboxWriter extends EventEmitter {
   readonly stats: SandboxStats = { bytesIn: 0, bytesWritten: 0, bytesDropped: 0, rotations: 0, diskErrors: 0 };
