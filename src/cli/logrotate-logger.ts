@@ -27,6 +27,9 @@ export async function runLogrotateLogger(argv: string[]): Promise<number> {
   }
   const flags = parsed.flags;
   const log = createDiagnostics({ log_filename: flags.logFilename });
+  // Last resort: a helper that dies breaks the task's pipe, so a bug that escapes every handler is logged, not fatal.
+  process.on('uncaughtException', (err) => log.error({ err }, 'uncaught exception; carrying on'));
+  process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection; carrying on'));
   if (!isSessionLeader()) log.warn('not a session leader: start the helper through its launcher, which runs setsid');
   if (flags.user !== undefined) {
     try {

@@ -94,6 +94,9 @@ export async function spawnPiped(command: string, args: string[], options: Spawn
     child.once('close', (code, signal) => {
       const closedAt = Date.now();
       live.delete(child);
+      // The helper survives a bug that escaped every handler (see logrotate-logger.ts); a test must not.
+      const escaped = /^.*"msg":"(uncaught exception|unhandled rejection); carrying on".*$/m.exec(Buffer.concat(err).toString());
+      if (escaped !== null) return reject(new Error(`the helper logged: ${escaped[0]}`));
       void writerDone.then(() =>
         resolve({ code, signal, afterEndMs: endedAt === undefined ? undefined : Math.max(0, closedAt - endedAt) }),
       );
