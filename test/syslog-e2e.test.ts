@@ -1,6 +1,6 @@
 // End to end: the built helper, started as the agent starts it, tees a real pipe into the sandbox and a real rsyslogd.
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer, type Server, type Socket } from 'node:net';
+import { startStalledPeer, type StalledPeer } from './helpers/stalled-peer.js';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -193,23 +193,12 @@ describe('syslog sink in the helper', () => {
   });
 
   describe('a TCP peer that accepts and never reads', () => {
-    let server: Server;
-    const peers = new Set<Socket>();
-    beforeAll(async () => {
-      server = createServer((socket) => {
-        socket.pause();
-        socket.on('error', () => undefined);
-        peers.add(socket);
-      });
-      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    });
-    afterAll(async () => {
-      for (const socket of peers) socket.destroy();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    });
+    let peer: StalledPeer;
+    beforeAll(async () => (peer = await startStalledPeer()));
+    afterAll(() => peer.close());
 
     it('the sandbox is byte-exact, drops are counted as buffer_full, exit 0 promptly', async () => {
-      const port = (server.address() as { port: number }).port;
+      const { port } = peer;
       const { logFilename, configFile } = setup('stdout', {
         stuck: { type: 'syslog', port, buffer: { max_bytes: '64KB', when_full: 'drop_newest' } },
       });

@@ -1,5 +1,5 @@
 // The syslog sink driven directly against a real rsyslogd (TCP, TLS, UDP), plus its config validation.
-import { createServer, type Server, type Socket } from 'node:net';
+import { startStalledPeer, type StalledPeer } from './helpers/stalled-peer.js';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigReader } from '../src/config/reader.js';
@@ -335,25 +335,14 @@ describe('faults', () => {
   });
 
   describe('a TCP peer that accepts and never reads', () => {
-    let server: Server;
-    const peers = new Set<Socket>();
-    beforeAll(async () => {
-      server = createServer((socket) => {
-        socket.pause();
-        socket.on('error', () => undefined);
-        peers.add(socket);
-      });
-      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    });
-    afterAll(async () => {
-      for (const socket of peers) socket.destroy();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    });
+    let peer: StalledPeer;
+    beforeAll(async () => (peer = await startStalledPeer()));
+    afterAll(() => peer.close());
 
     /** Lets the stalled peers read at last: how many whole octet-counted frames had reached them. */
     async function drainPeers(): Promise<number> {
       let frames = 0;
-      for (const socket of peers) {
+      for (const socket of peer.sockets) {
         const chunks: Buffer[] = [];
         socket.on('data', (chunk: Buffer) => chunks.push(chunk));
         socket.resume();
@@ -368,13 +357,12 @@ describe('faults', () => {
           at = end;
         }
       }
-      peers.clear();
+      peer.sockets.clear();
       return frames;
     }
 
     it.each(['drop_oldest', 'drop_newest'] as const)('%s: the buffer fills, drops are counted, stop() is prompt', async (whenFull) => {
-      const port = (server.address() as { port: number }).port;
-      const { sink } = makeSink({ port }, { maxBytes: 256 * 1024, whenFull });
+      const { sink } = makeSink({ port: peer.port }, { maxBytes: 256 * 1024, whenFull });
       const line = Buffer.alloc(1000, 'y');
       // Far more than the loopback socket buffers and the sink's buffer hold together.
       for (let round = 0; round < 100; round++) {

@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createTcpServer, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
+import { startStalledPeer } from './stalled-peer.js';
 
 /**
  * A stand-in for the Mesos agent's HTTP endpoint on 127.0.0.1 (ephemeral port). It serves `GET /state` with the
@@ -72,20 +73,8 @@ export async function startFakeAgent(state: unknown): Promise<FakeAgent> {
 
 /** A TCP server that accepts connections and never sends a byte: an agent that hangs before HTTP even starts. */
 export async function startSilentServer(): Promise<{ url: string; connections: () => number; close(): Promise<void> }> {
-  const sockets = new Set<Socket>();
-  let connections = 0;
-  const server = createTcpServer((socket) => {
-    connections++;
-    sockets.add(socket);
-    socket.on('error', () => undefined);
-    socket.once('close', () => sockets.delete(socket));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    connections: () => connections,
-    close: () => closeServer(server, sockets, new Set()),
-  };
+  const peer = await startStalledPeer();
+  return { url: `http://127.0.0.1:${peer.port}`, connections: peer.connections, close: peer.close };
 }
 
 /** A loopback URL whose port refuses connections: bound once to get a free port, then released. */
