@@ -3,10 +3,10 @@
 //   node bench/tcp-receiver.mjs read    reads as fast as it can and counts RFC 6587 octet-counted frames
 //   node bench/tcp-receiver.mjs stall   accepts and never reads (the kernel buffers fill, then the sender's write stalls)
 //
-// On SIGTERM it prints one JSON line, {connections, bytes, frames, cutFrames, error?}, and exits; in `read` mode
-// only once every connection has closed (all its bytes read), so the counts are final. cutFrames counts connections
-// that closed in the middle of a frame; error says what was not octet counting. Frames are counted, not parsed beyond their length prefix, so the receiver costs the
-// machine as little as a receiver can.
+// On SIGTERM it prints one JSON line, {connections, bytes, frames, cutFrames, cpuMs, error?}, and exits; in `read`
+// mode only once every connection has closed (all its bytes read), so the counts are final. cutFrames counts
+// connections that closed in the middle of a frame; error says what was not octet counting. Frames are counted, not
+// parsed beyond their length prefix, so the receiver costs the machine as little as a receiver can.
 import { createServer } from 'node:net';
 
 const mode = process.argv[2];
@@ -57,6 +57,10 @@ const server = createServer({ pauseOnConnect: mode === 'stall' }, (socket) => {
 });
 server.listen(0, '127.0.0.1', () => process.stdout.write(`${server.address().port}\n`));
 process.once('SIGTERM', () => {
-  report = () => process.stdout.write(`${JSON.stringify(totals)}\n`, () => process.exit(0));
+  report = () => {
+    const cpu = process.cpuUsage();
+    totals.cpuMs = Math.round((cpu.user + cpu.system) / 1000);
+    process.stdout.write(`${JSON.stringify(totals)}\n`, () => process.exit(0));
+  };
   if (mode === 'stall' || open === 0) report();
 });

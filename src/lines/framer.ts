@@ -96,8 +96,9 @@ export class LineFramer {
 
   /** Emits the line, first cutting off pieces of maxLineBytes (flagged partial) while it is longer. */
   private emitLine(line: Buffer, partial: boolean, time: number): void {
-    const end = !partial && line.length > 0 && line[line.length - 1] === 0x0d ? line.length - 1 : line.length;
-    const rest = this.cutLongLine(line.subarray(0, end), time, 0);
+    const cr = !partial && line.length > 0 && line[line.length - 1] === 0x0d;
+    // Only a CR costs a second view: one Buffer object per line is a good part of framing's cost and garbage.
+    const rest = this.cutLongLine(cr ? line.subarray(0, line.length - 1) : line, time, 0);
     this.emit({ bytes: rest, partial, time, meta: this.meta() });
   }
 

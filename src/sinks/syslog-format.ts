@@ -45,7 +45,6 @@ const MAX_SD_NAME = 32;
 export const MIN_MESSAGE_BYTES = 480;
 
 const BOM = '\ufeff';
-const STAMP_BYTES = 'YYYY-MM-DDTHH:mm:ss.sssZ'.length;
 
 /** What the structured-data element can carry, in this order. `partial="true"` is added to cut lines regardless. */
 export const SD_PARAMS = ['agent_id', 'framework_id', 'executor_id', 'container_id', 'task_id', 'stream'] as const;
@@ -97,14 +96,20 @@ interface MetaParts {
 /**
  * Encodes records as RFC 5424 messages into one Buffer per batch: octet-counted frames (RFC 6587) for stream
  * transports, or bare messages for datagrams. Everything but the timestamp and MSG is cached per metadata object,
- * and the timestamp per millisecond.
+ * and the whole header for the last millisecond seen (the lines of one read share it), so a line costs two copies.
  */
 export class SyslogEncoder {
   private readonly parts = new WeakMap<StreamMetadata, MetaParts>();
-  private stampTime = Number.NaN;
-  private readonly stamp = Buffer.alloc(STAMP_BYTES);
+  /** The last lookup: a stream's records share one metadata object until enrichment replaces it. */
+  private lastMeta: StreamMetadata | undefined;
+  private lastParts: MetaParts | undefined;
+  /** `<PRI>1 TIMESTAMP HOSTNAME APP-NAME - MSGID [SD] ` for headerTime and headerTail (which implies the metadata). */
+  private header = Buffer.alloc(0);
+  private headerTime = Number.NaN;
+  private headerTail: Buffer | undefined;
   // Scratch per batch, reused so a batch allocates only its output.
   private readonly messages: Buffer[] = [];
+  private readonly headers: Buffer[] = [];
   private readonly lengths: number[] = [];
 
   constructor(private readonly format: SyslogFormat) {}
@@ -128,17 +133,17 @@ export class SyslogEncoder {
 
   private encode(batch: LogRecord[], framed: boolean): { out: Buffer; ends: number[] } {
     const count = batch.length;
-    const { messages, lengths } = this;
+    const { messages, headers, lengths } = this;
     const limit = this.format.maxMessageBytes;
     let total = 0;
     for (let i = 0; i < count; i++) {
       const record = batch[i];
-      const parts = this.partsOf(record.meta);
+      const header = this.headerOf(record);
       const message = utf8Bytes(record);
-      const headerBytes = parts.head.length + STAMP_BYTES + (record.partial ? parts.partialTail : parts.tail).length;
-      let length = headerBytes + message.length;
-      if (limit > 0 && length > limit) length = headerBytes + utf8Prefix(message, limit - headerBytes);
+      let length = header.length + message.length;
+      if (limit > 0 && length > limit) length = header.length + utf8Prefix(message, limit - header.length);
       messages[i] = message;
+      headers[i] = header;
       lengths[i] = length;
       total += length + (framed ? decimalDigits(length) + 1 : 0);
     }
@@ -146,42 +151,45 @@ export class SyslogEncoder {
     const ends: number[] = framed ? [] : new Array(count);
     let at = 0;
     for (let i = 0; i < count; i++) {
-      const record = batch[i];
-      const parts = this.partsOf(record.meta);
-      const tail = record.partial ? parts.partialTail : parts.tail;
+      const header = headers[i];
+      const message = messages[i];
       const length = lengths[i];
       if (framed) at = writeDecimal(out, at, length);
       // TypedArray.set: far cheaper than Buffer.copy for these short pieces.
-      out.set(parts.head, at);
-      at += parts.head.length;
-      out.set(this.stampOf(record.time), at);
-      at += STAMP_BYTES;
-      out.set(tail, at);
-      at += tail.length;
-      const message = messages[i];
-      const messageBytes = length - parts.head.length - STAMP_BYTES - tail.length;
-      at += message.copy(out, at, 0, messageBytes);
+      out.set(header, at);
+      at += header.length;
+      const messageBytes = length - header.length;
+      out.set(messageBytes === message.length ? message : message.subarray(0, messageBytes), at);
+      at += messageBytes;
       if (!framed) ends[i] = at;
     }
     messages.fill(undefined as unknown as Buffer, 0, count);
+    headers.fill(undefined as unknown as Buffer, 0, count);
     return { out, ends };
   }
 
-  /** RFC 3339 UTC with milliseconds. */
-  private stampOf(time: number): Buffer {
-    if (time !== this.stampTime) {
-      this.stamp.write(new Date(time).toISOString(), 0, 'latin1');
-      this.stampTime = time;
+  /** The record's header, TIMESTAMP in RFC 3339 UTC with milliseconds; rebuilt when the last one does not fit. */
+  private headerOf(record: LogRecord): Buffer {
+    const parts = this.partsOf(record.meta);
+    const tail = record.partial ? parts.partialTail : parts.tail;
+    if (record.time !== this.headerTime || tail !== this.headerTail) {
+      // A new Buffer each time: the batch being encoded keeps references to the previous ones.
+      this.header = Buffer.concat([parts.head, Buffer.from(new Date(record.time).toISOString(), 'latin1'), tail]);
+      this.headerTime = record.time;
+      this.headerTail = tail;
     }
-    return this.stamp;
+    return this.header;
   }
 
   private partsOf(meta: StreamMetadata): MetaParts {
+    if (meta === this.lastMeta) return this.lastParts!;
     let parts = this.parts.get(meta);
     if (parts === undefined) {
       parts = this.buildParts(meta);
       this.parts.set(meta, parts);
     }
+    this.lastMeta = meta;
+    this.lastParts = parts;
     return parts;
   }
 
@@ -217,10 +225,7 @@ function utf8Prefix(bytes: Buffer, max: number): number {
 
 function decimalDigits(n: number): number {
   let digits = 1;
-  while (n >= 10) {
-    n = Math.floor(n / 10);
-    digits++;
-  }
+  for (let power = 10; n >= power; power *= 10) digits++;
   return digits;
 }
 
