@@ -2,7 +2,7 @@ import { Writable } from 'node:stream';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigReader } from '../src/config/reader.js';
-import type { LogRecord } from '../src/lines/record.js';
+import { lineRecord, type LogRecord } from '../src/lines/record.js';
 import type { StreamMetadata } from '../src/mesos/metadata.js';
 import { journaldSink, type JournaldOptions } from '../src/sinks/journald.js';
 import { EntryEncoder, journaldFieldName } from '../src/sinks/journald-entry.js';
@@ -30,12 +30,8 @@ function metaFor(overrides: Partial<StreamMetadata> = {}): StreamMetadata {
   };
 }
 
-const record = (meta: StreamMetadata, line: string | Buffer, partial = false): LogRecord => ({
-  bytes: typeof line === 'string' ? Buffer.from(line) : line,
-  partial,
-  time: Date.now(),
-  meta,
-});
+const record = (meta: StreamMetadata, line: string | Buffer, partial = false): LogRecord =>
+  lineRecord(typeof line === 'string' ? Buffer.from(line) : line, partial, Date.now(), meta);
 
 /** A pino logger whose lines the test can read. */
 function capturingLog(): { log: pino.Logger; lines: () => Record<string, unknown>[] } {

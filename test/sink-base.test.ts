@@ -9,13 +9,13 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { LogRecord } from '../src/lines/record.js';
+import { lineRecord, type LogRecord } from '../src/lines/record.js';
 import type { StreamMetadata } from '../src/mesos/metadata.js';
 import { RECORD_OVERHEAD_BYTES, Sink, type BufferConfig } from '../src/sinks/sink.js';
 import { sleep, waitFor } from './helpers/wait.js';
 
 const META: StreamMetadata = { stream: 'stdout', hostname: hostname(), sandbox: '/s', executor_labels: {}, task_labels: {} };
-const rec = (text: string): LogRecord => ({ bytes: Buffer.from(text), partial: false, time: Date.now(), meta: META });
+const rec = (text: string): LogRecord => lineRecord(Buffer.from(text), false, Date.now(), META);
 const line = (i: number, size = 100): LogRecord => rec(String(i).padEnd(size, '.'));
 const num = (r: LogRecord): number => parseInt(r.bytes.toString(), 10);
 /** What a 100-byte line costs against max_bytes. */

@@ -3,7 +3,7 @@ import { startStalledPeer, type StalledPeer } from './helpers/stalled-peer.js';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigReader } from '../src/config/reader.js';
-import type { LogRecord } from '../src/lines/record.js';
+import { lineRecord, type LogRecord } from '../src/lines/record.js';
 import type { StreamMetadata } from '../src/mesos/metadata.js';
 import type { Sink, WhenFull } from '../src/sinks/sink.js';
 import { syslogSink } from '../src/sinks/syslog.js';
@@ -30,12 +30,8 @@ const STDERR_META: StreamMetadata = { ...META, stream: 'stderr' };
 const SD = (stream: string, partial = ''): string =>
   `[mesos@32473 agent_id="A1-S0" framework_id="F\\"1" executor_id="ex\\\\1" container_id="c\\]1.c2" task_id="web.1" stream="${stream}"${partial}]`;
 
-const record = (bytes: string | Buffer, meta = META, partial = false, time = TIME): LogRecord => ({
-  bytes: typeof bytes === 'string' ? Buffer.from(bytes) : bytes,
-  partial,
-  time,
-  meta,
-});
+const record = (bytes: string | Buffer, meta = META, partial = false, time = TIME): LogRecord =>
+  lineRecord(typeof bytes === 'string' ? Buffer.from(bytes) : bytes, partial, time, meta);
 
 interface TestSink {
   sink: Sink;

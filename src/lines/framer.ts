@@ -1,5 +1,5 @@
 import type { StreamMetadata } from '../mesos/metadata.js';
-import type { LogRecord } from './record.js';
+import { ChunkLine, type LogRecord } from './record.js';
 
 export interface LineFramerOptions {
   /** A longer line is cut into records of at most this many bytes, flagged partial. */
@@ -45,7 +45,7 @@ export class LineFramer {
         this.pendingBytes += newline - start;
         this.emitPending(false, time);
       } else {
-        this.emitLine(chunk.subarray(start, newline), false, time);
+        this.emitLine(chunk, start, newline, false, time);
       }
       start = newline + 1;
     }
@@ -54,9 +54,10 @@ export class LineFramer {
       this.pendingBytes += chunk.length - start;
       // One byte over the limit stays pending: it may be the CR of a CRLF, which sinks do not get.
       if (this.pendingBytes > this.options.maxLineBytes + 1) {
-        const rest = this.cutLongLine(Buffer.concat(this.pending, this.pendingBytes), time, 1);
-        this.pending = [rest];
-        this.pendingBytes = rest.length;
+        const all = Buffer.concat(this.pending, this.pendingBytes);
+        const rest = this.cutLongLine(all, 0, all.length, time, 1);
+        this.pending = [all.subarray(rest)];
+        this.pendingBytes = all.length - rest;
       }
     }
     this.armIdleTimer();
@@ -91,30 +92,28 @@ export class LineFramer {
     const line = this.pending.length === 1 ? this.pending[0] : Buffer.concat(this.pending, this.pendingBytes);
     this.pending = [];
     this.pendingBytes = 0;
-    this.emitLine(line, partial, time);
+    this.emitLine(line, 0, line.length, partial, time);
   }
 
-  /** Emits the line, first cutting off pieces of maxLineBytes (flagged partial) while it is longer. */
-  private emitLine(line: Buffer, partial: boolean, time: number): void {
-    const cr = !partial && line.length > 0 && line[line.length - 1] === 0x0d;
-    // Only a CR costs a second view: one Buffer object per line is a good part of framing's cost and garbage.
-    const rest = this.cutLongLine(cr ? line.subarray(0, line.length - 1) : line, time, 0);
-    this.emit({ bytes: rest, partial, time, meta: this.meta() });
+  /** Emits buf[start, end) as a line, first cutting off pieces of maxLineBytes (flagged partial) while it is longer. */
+  private emitLine(buf: Buffer, start: number, end: number, partial: boolean, time: number): void {
+    if (!partial && end > start && buf[end - 1] === 0x0d) end--;
+    const rest = this.cutLongLine(buf, start, end, time, 0);
+    this.emit(new ChunkLine(buf, rest, end - rest, partial, time, this.meta()));
   }
 
-  /** Emits full-size partial pieces from the front of `line`; returns what is left (at most maxLineBytes + slack). */
-  private cutLongLine(line: Buffer, time: number, slack: number): Buffer {
+  /** Emits full-size partial pieces from the front of buf[start, end); returns where the rest (at most maxLineBytes + slack) starts. */
+  private cutLongLine(buf: Buffer, start: number, end: number, time: number, slack: number): number {
     const max = this.options.maxLineBytes;
-    let rest = line;
-    while (rest.length > max + slack) {
+    while (end - start > max + slack) {
       // Back off to a character boundary so a multi-byte character is not split between records.
-      let cut = max;
-      while (cut > max - 3 && (rest[cut] & 0xc0) === 0x80) cut--;
-      if ((rest[cut] & 0xc0) === 0x80) cut = max;
-      this.emit({ bytes: rest.subarray(0, cut), partial: true, time, meta: this.meta() });
-      rest = rest.subarray(cut);
+      let cut = start + max;
+      while (cut > start + max - 3 && (buf[cut] & 0xc0) === 0x80) cut--;
+      if ((buf[cut] & 0xc0) === 0x80) cut = start + max;
+      this.emit(new ChunkLine(buf, start, cut - start, true, time, this.meta()));
+      start = cut;
     }
-    return rest;
+    return start;
   }
 
   private armIdleTimer(): void {

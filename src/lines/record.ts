@@ -5,6 +5,8 @@ import type { StreamMetadata } from '../mesos/metadata.js';
 export interface LogRecord {
   /** The line's raw bytes, without its newline (and without a CR before it). Not yet checked for UTF-8. */
   readonly bytes: Buffer;
+  /** bytes.length, without making the view. */
+  readonly size: number;
   /** True when the record did not end with a newline: a cut long line, or a last line flushed after idle. */
   readonly partial: boolean;
   /** Arrival time, ms since the epoch. */
@@ -15,10 +17,34 @@ export interface LogRecord {
 
 /** The line as valid UTF-8 bytes: the raw bytes when they already are, else with U+FFFD replacements. */
 export function utf8Bytes(record: LogRecord): Buffer {
-  return isUtf8(record.bytes) ? record.bytes : Buffer.from(record.bytes.toString('utf8'));
+  const bytes = record.bytes;
+  return isUtf8(bytes) ? bytes : Buffer.from(bytes.toString('utf8'));
 }
 
 /** The line as text (invalid UTF-8 replaced with U+FFFD). */
 export function text(record: LogRecord): string {
   return record.bytes.toString('utf8');
 }
+
+/**
+ * A line as a range of the buffer it was cut from. The Buffer view is made only when a sink reads `bytes`, so a line
+ * held and then dropped unsent (a stalled sink) costs one small object, which dies young instead of being promoted.
+ */
+export class ChunkLine implements LogRecord {
+  constructor(
+    private readonly chunk: Buffer,
+    private readonly start: number,
+    readonly size: number,
+    readonly partial: boolean,
+    readonly time: number,
+    readonly meta: StreamMetadata,
+  ) {}
+
+  get bytes(): Buffer {
+    return this.chunk.subarray(this.start, this.start + this.size);
+  }
+}
+
+/** A record of a whole buffer. */
+export const lineRecord = (bytes: Buffer, partial: boolean, time: number, meta: StreamMetadata): LogRecord =>
+  new ChunkLine(bytes, 0, bytes.length, partial, time, meta);

@@ -12,14 +12,14 @@ export class RecordQueue {
 
   push(record: LogRecord): void {
     this.items.push(record);
-    this.bytes += record.bytes.length;
+    this.bytes += record.size;
   }
 
   shift(): LogRecord | undefined {
     if (this.head >= this.items.length) return undefined;
     const record = this.items[this.head];
     this.items[this.head++] = undefined as unknown as LogRecord;
-    this.bytes -= record.bytes.length;
+    this.bytes -= record.size;
     if (this.head > 1024 && this.head * 2 > this.items.length) {
       this.items = this.items.slice(this.head);
       this.head = 0;
@@ -33,8 +33,8 @@ export class RecordQueue {
     let bytes = 0;
     while (batch.length < maxLines && this.length > 0) {
       const next = this.items[this.head];
-      if (batch.length > 0 && bytes + next.bytes.length > maxBytes) break;
-      bytes += next.bytes.length;
+      if (batch.length > 0 && bytes + next.size > maxBytes) break;
+      bytes += next.size;
       batch.push(this.shift()!);
     }
     return batch;
@@ -44,6 +44,6 @@ export class RecordQueue {
   unshiftAll(records: LogRecord[]): void {
     this.items = [...records, ...this.items.slice(this.head)];
     this.head = 0;
-    for (const record of records) this.bytes += record.bytes.length;
+    for (const record of records) this.bytes += record.size;
   }
 }

@@ -86,7 +86,7 @@ export abstract class Sink {
 
   /** Takes a record without blocking. When the buffer is full, `when_full` decides which record is dropped. */
   accept(record: LogRecord): void {
-    const size = record.bytes.length;
+    const size = record.size;
     const cost = size + RECORD_OVERHEAD_BYTES;
     this.stats.linesIn++;
     this.stats.bytesIn += size;
@@ -141,7 +141,7 @@ export abstract class Sink {
 
   private drop(record: LogRecord, reason: DropReason): void {
     this.stats.linesDropped++;
-    this.stats.bytesDropped += record.bytes.length;
+    this.stats.bytesDropped += record.size;
     this.stats.droppedBy[reason] = (this.stats.droppedBy[reason] ?? 0) + 1;
   }
 
@@ -156,7 +156,7 @@ export abstract class Sink {
         continue;
       }
       this.inFlight = this.queue.take(this.maxBatchLines, this.maxBatchBytes);
-      this.inFlightBytes = this.inFlight.reduce((sum, r) => sum + r.bytes.length, 0);
+      this.inFlightBytes = this.inFlight.reduce((sum, r) => sum + r.size, 0);
       try {
         await this.send(this.inFlight);
         this.stats.linesSent += this.inFlight.length;

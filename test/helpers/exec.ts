@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import type { Logger } from '../../src/diagnostics.js';
-import type { LogRecord } from '../../src/lines/record.js';
+import { lineRecord, type LogRecord } from '../../src/lines/record.js';
 import type { StreamMetadata } from '../../src/mesos/metadata.js';
 
 /** Writes an executable /bin/sh script; `body` may use $OUT, the directory the script records into. */
@@ -68,12 +68,9 @@ export function streamMeta(sandbox: string, extra: Partial<StreamMetadata> = {})
 }
 
 export function records(lines: (string | Buffer)[], meta: StreamMetadata, partialLast = false): LogRecord[] {
-  return lines.map((line, i) => ({
-    bytes: Buffer.isBuffer(line) ? line : Buffer.from(line),
-    partial: partialLast && i === lines.length - 1,
-    time: Date.now(),
-    meta,
-  }));
+  return lines.map((line, i) =>
+    lineRecord(Buffer.isBuffer(line) ? line : Buffer.from(line), partialLast && i === lines.length - 1, Date.now(), meta),
+  );
 }
 
 /** What the exec process should read for these records: each line's bytes plus '\n'. */
