@@ -455,6 +455,42 @@ describe('Sink base with a real unix socket peer', () => {
     expect(Buffer.concat(received).toString().split('\n').slice(0, -1)).toEqual(expected);
   });
 
+  it('a small buffer under drop_oldest: every line received is whole and in order', async () => {
+    const received: Buffer[] = [];
+    const path = await listen((socket) => {
+      socket.on('data', (chunk: Buffer) => {
+        received.push(chunk);
+        socket.pause();
+        setTimeout(() => socket.resume(), 2);
+      });
+    });
+    // 20,000 lines of up to 300 bytes through 256 KiB, while batches are in flight: most are dropped, none is torn.
+    const sink = new SocketSink(path, { maxBytes: 256 << 10, whenFull: 'drop_oldest' });
+    sink.start();
+    const expected: string[] = [];
+    for (let i = 0; i < 20_000; i++) {
+      const text = `${i} ${String.fromCharCode(97 + (i % 26)).repeat(i % 300)}`;
+      expected.push(text);
+      sink.accept(rec(text));
+      if (i % 500 === 0) await sleep(1);
+    }
+    await sink.stop(Date.now() + 10_000);
+    invariant(sink);
+    expect(sink.stats.linesDropped).toBeGreaterThan(0);
+    await waitFor(() => Buffer.concat(received).length === sink.stats.bytesSent + sink.stats.linesSent, {
+      what: 'the peer to read all',
+    });
+    const lines = Buffer.concat(received).toString().split('\n').slice(0, -1);
+    expect(lines).toHaveLength(sink.stats.linesSent);
+    let last = -1;
+    for (const line of lines) {
+      const index = Number(line.slice(0, line.indexOf(' ')));
+      expect(line).toBe(expected[index]);
+      expect(index).toBeGreaterThan(last);
+      last = index;
+    }
+  });
+
   it('a peer that goes away mid-stream: delivery goes on over a new connection, in order', async () => {
     const received: number[] = [];
     let connections = 0;
