@@ -1,7 +1,7 @@
 import { DEFAULT_CONFIG, loadConfigFromEnv, type SplitterConfig } from '../config/config.js';
 import type { Logger } from '../diagnostics.js';
 import { createDiagnostics } from '../diagnostics.js';
-import { enrichInBackground } from '../mesos/enrichment.js';
+import { StreamEnrichment } from '../mesos/enrichment.js';
 import { metadataFromPath } from '../mesos/metadata.js';
 import { openPipeSource } from '../pipe-source.js';
 import { StreamPipeline } from '../pipeline.js';
@@ -55,32 +55,21 @@ export async function runLogrotateLogger(argv: string[]): Promise<number> {
   const config = loadConfig(log);
   const meta = metadataFromPath(flags.logFilename, flags.user);
   const pipeline = new StreamPipeline({ source: openPipeSource(0), sandbox, meta, config, log });
-  // Enrichment only matters to sinks: a sandbox-only helper never calls the agent.
-  let stopEnrichment: (() => void) | undefined;
-  let enrichingWith = '';
-  const enrichFor = (current: SplitterConfig): void => {
-    const wanted = current.agent.enrich && current.sinks.length > 0 ? JSON.stringify(current.agent) : '';
-    if (wanted === enrichingWith) return;
-    stopEnrichment?.();
-    stopEnrichment = undefined;
-    enrichingWith = wanted;
-    if (wanted === '') return;
-    stopEnrichment = enrichInBackground(meta, current.agent, log, (enriched) => pipeline.updateMetadata(enriched));
-  };
-  enrichFor(config);
+  const enrichment = new StreamEnrichment(meta, log, (enriched) => pipeline.updateMetadata(enriched));
+  enrichment.configure(config);
   // SIGHUP reloads the config; a bad file keeps the last good one.
   onSighup(() => {
     try {
       const next = loadConfigFromEnv();
       pipeline.reconfigure(next);
-      enrichFor(next);
+      enrichment.configure(next);
       log.info({ config: next.source ?? 'built-in default', sinks: next.sinks.map((s) => s.name) }, 'config reloaded');
     } catch (err) {
       log.error({ err: (err as Error).message }, 'config reload failed; keeping the running config');
     }
   });
   const summary = await pipeline.run();
-  stopEnrichment?.();
+  enrichment.close();
   log.info(summary.sandbox, 'stream ended');
   return 0;
 }

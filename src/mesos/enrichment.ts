@@ -1,4 +1,4 @@
-import type { AgentConfig } from '../config/config.js';
+import type { AgentConfig, SplitterConfig } from '../config/config.js';
 import type { Logger } from '../diagnostics.js';
 import { AgentStateClient, enrichFromState } from './agent-state.js';
 import type { StreamMetadata } from './metadata.js';
@@ -43,4 +43,32 @@ export function enrichInBackground(
     stopped = true;
     clearTimeout(timer);
   };
+}
+
+/**
+ * Enrichment for one stream as its config changes: running while some sink wants lines and `agent.enrich` is on,
+ * restarted when the agent settings change. A sandbox-only stream never calls the agent.
+ */
+export class StreamEnrichment {
+  private stop: (() => void) | undefined;
+  private settings = '';
+
+  constructor(
+    private readonly meta: StreamMetadata,
+    private readonly log: Logger,
+    private readonly apply: (meta: StreamMetadata) => void,
+  ) {}
+
+  configure(config: SplitterConfig): void {
+    const wanted = config.agent.enrich && config.sinks.length > 0 ? JSON.stringify(config.agent) : '';
+    if (wanted === this.settings) return;
+    this.close();
+    this.settings = wanted;
+    if (wanted !== '') this.stop = enrichInBackground(this.meta, config.agent, this.log, this.apply);
+  }
+
+  close(): void {
+    this.stop?.();
+    this.stop = undefined;
+  }
 }

@@ -55,3 +55,9 @@ export function metadataFromPath(logFilename: string, user?: string): StreamMeta
   }
   return meta;
 }
+
+/** Syslog severity of a stream, as the Mesos journald loggers set it: info for stdout, err for stderr. */
+export const SEVERITY = { stdout: 6, stderr: 3 } as const;
+
+/** The name a line is filed under when none is configured: the task id, else the executor id. */
+export const writerName = (meta: StreamMetadata): string => meta.task_id ?? meta.executor_id ?? 'mesos-task';

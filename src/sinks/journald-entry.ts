@@ -1,9 +1,8 @@
 import type { LogRecord } from '../lines/record.js';
 import { utf8Bytes } from '../lines/record.js';
-import type { StreamMetadata } from '../mesos/metadata.js';
+import { SEVERITY, writerName, type StreamMetadata } from '../mesos/metadata.js';
 
 /** syslog priorities, as the Mesos journald loggers set them: INFO for stdout, ERR for stderr. */
-export const PRIORITY = { stdout: 6, stderr: 3 } as const;
 
 /** Set on an entry whose line had no newline: a cut long line, or a last line flushed after idle. */
 export const PARTIAL_FIELD = 'PARTIAL_MESSAGE';
@@ -39,7 +38,7 @@ export function journaldFieldName(key: string): string | undefined {
 
 /** SYSLOG_IDENTIFIER: the configured one, else the task id, else the executor id. */
 export function identifierFor(meta: StreamMetadata, configured: string | undefined): string {
-  return configured ?? meta.task_id ?? meta.executor_id ?? 'mesos-task';
+  return configured ?? writerName(meta);
 }
 
 /**
@@ -115,7 +114,7 @@ export class EntryEncoder {
   private metaFields(meta: StreamMetadata): Buffer {
     if (meta === this.cachedMeta) return this.cachedFields;
     const own: [string, string | undefined][] = [
-      ['PRIORITY', String(PRIORITY[meta.stream])],
+      ['PRIORITY', String(SEVERITY[meta.stream])],
       ['SYSLOG_IDENTIFIER', identifierFor(meta, this.identifier)],
       ['STREAM', meta.stream.toUpperCase()],
       ['FRAMEWORK_ID', meta.framework_id],

@@ -3,7 +3,8 @@ import { ConfigError, type ConfigReader } from '../config/reader.js';
 import type { Logger } from '../diagnostics.js';
 import type { LogRecord } from '../lines/record.js';
 import { utf8Bytes } from '../lines/record.js';
-import { EntryEncoder, identifierFor, PRIORITY, truncateMessage } from './journald-entry.js';
+import { SEVERITY } from '../mesos/metadata.js';
+import { EntryEncoder, identifierFor, truncateMessage } from './journald-entry.js';
 import { DatagramError, loadUnixDgram, NativeTransport } from './journald-native.js';
 import { StreamTransport } from './journald-stream.js';
 import { Sink } from './sink.js';
@@ -81,7 +82,7 @@ class JournaldSink extends Sink {
     const line = truncateMessage(utf8Bytes(record), this.options.max_entry_bytes - 1);
     return stream.send(Buffer.concat([line, Buffer.from('\n')]), {
       identifier: identifierFor(record.meta, this.options.identifier),
-      priority: PRIORITY[record.meta.stream],
+      priority: SEVERITY[record.meta.stream],
     });
   }
 }

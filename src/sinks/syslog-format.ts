@@ -1,5 +1,5 @@
 import { utf8Bytes, type LogRecord } from '../lines/record.js';
-import type { StreamMetadata } from '../mesos/metadata.js';
+import { SEVERITY, writerName, type StreamMetadata } from '../mesos/metadata.js';
 
 /** RFC 5424 facility codes, by the names syslog.conf uses. */
 export const FACILITIES = {
@@ -32,7 +32,6 @@ export const FACILITIES = {
 export type FacilityName = keyof typeof FACILITIES;
 
 /** informational for stdout, error for stderr, as the journald container loggers do. */
-const SEVERITY = { stdout: 6, stderr: 3 } as const;
 
 /** 32473 is the Private Enterprise Number RFC 5612 reserves for examples: no one's registered number. */
 export const DEFAULT_SD_ID = 'mesos@32473';
@@ -197,7 +196,7 @@ export class SyslogEncoder {
     const { format } = this;
     const pri = FACILITIES[format.facility] * 8 + SEVERITY[meta.stream];
     const hostname = headerField(format.hostname ?? meta.hostname, MAX_HOSTNAME);
-    const appName = headerField(format.appName ?? meta.task_id ?? meta.executor_id ?? 'mesos-task', MAX_APP_NAME);
+    const appName = headerField(format.appName ?? writerName(meta), MAX_APP_NAME);
     let params = '';
     for (const name of SD_PARAMS) {
       const value = meta[name];
