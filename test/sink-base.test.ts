@@ -427,7 +427,8 @@ describe('Sink base with a real unix socket peer', () => {
     expect(sink.stats.linesIn).toBe(4000);
   });
 
-  it('a slow reader gets every line exactly once, in order; the counters add up all along', async () => {
+  /** A peer that pauses 2 ms after every read; `received` is what it has read so far. */
+  async function slowReader(): Promise<{ path: string; received: Buffer[] }> {
     const received: Buffer[] = [];
     const path = await listen((socket) => {
       socket.on('data', (chunk: Buffer) => {
@@ -436,6 +437,11 @@ describe('Sink base with a real unix socket peer', () => {
         setTimeout(() => socket.resume(), 2);
       });
     });
+    return { path, received };
+  }
+
+  it('a slow reader gets every line exactly once, in order; the counters add up all along', async () => {
+    const { path, received } = await slowReader();
     const sink = new SocketSink(path, { maxBytes: 64 << 20, whenFull: 'drop_newest' });
     sink.start();
     const expected: string[] = [];
@@ -456,14 +462,7 @@ describe('Sink base with a real unix socket peer', () => {
   });
 
   it('a small buffer under drop_oldest: every line received is whole and in order', async () => {
-    const received: Buffer[] = [];
-    const path = await listen((socket) => {
-      socket.on('data', (chunk: Buffer) => {
-        received.push(chunk);
-        socket.pause();
-        setTimeout(() => socket.resume(), 2);
-      });
-    });
+    const { path, received } = await slowReader();
     // 20,000 lines of up to 300 bytes through 256 KiB, while batches are in flight: most are dropped, none is torn.
     const sink = new SocketSink(path, { maxBytes: 256 << 10, whenFull: 'drop_oldest' });
     sink.start();
