@@ -2,8 +2,7 @@ import type { Readable } from 'node:stream';
 import type { SplitterConfig, SinkSpec } from './config/config.js';
 import { compileMatch } from './config/match.js';
 import type { Logger } from './diagnostics.js';
-import { LineFramer } from './lines/framer.js';
-import type { LogRecord } from './lines/record.js';
+import { OpenLine } from './lines/open-line.js';
 import type { StreamMetadata } from './mesos/metadata.js';
 import type { SandboxStats, SandboxWriter } from './sandbox/writer.js';
 import type { Sink } from './sinks/sink.js';
@@ -27,6 +26,8 @@ interface Route {
   matches: (meta: StreamMetadata) => boolean;
   lastMeta?: StreamMetadata;
   lastMatch?: boolean;
+  /** The sink did not get the previous chunk: it may be joining in the middle of a line. */
+  gap: boolean;
   reportedDrops: number;
 }
 
@@ -39,9 +40,9 @@ const specKey = (spec: SinkSpec): string =>
   JSON.stringify([spec.type.type, spec.options, spec.match, spec.buffer]);
 
 /**
- * One stream of one container: source -> sandbox files, and a tee -> line framer -> sinks. Holds no process-wide
- * state, so one process can host many. The source is read only as fast as the sandbox takes it; sinks never slow
- * it down: each takes lines into its own bounded buffer.
+ * One stream of one container: source -> sandbox files, and a tee -> sinks. Holds no process-wide state, so one
+ * process can host many. The source is read only as fast as the sandbox takes it; sinks never slow it down: each
+ * copies the chunk into its own bounded buffer and cuts lines from it when it sends.
  */
 export class StreamPipeline {
   private meta: StreamMetadata;
@@ -49,12 +50,13 @@ export class StreamPipeline {
   private routes: Route[] = [];
   private readonly retired = new Set<Promise<Record<string, unknown>>>();
   private readonly retiredSummaries: Record<string, unknown>[] = [];
-  private readonly framer: LineFramer;
+  /** What a sink joining mid-line is given first. */
+  private readonly openLine: OpenLine;
 
   constructor(private readonly options: StreamPipelineOptions) {
     this.meta = options.meta;
     this.config = options.config;
-    this.framer = new LineFramer(options.config.lines, () => this.meta, (record) => this.dispatch(record));
+    this.openLine = new OpenLine(options.config.lines.maxLineBytes);
     this.startSinks(options.config.sinks);
   }
 
@@ -69,15 +71,13 @@ export class StreamPipeline {
         if (done) return;
         done = true;
         clearInterval(dropReport);
-        this.framer.end();
         void this.shutdown().then(resolve);
       };
       sandbox.on('drain', () => source.resume());
       source.on('data', (chunk: Buffer) => {
         if (!sandbox.write(chunk)) source.pause();
-        // The source may lend its read buffer (pipe-source.ts) and records keep slices of what they are cut from.
-        if (this.routes.length > 0) this.framer.push(Buffer.from(chunk));
-        else this.framer.skip(chunk);
+        if (this.routes.length > 0) this.dispatch(chunk);
+        this.openLine.track(chunk);
       });
       source.once('end', finish);
       source.once('error', (err) => {
@@ -87,7 +87,7 @@ export class StreamPipeline {
     });
   }
 
-  /** New metadata (agent enrichment) applies to records framed from now on. */
+  /** New metadata (agent enrichment) applies to bytes arriving from now on. */
   updateMetadata(meta: StreamMetadata): void {
     this.meta = meta;
   }
@@ -98,7 +98,7 @@ export class StreamPipeline {
    */
   reconfigure(config: SplitterConfig): void {
     this.config = config;
-    this.framer.reconfigure(config.lines);
+    this.openLine.reconfigure(config.lines.maxLineBytes);
     const keep = new Map(this.routes.map((route) => [route.spec.name + route.key, route]));
     const next: Route[] = [];
     const added: SinkSpec[] = [];
@@ -106,6 +106,7 @@ export class StreamPipeline {
       const route = keep.get(spec.name + specKey(spec));
       if (route === undefined) added.push(spec);
       else {
+        route.sink.reconfigureLines(config.lines);
         next.push(route);
         keep.delete(spec.name + route.key);
       }
@@ -121,28 +122,39 @@ export class StreamPipeline {
         const sink = spec.type.create(spec.options, {
           name: spec.name,
           buffer: spec.buffer,
+          lines: this.config.lines,
           log: this.options.log.child({ sink: spec.name }),
           meta: this.meta,
         });
         sink.start();
-        this.routes.push({ spec, key: specKey(spec), sink, matches: compileMatch(spec.match), reportedDrops: 0 });
+        this.routes.push({ spec, key: specKey(spec), sink, matches: compileMatch(spec.match), gap: true, reportedDrops: 0 });
       } catch (err) {
         this.options.log.error({ sink: spec.name, err: (err as Error).message }, 'sink could not start; skipping it');
       }
     }
   }
 
-  private dispatch(record: LogRecord): void {
+  /** The chunk may be borrowed (pipe-source.ts): each sink copies what it keeps. */
+  private dispatch(chunk: Buffer): void {
+    const time = Date.now();
+    const meta = this.meta;
     for (const route of this.routes) {
-      if (route.lastMeta !== record.meta) {
-        route.lastMeta = record.meta;
-        route.lastMatch = route.matches(record.meta);
+      if (route.lastMeta !== meta) {
+        route.lastMeta = meta;
+        route.lastMatch = route.matches(meta);
       }
-      if (route.lastMatch) route.sink.accept(record);
+      if (!route.lastMatch) {
+        route.gap = true;
+        continue;
+      }
+      if (route.gap) route.sink.rejoin(this.openLine.current(), time, meta);
+      route.gap = false;
+      route.sink.append(chunk, time, meta);
     }
   }
 
   private retire(route: Route): void {
+    route.sink.detach();
     const stopped = route.sink.stop(Date.now() + this.config.shutdownTimeoutMs).then(() => this.summarize(route));
     this.retired.add(stopped);
     void stopped.then((summary) => {
@@ -178,7 +190,7 @@ export class StreamPipeline {
 
   private reportDrops(): void {
     for (const route of this.routes) {
-      const dropped = route.sink.stats.linesDropped;
+      const dropped = route.sink.droppedLines();
       if (dropped === route.reportedDrops) continue;
       route.reportedDrops = dropped;
       this.options.log.warn(this.summarize(route), 'sink is dropping lines');

@@ -2,14 +2,13 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { parseConfig } from '../src/config/config.js';
+import { DEFAULT_CONFIG, parseConfig } from '../src/config/config.js';
 import { ConfigReader } from '../src/config/reader.js';
 import { execSink, type ExecOptions } from '../src/sinks/exec.js';
 import { ReplayWindow } from '../src/sinks/exec-replay.js';
 import type { Sink } from '../src/sinks/sink.js';
 import type { StreamMetadata } from '../src/mesos/metadata.js';
 import {
-  asStdin,
   captureLog,
   COUNT_INCARNATION,
   incarnations,
@@ -17,10 +16,10 @@ import {
   mesosVariables,
   readEnvFile,
   readIfExists,
-  records,
   streamMeta,
   writeScript,
 } from './helpers/exec.js';
+import { feed, streamBytes } from './helpers/feed.js';
 import { makeSandbox } from './helpers/sandbox.js';
 import { waitFor } from './helpers/wait.js';
 
@@ -45,7 +44,13 @@ afterEach(async () => {
 function makeSink(config: Record<string, unknown>, meta: StreamMetadata, maxBytes = 8 << 20) {
   const options = execSink.parse(new ConfigReader('sinks.fwd', config));
   const { log, entries } = captureLog();
-  const sink = execSink.create(options, { name: 'fwd', buffer: { maxBytes, whenFull: 'drop_oldest' }, log, meta });
+  const sink = execSink.create(options, {
+    name: 'fwd',
+    buffer: { maxBytes, whenFull: 'drop_oldest' },
+    lines: DEFAULT_CONFIG.lines,
+    log,
+    meta,
+  });
   sinks.push(sink);
   sink.start();
   return { sink, entries, options };
@@ -65,23 +70,20 @@ describe('exec sink: environment and stdin', () => {
     const script = writeScript(dir, 'record.sh', 'env -0 > "$OUT/env"\necho $$ > "$OUT/pid"\ncat > "$OUT/stdin"');
     const meta = fullMeta({ user: 'nobody', task_id: 'web.1' });
     const { sink } = makeSink({ command: [script], env: { EXTRA: 'a b=c' } }, meta);
-    const batch = records(
-      [
-        'plain',
-        '',
-        Buffer.from([0x62, 0x61, 0x64, 0xff, 0xfe, 0x0d, 0x20, 0xc3, 0x28]), // invalid UTF-8 and a CR stay raw
-        '{"json": "\\u00e9 é"}',
-        'tab\there',
-        'last, partial',
-      ],
-      meta,
-      true,
-    );
+    const lines = [
+      'plain',
+      '',
+      Buffer.from([0x62, 0x61, 0x64, 0xff, 0xfe, 0x0d, 0x20, 0xc3, 0x28]), // invalid UTF-8 and a CR stay raw
+      '{"json": "\\u00e9 é"}',
+      'tab\there',
+      'last, partial',
+    ];
     // The process starts with the first line, taking the helper's environment as it is then.
     process.env.MESOS_LOG_TASK_ID = 'stale, from the helper environment';
     process.env.EXEC_TEST_INHERITED = 'inherited';
     try {
-      for (const record of batch) sink.accept(record);
+      // The stream ends without a newline: stop() sends the last line, which the process gets with one.
+      feed(sink, meta, lines, { unterminated: true });
       await waitFor(() => readIfExists(join(dir, 'pid')).length > 0, { what: 'the process to start' });
     } finally {
       delete process.env.MESOS_LOG_TASK_ID;
@@ -91,7 +93,7 @@ describe('exec sink: environment and stdin', () => {
     await sink.stop(Date.now() + 2000);
     expect(Date.now() - started).toBeLessThan(1500);
 
-    expect(readFileSync(join(dir, 'stdin')).equals(asStdin(batch))).toBe(true);
+    expect(readFileSync(join(dir, 'stdin')).equals(streamBytes(lines))).toBe(true);
     const env = readEnvFile(join(dir, 'env'));
     const executorInfo = JSON.stringify({
       executor_id: { value: 'E1' },
@@ -115,7 +117,16 @@ describe('exec sink: environment and stdin', () => {
     expect(env.EXEC_TEST_INHERITED).toBe('inherited');
     expect(env.PATH).toBe(process.env.PATH);
 
-    expect(sink.stats).toMatchObject({ linesIn: 6, linesSent: 6, linesDropped: 0, reconnects: 0, failedSends: 0 });
+    // Stream bytes: 6 + 1 + 10 + 22 (é: 2 bytes) + 9 + 13, the last line without its newline.
+    expect(sink.stats).toMatchObject({
+      linesIn: 6,
+      linesSent: 6,
+      bytesIn: 61,
+      bytesSent: 61,
+      linesDropped: 0,
+      reconnects: 0,
+      failedSends: 0,
+    });
     expectCountersAddUp(sink);
     expect(isAlive(Number(readFileSync(join(dir, 'pid'), 'utf8')))).toBe(false);
   });
@@ -128,7 +139,7 @@ describe('exec sink: environment and stdin', () => {
       meta,
     );
     expect(options.command).toEqual(['/bin/sh', '-c', 'env -0 > "$DEST/env"; tr a-z A-Z > "$DEST/stdin"']);
-    for (const record of records(['abc', 'def'], meta)) sink.accept(record);
+    feed(sink, meta, ['abc', 'def']);
     await sink.stop(Date.now() + 2000);
 
     expect(readFileSync(join(dir, 'stdin'), 'utf8')).toBe('ABC\nDEF\n');
@@ -174,13 +185,9 @@ describe('exec sink: faults', () => {
       // Enrichment arrives between the two halves: a process keeps the environment it started with, a restart
       // gets the metadata of the newest line.
       const lines = numbered(2000);
-      const batch = [
-        ...records(lines.slice(0, 1000), first),
-        ...records(lines.slice(1000), fullMeta({ task_id: 'web.1' })),
-      ];
-      for (const record of batch.slice(0, 1000)) sink.accept(record);
+      feed(sink, first, lines.slice(0, 1000));
       await waitFor(() => incarnations(dir) === 2, { what: 'a restart' });
-      for (const record of batch.slice(1000)) sink.accept(record);
+      feed(sink, fullMeta({ task_id: 'web.1' }), lines.slice(1000));
       const started = Date.now();
       await sink.stop(Date.now() + 3000);
       expect(Date.now() - started).toBeLessThan(3000);
@@ -188,13 +195,20 @@ describe('exec sink: faults', () => {
       expect(incarnations(dir)).toBe(4);
       // The survivor got the replay window and then the rest: the output ends with every line, in order.
       const got = readFileSync(join(dir, 'got'));
-      const all = asStdin(batch);
+      const all = streamBytes(lines);
       expect(got.subarray(got.length - all.length).equals(all)).toBe(true);
       expect(readEnvFile(join(dir, 'env.1')).MESOS_LOG_TASK_ID).toBeUndefined();
       expect(readEnvFile(join(dir, 'env.2')).MESOS_LOG_TASK_ID).toBeUndefined();
       expect(readEnvFile(join(dir, 'env.4')).MESOS_LOG_TASK_ID).toBe('web.1');
 
-      expect(sink.stats).toMatchObject({ linesIn: 2000, linesSent: 2000, linesDropped: 0, reconnects: 3 });
+      expect(sink.stats).toMatchObject({
+        linesIn: 2000,
+        linesSent: 2000,
+        bytesIn: all.length,
+        bytesSent: all.length,
+        linesDropped: 0,
+        reconnects: 3,
+      });
       expectCountersAddUp(sink);
       const exits = entries().filter((e) => e.msg === 'exec process ended; restarting it');
       expect(exits.some((e) => e.status === 'exited with code 1')).toBe(true);
@@ -208,17 +222,17 @@ describe('exec sink: faults', () => {
       { command: [crashingScript(dir, 3, true)], restart_backoff_ms: { min: 20, max: 200 }, stop_grace_ms: 3000 },
       meta,
     );
-    const batch = records(numbered(100), meta);
-    for (const record of batch) sink.accept(record);
+    const lines = numbered(100);
+    feed(sink, meta, lines);
     const started = Date.now();
     await sink.stop(Date.now() + 3000);
     expect(Date.now() - started).toBeLessThan(3000);
 
     expect(incarnations(dir)).toBe(4);
     const got = readFileSync(join(dir, 'got'));
-    const all = asStdin(batch);
+    const all = streamBytes(lines);
     expect(got.subarray(got.length - all.length).equals(all)).toBe(true);
-    expect(sink.stats).toMatchObject({ linesIn: 100, linesSent: 100, reconnects: 3 });
+    expect(sink.stats).toMatchObject({ linesIn: 100, linesSent: 100, bytesIn: 790, bytesSent: 790, reconnects: 3 });
     expectCountersAddUp(sink);
     expect(entries().some((e) => e.msg === 'exec process failed at stream end')).toBe(true);
   });
@@ -229,11 +243,11 @@ describe('exec sink: faults', () => {
     const meta = fullMeta();
     const { sink, entries } = makeSink({ command: [script], stop_grace_ms: 300 }, meta, 64 * 1024);
     // In rounds, so the delivery loop fills the socket and ends up with a write the process never takes.
-    const batch = records(numbered(30_000, 'x'.repeat(90)), meta);
-    sink.accept(batch[0]);
+    const lines = numbered(30_000, 'x'.repeat(90));
+    feed(sink, meta, lines.slice(0, 1));
     await waitFor(() => readIfExists(join(dir, 'sleep')).length > 0, { what: 'the script to start' });
-    for (let i = 1; i < batch.length; i += 500) {
-      for (const record of batch.slice(i, i + 500)) sink.accept(record);
+    for (let i = 1; i < lines.length; i += 500) {
+      feed(sink, meta, lines.slice(i, i + 500));
       await new Promise((resolve) => setTimeout(resolve, 1));
     }
     const started = Date.now();
@@ -241,6 +255,7 @@ describe('exec sink: faults', () => {
     const took = Date.now() - started;
     expect(took).toBeLessThan(1500);
 
+    expect(sink.stats).toMatchObject({ linesIn: 30_000, bytesIn: streamBytes(lines).length });
     expect(sink.stats.linesDropped).toBeGreaterThan(0);
     expect(sink.stats.droppedBy.buffer_full).toBe(sink.stats.linesDropped);
     expect(sink.stats.failedSends).toBe(1);
@@ -266,14 +281,14 @@ describe('exec sink: faults', () => {
     );
     const meta = fullMeta();
     const { sink } = makeSink({ command: [script], restart_backoff_ms: { min: 20, max: 100 } }, meta);
-    const batch = records(numbered(50), meta);
-    sink.accept(batch[0]);
+    const lines = numbered(50);
+    feed(sink, meta, lines.slice(0, 1));
     // Noticed at the next write (EPIPE): nothing tells a writer that the reader closed otherwise.
     await waitFor(() => readIfExists(join(dir, 'closed')).length > 0, { what: 'the script to close its stdin' });
-    for (const record of batch.slice(1)) sink.accept(record);
-    await waitFor(() => readIfExists(join(dir, 'got')).equals(asStdin(batch)), { what: 'the lines in process 2' });
+    feed(sink, meta, lines.slice(1));
+    await waitFor(() => readIfExists(join(dir, 'got')).equals(streamBytes(lines)), { what: 'the lines in process 2' });
     await sink.stop(Date.now() + 1000);
-    expect(sink.stats).toMatchObject({ linesSent: 50, reconnects: 1, failedSends: 1 });
+    expect(sink.stats).toMatchObject({ linesSent: 50, bytesSent: streamBytes(lines).length, reconnects: 1, failedSends: 1 });
     expectCountersAddUp(sink);
   });
 
@@ -283,7 +298,7 @@ describe('exec sink: faults', () => {
       { command: ['/nonexistent/logger'], restart_backoff_ms: { min: 10, max: 50 } },
       meta,
     );
-    for (const record of records(numbered(100), meta)) sink.accept(record);
+    feed(sink, meta, numbered(100));
     await new Promise((resolve) => setTimeout(resolve, 400));
     const started = Date.now();
     await sink.stop(Date.now() + 200);
@@ -295,7 +310,7 @@ describe('exec sink: faults', () => {
     expect(sink.status()).toMatchObject({ state: 'down' });
     expect(sink.status().lastError).toMatch(/ENOENT/);
     expectCountersAddUp(sink);
-    expect(sink.buffered().lines).toBe(100);
+    expect(sink.buffered()).toEqual({ lines: 100, bytes: 790 });
     const logged = entries().find((e) => e.msg === 'exec process ended; restarting it');
     expect(logged?.status).toMatch(/could not be started \(spawn \/nonexistent\/logger ENOENT\)/);
   });
@@ -312,10 +327,10 @@ describe('exec sink: faults', () => {
       { command: [script], restart_backoff_ms: { min: 10, max: 10 }, replay_bytes: 0, stop_grace_ms: 500 },
       meta,
     );
-    sink.accept(records(['first'], meta)[0]);
+    feed(sink, meta, ['first']);
     await waitFor(() => readIfExists(join(dir, 'got.1')).length > 0, { what: 'the first line' });
     await waitFor(() => sink.status().state === 'down', { what: 'the exit to be seen' });
-    sink.accept(records(['second'], meta)[0]);
+    feed(sink, meta, ['second']);
     await waitFor(() => readIfExists(join(dir, 'got.2')).length > 0, { what: 'the second line' });
     await sink.stop(Date.now() + 1000);
 
@@ -323,7 +338,7 @@ describe('exec sink: faults', () => {
     expect(readFileSync(join(dir, 'got.2'), 'utf8')).toBe('second\n');
     // A third incarnation may have started and seen EOF; it got nothing.
     expect(readdirSync(dir).filter((name) => name.startsWith('got.'))).toEqual(['got.1', 'got.2']);
-    expect(sink.stats.linesSent).toBe(2);
+    expect(sink.stats).toMatchObject({ linesSent: 2, bytesSent: 13 });
     expect(sink.stats.reconnects).toBeGreaterThanOrEqual(1);
   });
 });

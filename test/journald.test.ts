@@ -1,12 +1,15 @@
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEFAULT_CONFIG } from '../src/config/config.js';
 import { ConfigReader } from '../src/config/reader.js';
+import type { LineOptions } from '../src/lines/line-buffer.js';
 import { lineRecord, type LogRecord } from '../src/lines/record.js';
 import type { StreamMetadata } from '../src/mesos/metadata.js';
 import { journaldSink, type JournaldOptions } from '../src/sinks/journald.js';
 import { EntryEncoder, journaldFieldName } from '../src/sinks/journald-entry.js';
 import type { Sink } from '../src/sinks/sink.js';
+import { feed, streamBytes } from './helpers/feed.js';
 import { JOURNALD_BIN, TestJournald, type JournalEntry } from './helpers/journald.js';
 import { isRoot } from './helpers/tmpfs.js';
 import { sleep, waitFor } from './helpers/wait.js';
@@ -30,6 +33,7 @@ function metaFor(overrides: Partial<StreamMetadata> = {}): StreamMetadata {
   };
 }
 
+/** For the encoder only; sinks are fed stream bytes. */
 const record = (meta: StreamMetadata, line: string | Buffer, partial = false): LogRecord =>
   lineRecord(typeof line === 'string' ? Buffer.from(line) : line, partial, Date.now(), meta);
 
@@ -50,20 +54,31 @@ afterAll(async () => {
   await Promise.all(created.map((sink) => sink.stop(Date.now())));
 });
 
-function makeSink(options: Record<string, unknown>, meta: StreamMetadata, log = capturingLog().log, maxBytes = 1 << 20): Sink {
+function makeSink(
+  options: Record<string, unknown>,
+  meta: StreamMetadata,
+  log = capturingLog().log,
+  maxBytes = 1 << 20,
+  lines: LineOptions = DEFAULT_CONFIG.lines,
+): Sink {
   const reader = new ConfigReader('sinks.j', options);
   const parsed = journaldSink.parse(reader);
   reader.done();
-  const sink = journaldSink.create(parsed, { name: 'j', buffer: { maxBytes, whenFull: 'drop_oldest' }, log, meta });
+  const sink = journaldSink.create(parsed, { name: 'j', buffer: { maxBytes, whenFull: 'drop_oldest' }, lines, log, meta });
   sink.start();
   created.push(sink);
   return sink;
 }
 
 function expectCountersAddUp(sink: Sink): void {
-  const { linesIn, linesSent, linesDropped } = sink.stats;
-  expect(linesIn).toBe(linesSent + linesDropped + sink.buffered().lines);
+  const { linesIn, linesSent, linesDropped, bytesIn, bytesSent, bytesDropped } = sink.stats;
+  const buffered = sink.buffered();
+  expect(linesIn).toBe(linesSent + linesDropped + buffered.lines);
+  expect(bytesIn).toBe(bytesSent + bytesDropped + buffered.bytes);
 }
+
+const numbered = (label: string, from: number, to: number): string[] =>
+  Array.from({ length: to - from }, (_, i) => `${label} ${from + i}`);
 
 const messages = (entries: JournalEntry[]): unknown[] => entries.map((entry) => entry.MESSAGE);
 
@@ -128,11 +143,10 @@ describe.skipIf(!isRoot() || JOURNALD_BIN === undefined)('journald sink against 
       task_labels: { team: 'payments', notes: 'first line\nsecond line' },
     });
     const sink = makeSink({ socket: journald.socket }, meta);
-    sink.accept(record(meta, 'hello journald'));
-    sink.accept(record(meta, 'tab\there, ünïcödé ✓'));
-    sink.accept(record(meta, '  padded both sides  '));
+    const lines = ['hello journald', 'tab\there, ünïcödé ✓', '  padded both sides  '];
+    feed(sink, meta, lines);
     const entries = await journald.waitForEntries({ EXECUTOR_ID: meta.executor_id! }, 3);
-    expect(messages(entries)).toEqual(['hello journald', 'tab\there, ünïcödé ✓', '  padded both sides  ']);
+    expect(messages(entries)).toEqual(lines);
     const entry = entries[0];
     expect(entry).toMatchObject({
       PRIORITY: '6',
@@ -149,24 +163,28 @@ describe.skipIf(!isRoot() || JOURNALD_BIN === undefined)('journald sink against 
       _TRANSPORT: 'journal',
     });
     expect(entry.PARTIAL_MESSAGE).toBeUndefined();
-    expect(sink.stats).toMatchObject({ linesIn: 3, linesSent: 3, linesDropped: 0, failedSends: 0, reconnects: 0 });
+    // 15 + 26 (ü ï ö é: 2 bytes each, ✓: 3) + 22, newlines included.
+    expect(sink.stats).toMatchObject({ linesIn: 3, linesSent: 3, bytesIn: 63, bytesSent: 63, linesDropped: 0, failedSends: 0, reconnects: 0 });
     expect(sink.status().state).toBe('up');
   });
 
   it('uses PRIORITY 3 for stderr, the executor id or a configured identifier, and flags partial lines', async () => {
     const meta = metaFor({ stream: 'stderr' });
     const sink = makeSink({ socket: journald.socket }, meta);
-    sink.accept(record(meta, 'oops'));
-    sink.accept(record(meta, 'no newline yet', true));
+    // The stream ends without a last newline: stop() sends that line, flagged partial.
+    feed(sink, meta, ['oops', 'no newline yet'], { unterminated: true });
+    await sink.stop(Date.now() + 2000);
     const entries = await journald.waitForEntries({ EXECUTOR_ID: meta.executor_id! }, 2);
     expect(entries.map((e) => [e.MESSAGE, e.PRIORITY, e.STREAM, e.SYSLOG_IDENTIFIER, e.PARTIAL_MESSAGE])).toEqual([
       ['oops', '3', 'STDERR', meta.executor_id, undefined],
       ['no newline yet', '3', 'STDERR', meta.executor_id, 'true'],
     ]);
     expect(entries[0].TASK_ID).toBeUndefined();
+    expect(sink.stats).toMatchObject({ linesIn: 2, linesSent: 2, bytesIn: 19, bytesSent: 19, linesDropped: 0 });
+    expect(sink.buffered()).toEqual({ lines: 0, bytes: 0 });
 
     const named = metaFor();
-    makeSink({ socket: journald.socket, identifier: 'fixed-name' }, named).accept(record(named, 'named'));
+    feed(makeSink({ socket: journald.socket, identifier: 'fixed-name' }, named), named, ['named']);
     const [entry] = await journald.waitForEntries({ EXECUTOR_ID: named.executor_id! }, 1);
     expect(entry.SYSLOG_IDENTIFIER).toBe('fixed-name');
   });
@@ -174,8 +192,7 @@ describe.skipIf(!isRoot() || JOURNALD_BIN === undefined)('journald sink against 
   it('replaces invalid UTF-8 in MESSAGE and keeps other bytes, NUL included', async () => {
     const meta = metaFor();
     const sink = makeSink({ socket: journald.socket }, meta);
-    sink.accept(record(meta, Buffer.from([0x61, 0xff, 0x62, 0xc3, 0x28, 0x63])));
-    sink.accept(record(meta, Buffer.from('nul\0byte\rcr')));
+    feed(sink, meta, [Buffer.from([0x61, 0xff, 0x62, 0xc3, 0x28, 0x63]), Buffer.from('nul\0byte\rcr')]);
     const entries = await journald.waitForEntries({ EXECUTOR_ID: meta.executor_id! }, 2);
     expect(entries[0].MESSAGE).toBe('a\uFFFDb\uFFFD(c');
     // journalctl prints a value that is not printable text as its bytes.
@@ -185,8 +202,7 @@ describe.skipIf(!isRoot() || JOURNALD_BIN === undefined)('journald sink against 
   it('truncates an oversized entry with a visible marker instead of dropping it', async () => {
     const meta = metaFor();
     const sink = makeSink({ socket: journald.socket, max_entry_bytes: 8192 }, meta);
-    sink.accept(record(meta, 'x'.repeat(20_000)));
-    sink.accept(record(meta, 'small after big'));
+    feed(sink, meta, ['x'.repeat(20_000), 'small after big']);
     const entries = await journald.waitForEntries({ EXECUTOR_ID: meta.executor_id! }, 2);
     const match = / \[truncated: (\d+) of 20000 bytes kept\]$/.exec(String(entries[0].MESSAGE));
     expect(match).not.toBeNull();
@@ -194,30 +210,33 @@ describe.skipIf(!isRoot() || JOURNALD_BIN === undefined)('journald sink against 
     expect(entries[0].MESSAGE).toBe(`${'x'.repeat(kept)} [truncated: ${kept} of 20000 bytes kept]`);
     expect(kept).toBeGreaterThan(7000);
     expect(entries[1].MESSAGE).toBe('small after big');
-    expect(sink.stats).toMatchObject({ linesSent: 2, linesDropped: 0 });
+    // Counted in stream bytes: what the task wrote, not what the entry kept.
+    expect(sink.stats).toMatchObject({ linesSent: 2, bytesSent: 20_017, linesDropped: 0 });
   });
 
   it('lowers max_entry_bytes when the kernel refuses a datagram that large (EMSGSIZE)', async () => {
     const meta = metaFor();
     const { log, lines } = capturingLog();
-    const sink = makeSink({ socket: journald.socket, max_entry_bytes: '1MB' }, meta, log, 4 << 20);
-    sink.accept(record(meta, 'y'.repeat(600_000)));
-    sink.accept(record(meta, 'z'.repeat(1000)));
+    // A line limit above the datagram limit, so one 600 KB line reaches the encoder whole.
+    const lineOptions = { ...DEFAULT_CONFIG.lines, maxLineBytes: 1 << 20 };
+    const sink = makeSink({ socket: journald.socket, max_entry_bytes: '1MB' }, meta, log, 4 << 20, lineOptions);
+    feed(sink, meta, ['y'.repeat(600_000), 'z'.repeat(1000)]);
     const entries = await journald.waitForEntries({ EXECUTOR_ID: meta.executor_id! }, 2);
     // 1 MiB, 512 KiB and 256 KiB exceed the default 208 KiB datagram limit; 128 KiB fits.
     expect(String(entries[0].MESSAGE)).toMatch(/^y+ \[truncated: \d+ of 600000 bytes kept\]$/);
     expect(String(entries[0].MESSAGE).length).toBeGreaterThan(100_000);
     expect(String(entries[0].MESSAGE).length).toBeLessThan(131_072);
+    expect(entries[0].PARTIAL_MESSAGE).toBeUndefined();
     expect(entries[1].MESSAGE).toBe('z'.repeat(1000));
     const warnings = lines().filter((line) => String(line.msg).includes('lowering the limit'));
     expect(warnings.map((w) => w.now)).toEqual([524288, 262144, 131072]);
-    expect(sink.stats).toMatchObject({ linesSent: 2, linesDropped: 0, failedSends: 0 });
+    expect(sink.stats).toMatchObject({ linesSent: 2, bytesSent: 601_002, linesDropped: 0, failedSends: 0 });
   });
 
   it('leaves out labels that would crowd out the message, and says so', async () => {
     const meta = metaFor({ executor_labels: { small: 'kept', huge: 'h'.repeat(5000) } });
     const { log, lines } = capturingLog();
-    makeSink({ socket: journald.socket, max_entry_bytes: 8192 }, meta, log).accept(record(meta, 'with labels'));
+    feed(makeSink({ socket: journald.socket, max_entry_bytes: 8192 }, meta, log), meta, ['with labels']);
     const [entry] = await journald.waitForEntries({ EXECUTOR_ID: meta.executor_id! }, 1);
     expect(entry.SMALL).toBe('kept');
     expect(entry.HUGE).toBeUndefined();
@@ -228,10 +247,10 @@ describe.skipIf(!isRoot() || JOURNALD_BIN === undefined)('journald sink against 
     const id = `stream-${process.pid}-${unique++}`;
     const meta = metaFor({ stream: 'stderr', task_id: id });
     const sink = makeSink({ socket: journald.socket, transport: 'stream' }, meta);
-    sink.accept(record(meta, 'first via stream'));
-    sink.accept(record(meta, 'ünïcödé \xff'));
+    feed(sink, meta, ['first via stream', 'ünïcödé \xff']);
+    // Enrichment: the bytes that arrive from now on carry the new metadata.
     const renamed = { ...meta, task_id: `${id}-enriched` };
-    sink.accept(record(renamed, 'after enrichment'));
+    feed(sink, renamed, ['after enrichment']);
     const entries = await journald.waitForEntries({ SYSLOG_IDENTIFIER: id }, 2);
     expect(entries.map((e) => [e.MESSAGE, e.PRIORITY, e._TRANSPORT, e.EXECUTOR_ID])).toEqual([
       ['first via stream', '3', 'stdout', undefined],
@@ -247,28 +266,34 @@ describe.skipIf(!isRoot() || JOURNALD_BIN === undefined)('journald sink against 
     const meta = metaFor({ task_id: id });
     const sink = makeSink({ socket: journald.socket, transport: 'stream' }, meta);
     const lines = Array.from({ length: 3000 }, (_, i) => `  many ${i} ${'m'.repeat(i % 200)}.`);
-    for (const line of lines) sink.accept(record(meta, line));
+    feed(sink, meta, lines);
     const entries = await journald.waitForEntries({ SYSLOG_IDENTIFIER: id }, lines.length);
     expect(messages(entries)).toEqual(lines);
-    expect(sink.stats).toMatchObject({ linesSent: lines.length, reconnects: 0, failedSends: 0 });
+    expect(sink.stats).toMatchObject({
+      linesSent: lines.length,
+      bytesSent: streamBytes(lines).length,
+      reconnects: 0,
+      failedSends: 0,
+    });
   });
 
   it('waits out a stalled journald (EAGAIN), retries, and delivers every line once', async () => {
     const meta = metaFor();
     const sink = makeSink({ socket: journald.socket }, meta);
-    sink.accept(record(meta, 'before the stall'));
+    feed(sink, meta, ['before the stall']);
     await journald.waitForEntries({ EXECUTOR_ID: meta.executor_id! }, 1);
     journald.pause();
     try {
-      for (let i = 0; i < 200; i++) sink.accept(record(meta, `line ${i}`));
+      feed(sink, meta, numbered('line', 0, 200));
       await waitFor(() => sink.stats.failedSends > 0, { timeoutMs: 5000, what: 'a failed send' });
       expect(sink.status()).toMatchObject({ state: 'down', lastError: `journald socket ${journald.socket}: EAGAIN` });
     } finally {
       journald.resume();
     }
     const entries = await journald.waitForEntries({ EXECUTOR_ID: meta.executor_id! }, 201);
-    expect(messages(entries)).toEqual(['before the stall', ...Array.from({ length: 200 }, (_, i) => `line ${i}`)]);
+    expect(messages(entries)).toEqual(['before the stall', ...numbered('line', 0, 200)]);
     await waitFor(() => sink.stats.linesSent === 201, { what: 'all sent' });
+    expect(sink.stats).toMatchObject({ linesIn: 201, bytesSent: 17 + streamBytes(numbered('line', 0, 200)).length, linesDropped: 0 });
     expectCountersAddUp(sink);
   });
 
@@ -276,17 +301,18 @@ describe.skipIf(!isRoot() || JOURNALD_BIN === undefined)('journald sink against 
     const meta = metaFor();
     for (const transport of ['native', 'stream']) {
       const sink = makeSink({ socket: journald.socket, transport }, meta);
-      sink.accept(record(meta, `${transport} warm-up`));
+      feed(sink, meta, [`${transport} warm-up`]);
       await waitFor(() => sink.stats.linesSent === 1, { what: 'warm-up sent' });
       journald.pause();
       try {
-        const line = 'w'.repeat(4000);
-        for (let i = 0; i < 500; i++) sink.accept(record(meta, line));
+        // 2 MB: more than the 1 MiB buffer holds, so drop_oldest drops some as well.
+        feed(sink, meta, Array.from({ length: 500 }, () => 'w'.repeat(4000)));
         await sleep(200);
         const started = Date.now();
         await sink.stop(Date.now() + 300);
         expect(Date.now() - started).toBeLessThan(1500);
         expect(sink.buffered().lines).toBeGreaterThan(0);
+        expect(sink.stats.linesIn).toBe(501);
         expectCountersAddUp(sink);
       } finally {
         journald.resume();
@@ -298,13 +324,16 @@ describe.skipIf(!isRoot() || JOURNALD_BIN === undefined)('journald sink against 
     const sink = makeSink({ socket: journald.socket }, meta);
     journald.pause();
     try {
-      for (let i = 0; i < 100; i++) sink.accept(record(meta, `stalled ${i}`));
+      feed(sink, meta, numbered('stalled', 0, 100));
       // Each send now waits 1 s for room, then backs off 100, 200, 400, 800 ms.
       await waitFor(() => sink.stats.failedSends >= 4, { timeoutMs: 15_000, what: 'four failed sends' });
       await sleep(1300);
       const started = Date.now();
       await sink.stop(Date.now() + 100);
       expect(Date.now() - started).toBeLessThan(1000);
+      // The socket took a few datagrams before journald stalled; the rest stay buffered.
+      expect(sink.stats).toMatchObject({ linesIn: 100, bytesIn: streamBytes(numbered('stalled', 0, 100)).length, linesDropped: 0 });
+      expect(sink.buffered().lines).toBeGreaterThan(0);
       expectCountersAddUp(sink);
     } finally {
       journald.resume();
@@ -319,15 +348,16 @@ describe.skipIf(!isRoot() || JOURNALD_BIN === undefined)('journald sink faults',
   it('buffers while journald is down at start and delivers once it starts', async () => {
     const meta = metaFor();
     const sink = makeSink({ socket: journald.socket }, meta);
-    for (let i = 0; i < 20; i++) sink.accept(record(meta, `early ${i}`));
+    feed(sink, meta, numbered('early', 0, 20));
     await waitFor(() => sink.stats.failedSends > 0, { what: 'a failed send' });
     expect(sink.status()).toMatchObject({ state: 'down', lastError: `journald socket ${journald.socket}: ENOENT` });
     expect(sink.stats.linesSent).toBe(0);
     await journald.start();
     const entries = await journald.waitForEntries({ EXECUTOR_ID: meta.executor_id! }, 20);
-    expect(messages(entries)).toEqual(Array.from({ length: 20 }, (_, i) => `early ${i}`));
+    expect(messages(entries)).toEqual(numbered('early', 0, 20));
     await waitFor(() => sink.stats.linesSent === 20, { what: 'all sent' });
-    expect(sink.stats).toMatchObject({ linesIn: 20, linesSent: 20, linesDropped: 0, reconnects: 0 });
+    // 10 * 'early N\n' + 10 * 'early NN\n'.
+    expect(sink.stats).toMatchObject({ linesIn: 20, linesSent: 20, bytesIn: 170, bytesSent: 170, linesDropped: 0, reconnects: 0 });
     expectCountersAddUp(sink);
   });
 
@@ -335,15 +365,15 @@ describe.skipIf(!isRoot() || JOURNALD_BIN === undefined)('journald sink faults',
     if (!journald.running) await journald.start();
     const meta = metaFor();
     const sink = makeSink({ socket: journald.socket }, meta);
-    for (let i = 0; i < 50; i++) sink.accept(record(meta, `line ${i}`));
+    feed(sink, meta, numbered('line', 0, 50));
     await journald.waitForEntries({ EXECUTOR_ID: meta.executor_id! }, 50);
     await journald.kill();
-    for (let i = 50; i < 100; i++) sink.accept(record(meta, `line ${i}`));
+    feed(sink, meta, numbered('line', 50, 100));
     await waitFor(() => sink.stats.failedSends > 0, { what: 'a failed send' });
     expect(sink.status().lastError).toBe(`journald socket ${journald.socket}: ECONNREFUSED`);
     await journald.start();
     const entries = await journald.waitForEntries({ EXECUTOR_ID: meta.executor_id! }, 100);
-    expect(messages(entries)).toEqual(Array.from({ length: 100 }, (_, i) => `line ${i}`));
+    expect(messages(entries)).toEqual(numbered('line', 0, 100));
     await waitFor(() => sink.stats.linesSent === 100, { what: 'all sent' });
     expect(sink.stats.reconnects).toBe(1);
     expectCountersAddUp(sink);
@@ -354,13 +384,13 @@ describe.skipIf(!isRoot() || JOURNALD_BIN === undefined)('journald sink faults',
     const id = `stream-restart-${process.pid}-${unique++}`;
     const meta = metaFor({ task_id: id });
     const sink = makeSink({ socket: journald.socket, transport: 'stream' }, meta);
-    sink.accept(record(meta, 'before'));
+    feed(sink, meta, ['before']);
     await journald.waitForEntries({ SYSLOG_IDENTIFIER: id }, 1);
     await journald.kill();
-    sink.accept(record(meta, 'during'));
+    feed(sink, meta, ['during']);
     await waitFor(() => sink.stats.failedSends > 0, { what: 'a failed send' });
     await journald.start();
-    sink.accept(record(meta, 'after'));
+    feed(sink, meta, ['after']);
     const entries = await journald.waitForEntries({ SYSLOG_IDENTIFIER: id }, 3);
     expect(messages(entries)).toEqual(['before', 'during', 'after']);
     expect(sink.stats).toMatchObject({ linesSent: 3, reconnects: 1 });

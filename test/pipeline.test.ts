@@ -13,7 +13,8 @@ import { StreamPipeline, type PipelineSummary } from '../src/pipeline.js';
 import { parseDirectives } from '../src/sandbox/directives.js';
 import { NativeRotation } from '../src/sandbox/rotation.js';
 import { SandboxWriter } from '../src/sandbox/writer.js';
-import { Sink, type BufferConfig } from '../src/sinks/sink.js';
+import type { BufferConfig } from '../src/lines/line-buffer.js';
+import { Sink } from '../src/sinks/sink.js';
 import type { SinkContext, SinkType } from '../src/sinks/sink-type.js';
 import { captureLog } from './helpers/exec.js';
 import { makePipe } from './helpers/pipe.js';
@@ -34,6 +35,7 @@ const created: RecordingSink[] = [];
 
 class RecordingSink extends Sink {
   readonly lines: string[] = [];
+  readonly partials: boolean[] = [];
   readonly metas: StreamMetadata[] = [];
   private release: (() => void) | undefined;
   private released: Promise<void>;
@@ -43,7 +45,7 @@ class RecordingSink extends Sink {
     readonly options: TestOptions,
     readonly context: SinkContext,
   ) {
-    super(context.name, context.buffer, context.log);
+    super(context);
     this.released = options.held ? new Promise((resolve) => (this.release = resolve)) : Promise.resolve();
   }
 
@@ -56,6 +58,7 @@ class RecordingSink extends Sink {
     await this.released;
     for (const record of batch) {
       this.lines.push(record.bytes.toString());
+      this.partials.push(record.partial);
       this.metas.push(record.meta);
     }
   }
@@ -233,7 +236,7 @@ describe('StreamPipeline', () => {
     ]);
   });
 
-  it('reconfigure to no sinks and back: no record is a piece of a line', async () => {
+  it('reconfigure to no sinks and back: a sink added mid-line gets that line whole; a retired one drops its unterminated start', async () => {
     const h = await harness(config([spec('s')], { lines: { maxLineBytes: 65536, partialFlushMs: 60_000 } }));
     await h.write('one\ntw');
     await waitFor(() => created[0].lines.length === 1, { what: 'the first line' });
@@ -243,13 +246,21 @@ describe('StreamPipeline', () => {
     h.pipeline.reconfigure(config([spec('s')], { lines: { maxLineBytes: 65536, partialFlushMs: 60_000 } }));
     await h.write('ee\nfour\n');
     h.end();
-    await h.done;
-    expect(created.map((s) => s.lines)).toEqual([['one'], ['four']]);
+    const summary = await h.done;
+    // The retired sink never sees where 'tw' ends: it drops it. The new sink joins mid-line and is given the
+    // line so far ('thr'), so 'three' arrives whole.
+    expect(created.map((s) => s.lines)).toEqual([['one'], ['three', 'four']]);
+    expect(created.map((s) => s.partials)).toEqual([[false], [false, false]]);
+    expect(summary.sinks.map((s) => [s.linesIn, s.linesSent, s.bytesIn, s.bytesSent, s.bytesDropped])).toEqual([
+      [1, 1, 6, 4, 2],
+      [2, 2, 11, 11, 0],
+    ]);
   });
 
   it('reports drops periodically while they happen, not otherwise', async () => {
     const h = await harness(config([spec('stuck', { held: true }, {}, { maxBytes: 4096 })]), 'stdout', 50);
-    await h.write(text(numbered(0, 200)));
+    // 1000 lines are ~8.9 KB of stream bytes: more than the 4096 B buffer holds.
+    await h.write(text(numbered(0, 1000)));
     await waitFor(() => h.entries().some((e) => e.msg === 'sink is dropping lines'), { what: 'a drop report' });
     const reports = (): Record<string, unknown>[] => h.entries().filter((e) => e.msg === 'sink is dropping lines');
     expect(reports()[0]).toMatchObject({ sink: 'stuck', level: 40 });

@@ -1,6 +1,6 @@
-// The Sink base class: bounded buffer, when_full, ordered retry, stop() deadline, counters. A minimal concrete
-// subclass supplies send()/close(): either a controllable one (to hold a send open or fail it on cue) or one that
-// writes to a real unix socket whose peer the test controls.
+// The Sink base class: bounded byte buffer, when_full, line cutting at take time (idle flush, stop), ordered retry,
+// stop() deadline, counters. A minimal concrete subclass supplies send()/close(): either a controllable one (to hold
+// a send open or fail it on cue) or one that writes to a real unix socket whose peer the test controls.
 import { once } from 'node:events';
 import { mkdtempSync } from 'node:fs';
 import { createServer, Socket, type Server } from 'node:net';
@@ -9,17 +9,19 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { lineRecord, type LogRecord } from '../src/lines/record.js';
+import { DEFAULT_CONFIG } from '../src/config/config.js';
+import { CHUNK_ENTRY_BYTES, type BufferConfig, type LineOptions } from '../src/lines/line-buffer.js';
+import type { LogRecord } from '../src/lines/record.js';
 import type { StreamMetadata } from '../src/mesos/metadata.js';
-import { RECORD_OVERHEAD_BYTES, Sink, type BufferConfig } from '../src/sinks/sink.js';
+import { Sink } from '../src/sinks/sink.js';
+import { feed } from './helpers/feed.js';
 import { sleep, waitFor } from './helpers/wait.js';
 
 const META: StreamMetadata = { stream: 'stdout', hostname: hostname(), sandbox: '/s', executor_labels: {}, task_labels: {} };
-const rec = (text: string): LogRecord => lineRecord(Buffer.from(text), false, Date.now(), META);
-const line = (i: number, size = 100): LogRecord => rec(String(i).padEnd(size, '.'));
+/** Line i as text: its number padded to `size` bytes (the stream holds size + 1 with the newline). */
+const line = (i: number, size = 100): string => String(i).padEnd(size, '.');
 const num = (r: LogRecord): number => parseInt(r.bytes.toString(), 10);
-/** What a 100-byte line costs against max_bytes. */
-const COST_100 = 100 + RECORD_OVERHEAD_BYTES;
+const texts = (records: LogRecord[]): string[] => records.map((r) => r.bytes.toString());
 
 function captureLog() {
   const lines: Record<string, unknown>[] = [];
@@ -59,8 +61,14 @@ class ScriptedSink extends Sink {
   /** Whether close() makes a held send fail (a well-behaved transport) or leaves it hanging. */
   closeSettlesSend = true;
 
-  constructor(buffer: Partial<BufferConfig> = {}, log = captureLog().log) {
-    super('test', { maxBytes: 1024, whenFull: 'drop_oldest', ...buffer }, log);
+  constructor(buffer: Partial<BufferConfig> = {}, log = captureLog().log, lines: Partial<LineOptions> = {}) {
+    super({
+      name: 'test',
+      buffer: { maxBytes: 1024, whenFull: 'drop_oldest', ...buffer },
+      lines: { ...DEFAULT_CONFIG.lines, ...lines },
+      log,
+      meta: META,
+    });
   }
 
   setBatchLimits(lines: number, bytes: number): void {
@@ -109,11 +117,14 @@ describe('Sink base', () => {
     const sink = new ScriptedSink({ maxBytes: 1 << 20 });
     sink.setBatchLimits(7, 1 << 20);
     sink.start();
-    for (let i = 0; i < 100; i++) sink.accept(line(i, 10));
+    for (let i = 0; i < 100; i++) feed(sink, META, [line(i, 10)]);
     await waitFor(() => sink.stats.linesSent === 100, { what: 'delivery' });
     expect(sink.delivered.map(num)).toEqual([...Array(100).keys()]);
+    expect(texts(sink.delivered)).toEqual([...Array(100).keys()].map((i) => line(i, 10)));
+    expect(sink.delivered.every((r) => !r.partial && r.meta === META)).toBe(true);
     expect(Math.max(...sink.attempts.map((b) => b.length))).toBe(7);
-    expect(sink.stats).toMatchObject({ linesIn: 100, bytesIn: 1000, linesSent: 100, bytesSent: 1000, linesDropped: 0, failedSends: 0 });
+    // Bytes are stream bytes: each line's newline counts.
+    expect(sink.stats).toMatchObject({ linesIn: 100, bytesIn: 1100, linesSent: 100, bytesSent: 1100, linesDropped: 0, failedSends: 0 });
     expect(sink.status().state).toBe('up');
     expect(sink.status().lastSent).toBeLessThanOrEqual(Date.now());
     await sink.stop(Date.now() + 1000);
@@ -126,44 +137,71 @@ describe('Sink base', () => {
     sink.setBatchLimits(1000, 250);
     sink.hold();
     sink.start();
-    sink.accept(line(0));
+    feed(sink, META, [line(0)]);
     await waitFor(() => sink.attempts.length === 1, { what: 'first send' });
-    for (let i = 1; i <= 5; i++) sink.accept(line(i));
-    sink.accept(line(6, 1000));
+    for (let i = 1; i <= 3; i++) feed(sink, META, [line(i)]);
+    feed(sink, META, [line(4, 1000)]);
+    feed(sink, META, [line(5)]);
     sink.release();
-    await waitFor(() => sink.stats.linesSent === 7, { what: 'delivery' });
-    expect(sink.attempts.map((b) => b.map(num))).toEqual([[0], [1, 2], [3, 4], [5], [6]]);
+    await waitFor(() => sink.stats.linesSent === 6, { what: 'delivery' });
+    // A batch takes lines until it holds max bytes (101 B each: the third reaches 250); a longer line goes alone.
+    expect(sink.attempts.map((b) => b.map(num))).toEqual([[0], [1, 2, 3], [4], [5]]);
+    expect(sink.attempts[2][0].size).toBe(1000);
     await sink.stop(Date.now() + 1000);
   });
 
-  it('drop_oldest: a full buffer drops the oldest queued records, never the one in flight', async () => {
-    const sink = new ScriptedSink({ maxBytes: 10 * COST_100, whenFull: 'drop_oldest' });
+  it('drop_oldest: a full buffer drops the oldest held lines, never the batch in flight', async () => {
+    // 99-byte lines: 100 B with the newline. Fed at one time from one meta, so they share one arrival entry; the
+    // check reserves an entry for the incoming chunk too.
+    const sink = new ScriptedSink({ maxBytes: 10 * 100 + 2 * CHUNK_ENTRY_BYTES, whenFull: 'drop_oldest' });
+    const time = Date.now();
     sink.hold();
     sink.start();
-    sink.accept(line(-1));
+    feed(sink, META, [line(-1, 99)], { time });
     await waitFor(() => sink.attempts.length === 1, { what: 'the held send' });
     for (let i = 0; i < 20; i++) {
-      sink.accept(line(i));
+      feed(sink, META, [line(i, 99)], { time });
       invariant(sink);
     }
-    // One record in flight + 9 queued fill the buffer; each further record pushes out the oldest queued one.
-    expect(sink.stats).toMatchObject({ linesIn: 21, linesDropped: 11, bytesDropped: 1100, droppedBy: { buffer_full: 11 } });
+    // One line in flight + 9 held fill the buffer; each further line pushes out the oldest held one.
+    expect(sink.stats).toMatchObject({ bytesIn: 2100, linesDropped: 11, bytesDropped: 1100, droppedBy: { buffer_full: 11 } });
+    expect(sink.stats.linesIn).toBe(21);
     expect(sink.buffered()).toEqual({ lines: 10, bytes: 1000 });
     sink.release();
     await waitFor(() => sink.buffered().lines === 0, { what: 'delivery' });
     expect(sink.delivered.map(num)).toEqual([-1, 11, 12, 13, 14, 15, 16, 17, 18, 19]);
+    expect(sink.stats).toMatchObject({ linesSent: 10, bytesSent: 1000 });
     invariant(sink);
     await sink.stop(Date.now() + 1000);
   });
 
-  it('drop_newest: a full buffer drops the incoming records', async () => {
-    const sink = new ScriptedSink({ maxBytes: 10 * COST_100, whenFull: 'drop_newest' });
+  it('drop_oldest evicts only the oldest lines an arrival needs room for, counting the entries they free', async () => {
+    // Each 100 B line its own arrival: 132 B against max_bytes, so ten fill it exactly.
+    const sink = new ScriptedSink({ maxBytes: 10 * (100 + CHUNK_ENTRY_BYTES), whenFull: 'drop_oldest' });
+    const time = Date.now();
+    for (let i = 0; i < 10; i++) feed(sink, META, [line(i, 99)], { time: time + i });
+    expect(sink.buffered()).toEqual({ lines: 10, bytes: 1000 });
+    // Evicting line 0 frees its 100 B and its entry: room for line 10 and its entry.
+    feed(sink, META, [line(10, 99)], { time: time + 10 });
+    expect(sink.stats).toMatchObject({ linesDropped: 1, bytesDropped: 100 });
+    expect(sink.buffered()).toEqual({ lines: 10, bytes: 1000 });
+    sink.start();
+    await waitFor(() => sink.buffered().lines === 0, { what: 'delivery' });
+    expect(sink.delivered.map(num)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    await sink.stop(Date.now() + 1000);
+  });
+
+  it('drop_newest: a full buffer drops the incoming lines', async () => {
+    const sink = new ScriptedSink({ maxBytes: 10 * 100 + 2 * CHUNK_ENTRY_BYTES, whenFull: 'drop_newest' });
+    const time = Date.now();
     sink.hold();
     sink.start();
-    sink.accept(line(-1));
+    feed(sink, META, [line(-1, 99)], { time });
     await waitFor(() => sink.attempts.length === 1, { what: 'the held send' });
-    for (let i = 0; i < 20; i++) sink.accept(line(i));
-    expect(sink.stats).toMatchObject({ linesIn: 21, linesDropped: 11, droppedBy: { buffer_full: 11 } });
+    for (let i = 0; i < 20; i++) feed(sink, META, [line(i, 99)], { time });
+    expect(sink.stats).toMatchObject({ bytesIn: 2100, linesDropped: 11, bytesDropped: 1100, droppedBy: { buffer_full: 11 } });
+    expect(sink.stats.linesIn).toBe(21);
+    expect(sink.buffered()).toEqual({ lines: 10, bytes: 1000 });
     sink.release();
     await waitFor(() => sink.buffered().lines === 0, { what: 'delivery' });
     expect(sink.delivered.map(num)).toEqual([-1, 0, 1, 2, 3, 4, 5, 6, 7, 8]);
@@ -171,17 +209,20 @@ describe('Sink base', () => {
     await sink.stop(Date.now() + 1000);
   });
 
-  it('drop_oldest drops the incoming record when only the in-flight batch fills the buffer', async () => {
-    const sink = new ScriptedSink({ maxBytes: 11 * COST_100, whenFull: 'drop_oldest' });
+  it('drop_oldest drops the incoming line when only the in-flight batch fills the buffer', async () => {
+    // The in-flight 10 x 100 B, then room for one 100 B line and its arrival entry.
+    const sink = new ScriptedSink({ maxBytes: 1000 + 100 + CHUNK_ENTRY_BYTES, whenFull: 'drop_oldest' });
+    const time = Date.now();
     sink.hold();
     sink.start();
-    for (let i = 0; i < 10; i++) sink.accept(line(i));
+    for (let i = 0; i < 10; i++) feed(sink, META, [line(i, 99)], { time });
     await waitFor(() => sink.attempts.length === 1, { what: 'the held send' });
     expect(sink.attempts[0]).toHaveLength(10);
-    sink.accept(line(10, 101));
-    expect(sink.stats.droppedBy).toEqual({ buffer_full: 1 });
-    sink.accept(line(11, 100));
-    expect(sink.stats.droppedBy).toEqual({ buffer_full: 1 });
+    feed(sink, META, [line(10, 100)], { time });
+    expect(sink.stats).toMatchObject({ linesDropped: 1, bytesDropped: 101, droppedBy: { buffer_full: 1 } });
+    feed(sink, META, [line(11, 99)], { time });
+    expect(sink.stats).toMatchObject({ linesDropped: 1, bytesDropped: 101, droppedBy: { buffer_full: 1 } });
+    expect(sink.buffered()).toEqual({ lines: 11, bytes: 1100 });
     sink.release();
     await waitFor(() => sink.buffered().lines === 0, { what: 'delivery' });
     expect(sink.delivered.map(num)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 11]);
@@ -189,15 +230,59 @@ describe('Sink base', () => {
     await sink.stop(Date.now() + 1000);
   });
 
-  it('too_large: a record bigger than the whole buffer is dropped and counted apart', async () => {
-    const sink = new ScriptedSink({ maxBytes: 2048 });
+  /** A 3000-byte line with no newline, written in six 500-byte chunks; its bytes say where they are. */
+  const LONG = Array.from({ length: 3000 }, (_, i) => String.fromCharCode(97 + (i % 26))).join('');
+  const feedLong = (sink: Sink, time: number): void => {
+    for (let k = 0; k < 6; k++) sink.append(Buffer.from(LONG.slice(k * 500, (k + 1) * 500)), time + k, META);
+  };
+
+  it('drop_oldest: a line longer than the whole buffer keeps only its newest bytes', async () => {
+    const sink = new ScriptedSink({ maxBytes: 1024, whenFull: 'drop_oldest' });
+    const time = Date.now();
+    feed(sink, META, ['before'], { time });
+    // A chunk bigger than the buffer: all that is held goes, and the chunk (no newline in it) keeps its newest bytes.
+    sink.append(Buffer.from(LONG), time + 1, META);
+    expect(sink.buffered()).toEqual({ lines: 0, bytes: 1024 - CHUNK_ENTRY_BYTES });
+    expect(sink.stats).toMatchObject({ linesDropped: 1, bytesDropped: 7 + 3000 - (1024 - CHUNK_ENTRY_BYTES) });
+    // Its newline arrives apart and pushes out more of its start: line bytes + newline + two arrivals = max_bytes.
+    sink.append(Buffer.from('\n'), time + 2, META);
+    const kept = 1024 - 2 * CHUNK_ENTRY_BYTES - 1;
+    expect(sink.buffered()).toEqual({ lines: 1, bytes: kept + 1 });
     sink.start();
-    sink.accept(line(0));
-    sink.accept(line(1, 2049 - RECORD_OVERHEAD_BYTES));
-    sink.accept(line(2, 2048 - COST_100 - RECORD_OVERHEAD_BYTES));
+    await waitFor(() => sink.delivered.length === 1, { what: 'the long line' });
+    // It ended with its newline, so it is not flagged partial, though its start is gone.
+    expect(texts(sink.delivered)).toEqual([LONG.slice(-kept)]);
+    expect(sink.delivered[0].partial).toBe(false);
+    feed(sink, META, ['after']);
+    await waitFor(() => sink.delivered.length === 2, { what: 'the next line' });
+    expect(texts(sink.delivered)).toEqual([LONG.slice(-kept), 'after']);
+    expect(sink.stats).toMatchObject({
+      linesIn: 3,
+      bytesIn: 7 + 3001 + 6,
+      linesSent: 2,
+      bytesSent: kept + 1 + 6,
+      linesDropped: 1,
+      bytesDropped: 7 + 3000 - kept,
+      droppedBy: { buffer_full: 1 },
+    });
+    invariant(sink);
+    await sink.stop(Date.now() + 1000);
+  });
+
+  it('drop_newest: a line longer than the whole buffer is dropped whole, its held start too', async () => {
+    const sink = new ScriptedSink({ maxBytes: 1024, whenFull: 'drop_newest' });
+    const time = Date.now();
+    feed(sink, META, ['before'], { time });
+    feedLong(sink, time + 1);
+    // The first 500 bytes fit and were held; the second chunk does not: both go, and the rest up to the newline.
+    expect(sink.buffered()).toEqual({ lines: 1, bytes: 7 });
+    feed(sink, META, ['', 'after'], { time: time + 10 });
+    sink.start();
     await waitFor(() => sink.buffered().lines === 0, { what: 'delivery' });
-    expect(sink.delivered.map(num)).toEqual([0, 2]);
-    expect(sink.stats).toMatchObject({ linesDropped: 1, bytesDropped: 2049 - RECORD_OVERHEAD_BYTES, droppedBy: { too_large: 1 } });
+    expect(texts(sink.delivered)).toEqual(['before', 'after']);
+    expect(sink.delivered.map((r) => r.partial)).toEqual([false, false]);
+    expect(sink.stats).toMatchObject({ linesIn: 3, bytesIn: 3014, linesSent: 2, bytesSent: 13, linesDropped: 1, bytesDropped: 3001 });
+    expect(sink.stats.droppedBy).toEqual({ buffer_full: 1 });
     invariant(sink);
     await sink.stop(Date.now() + 1000);
   });
@@ -208,10 +293,10 @@ describe('Sink base', () => {
     sink.setBatchLimits(3, 1 << 20);
     sink.failNext = 2;
     sink.start();
-    for (let i = 0; i < 5; i++) sink.accept(line(i, 10));
+    for (let i = 0; i < 5; i++) feed(sink, META, [line(i, 10)]);
     await waitFor(() => sink.stats.failedSends === 1, { what: 'first failure' });
     expect(sink.status()).toMatchObject({ state: 'down', lastError: 'refused (attempt 1)' });
-    for (let i = 5; i < 10; i++) sink.accept(line(i, 10));
+    for (let i = 5; i < 10; i++) feed(sink, META, [line(i, 10)]);
     const started = Date.now();
     await waitFor(() => sink.stats.linesSent === 10, { what: 'delivery after retries' });
     // Backoff: 100 ms, then 200 ms.
@@ -227,46 +312,101 @@ describe('Sink base', () => {
     await sink.stop(Date.now() + 1000);
   });
 
-  it('accept() never blocks, even with a stalled send', async () => {
+  it('append() never blocks, even with a stalled send', async () => {
     const sink = new ScriptedSink({ maxBytes: 8 << 20 });
+    const time = Date.now();
     sink.hold();
     sink.start();
     const started = performance.now();
-    for (let i = 0; i < 200_000; i++) sink.accept(line(i, 64));
+    // Each line its own arrival: 65 B + 32 B of entry, so ~19 MB offered to an 8 MB buffer.
+    for (let i = 0; i < 200_000; i++) feed(sink, META, [line(i, 64)], { time: time + i });
     expect(performance.now() - started).toBeLessThan(1000);
     invariant(sink);
-    expect(sink.buffered().bytes + sink.buffered().lines * RECORD_OVERHEAD_BYTES).toBeLessThanOrEqual(8 << 20);
+    expect(sink.stats.bytesIn).toBe(200_000 * 65);
+    expect(sink.stats.linesDropped).toBeGreaterThan(100_000);
+    const held = sink.buffered();
+    expect(held.bytes).toBe(held.lines * 65);
+    expect(held.bytes + held.lines * CHUNK_ENTRY_BYTES).toBeLessThanOrEqual(8 << 20);
     await sink.stop(Date.now() + 50);
     invariant(sink);
   });
 
-  it('a flood of empty or short lines stays bounded: each held line costs its bookkeeping too', async () => {
+  it('a flood of tiny chunks with distinct times stays bounded: each arrival costs CHUNK_ENTRY_BYTES', async () => {
     const sink = new ScriptedSink({ maxBytes: 1 << 20, whenFull: 'drop_oldest' });
+    const time = Date.now();
     sink.hold();
     sink.start();
-    const empty = rec('');
-    for (let i = 0; i < 1_000_000; i++) sink.accept(empty);
+    const newline = Buffer.from('\n');
+    for (let i = 0; i < 1_000_000; i++) sink.append(newline, time + i, META);
     invariant(sink);
-    // A held record costs ~180 bytes of heap (object, Buffer view, queue slot) whatever its length.
-    expect(sink.buffered().lines).toBeLessThanOrEqual((1 << 20) / 180);
-    expect(sink.stats.droppedBy.buffer_full).toBeGreaterThan(990_000);
+    // An empty line is 1 byte, but remembering when it came costs 32 more: held lines are bounded by both.
+    const bound = Math.floor((1 << 20) / (1 + CHUNK_ENTRY_BYTES));
+    const held = sink.buffered();
+    expect(held.bytes).toBe(held.lines);
+    expect(held.lines).toBeLessThanOrEqual(bound);
+    expect(held.lines).toBeGreaterThan(bound * 0.99);
+    expect(sink.stats).toMatchObject({ bytesIn: 1_000_000, linesDropped: 1_000_000 - held.lines, bytesDropped: 1_000_000 - held.lines });
+    expect(sink.stats.droppedBy.buffer_full).toBe(1_000_000 - held.lines);
     await sink.stop(Date.now() + 50);
   });
 
   it('stop() delivers what is buffered, then closes', async () => {
     const sink = new ScriptedSink({ maxBytes: 1 << 20 });
     sink.start();
-    for (let i = 0; i < 50; i++) sink.accept(line(i));
+    for (let i = 0; i < 50; i++) feed(sink, META, [line(i)]);
     await sink.stop(Date.now() + 2000);
-    expect(sink.delivered).toHaveLength(50);
+    expect(texts(sink.delivered)).toEqual([...Array(50).keys()].map((i) => line(i)));
     expect(sink.buffered()).toEqual({ lines: 0, bytes: 0 });
+    expect(sink.stats).toMatchObject({ linesIn: 50, bytesIn: 5050, linesSent: 50, bytesSent: 5050 });
     expect(sink.closes).toBe(1);
+    invariant(sink);
+  });
+
+  it('an unterminated line is sent, flagged partial, after partialFlushMs without input; its newline then only ends it', async () => {
+    const sink = new ScriptedSink({ maxBytes: 1 << 20 }, undefined, { partialFlushMs: 200 });
+    sink.start();
+    const fed = Date.now();
+    feed(sink, META, ['whole', 'unfinished'], { time: fed, unterminated: true });
+    await waitFor(() => sink.delivered.length === 1, { what: 'the whole line' });
+    await sleep(50);
+    // Not yet idle long enough: the unterminated line waits for more bytes.
+    expect(texts(sink.delivered)).toEqual(['whole']);
+    expect(sink.buffered()).toEqual({ lines: 0, bytes: 10 });
+    await waitFor(() => sink.delivered.length === 2, { what: 'the idle flush' });
+    expect(Date.now() - fed).toBeGreaterThanOrEqual(195);
+    expect(sink.delivered[1]).toMatchObject({ partial: true, time: fed, meta: META });
+    // The flushed fragment is not a line yet: lines are counted by newlines.
+    expect(sink.stats).toMatchObject({ linesSent: 1, bytesSent: 16 });
+    feed(sink, META, ['', 'next']);
+    await waitFor(() => sink.delivered.length === 3, { what: 'the next line' });
+    await sleep(20);
+    // The newline ends the flushed line: no empty record.
+    expect(texts(sink.delivered)).toEqual(['whole', 'unfinished', 'next']);
+    expect(sink.delivered.map((r) => r.partial)).toEqual([false, true, false]);
+    expect(sink.stats).toMatchObject({ linesIn: 3, bytesIn: 22, linesSent: 3, bytesSent: 22, linesDropped: 0 });
+    invariant(sink);
+    await sink.stop(Date.now() + 1000);
+  });
+
+  it('stop() sends an unterminated last line flagged partial and counts it as a line', async () => {
+    // The default partialFlushMs (1 s) does not pass: only the end of the stream sends it.
+    const sink = new ScriptedSink({ maxBytes: 1 << 20 });
+    sink.start();
+    feed(sink, META, ['first', 'last'], { unterminated: true });
+    await waitFor(() => sink.delivered.length === 1, { what: 'the first line' });
+    await sleep(50);
+    expect(sink.buffered()).toEqual({ lines: 0, bytes: 4 });
+    await sink.stop(Date.now() + 1000);
+    expect(texts(sink.delivered)).toEqual(['first', 'last']);
+    expect(sink.delivered.map((r) => r.partial)).toEqual([false, true]);
+    expect(sink.stats).toMatchObject({ linesIn: 2, bytesIn: 10, linesSent: 2, bytesSent: 10, linesDropped: 0 });
+    expect(sink.buffered()).toEqual({ lines: 0, bytes: 0 });
     invariant(sink);
   });
 
   it('stop() without start() just closes', async () => {
     const sink = new ScriptedSink();
-    sink.accept(line(0));
+    feed(sink, META, [line(0)]);
     await sink.stop(Date.now() + 100);
     expect(sink.closes).toBe(1);
     expect(sink.buffered().lines).toBe(1);
@@ -277,16 +417,16 @@ describe('Sink base', () => {
     const sink = new ScriptedSink({ maxBytes: 1 << 20 });
     sink.hold();
     sink.start();
-    for (let i = 0; i < 5; i++) sink.accept(line(i));
+    for (let i = 0; i < 5; i++) feed(sink, META, [line(i)]);
     await waitFor(() => sink.attempts.length === 1, { what: 'the held send' });
-    for (let i = 5; i < 8; i++) sink.accept(line(i));
+    for (let i = 5; i < 8; i++) feed(sink, META, [line(i)]);
     const started = Date.now();
     await sink.stop(started + 200);
     const elapsed = Date.now() - started;
     expect(elapsed).toBeGreaterThanOrEqual(190);
     expect(elapsed).toBeLessThan(600);
     expect(sink.delivered).toEqual([]);
-    expect(sink.buffered()).toEqual({ lines: 8, bytes: 800 });
+    expect(sink.buffered()).toEqual({ lines: 8, bytes: 808 });
     expect(sink.stats.failedSends).toBe(1);
     invariant(sink);
   });
@@ -296,7 +436,7 @@ describe('Sink base', () => {
     sink.closeSettlesSend = false;
     sink.hold();
     sink.start();
-    sink.accept(line(0));
+    feed(sink, META, [line(0)]);
     await waitFor(() => sink.attempts.length === 1, { what: 'the held send' });
     let stopped = false;
     const stopping = sink.stop(Date.now() + 100).then(() => (stopped = true));
@@ -315,7 +455,7 @@ describe('Sink base', () => {
     sink.failNext = 4;
     sink.hold();
     sink.start();
-    sink.accept(line(0));
+    feed(sink, META, [line(0)]);
     await waitFor(() => sink.attempts.length === 5, { timeoutMs: 5000, what: 'the fifth attempt' });
     const started = Date.now();
     await sink.stop(started + 100);
@@ -328,7 +468,7 @@ describe('Sink base', () => {
     const sink = new ScriptedSink({ maxBytes: 1 << 20 });
     sink.failNext = 1000;
     sink.start();
-    sink.accept(line(0));
+    feed(sink, META, [line(0)]);
     await waitFor(() => sink.attempts.length === 4, { timeoutMs: 5000, what: 'the fourth attempt' });
     // Now in an 800 ms backoff.
     const started = Date.now();
@@ -346,7 +486,7 @@ class SocketSink extends Sink {
     private readonly path: string,
     buffer: BufferConfig,
   ) {
-    super('socket', buffer, captureLog().log);
+    super({ name: 'socket', buffer, lines: DEFAULT_CONFIG.lines, log: captureLog().log, meta: META });
     this.setBatch();
   }
 
@@ -413,7 +553,7 @@ describe('Sink base with a real unix socket peer', () => {
     sink.start();
     // Far more than the socket buffers hold.
     for (let i = 0; i < 4000; i++) {
-      sink.accept(line(i, 1024));
+      feed(sink, META, [line(i, 1024)]);
       if (i % 100 === 0) await sleep(1);
       invariant(sink);
     }
@@ -425,6 +565,7 @@ describe('Sink base with a real unix socket peer', () => {
     expect(Date.now() - started).toBeLessThan(1000);
     invariant(sink);
     expect(sink.stats.linesIn).toBe(4000);
+    expect(sink.stats.bytesIn).toBe(4000 * 1025);
   });
 
   /** A peer that pauses 2 ms after every read; `received` is what it has read so far. */
@@ -448,7 +589,7 @@ describe('Sink base with a real unix socket peer', () => {
     for (let i = 0; i < 20_000; i++) {
       const text = `${i} ${'z'.repeat(i % 300)}`;
       expected.push(text);
-      sink.accept(rec(text));
+      feed(sink, META, [text]);
       if (i % 1000 === 0) {
         invariant(sink);
         await sleep(1);
@@ -457,7 +598,8 @@ describe('Sink base with a real unix socket peer', () => {
     await sink.stop(Date.now() + 10_000);
     invariant(sink);
     expect(sink.stats.linesSent).toBe(20_000);
-    await waitFor(() => Buffer.concat(received).length === sink.stats.bytesSent + 20_000, { what: 'the peer to read all' });
+    expect(sink.stats.bytesSent).toBe(Buffer.byteLength(expected.join('\n')) + 1);
+    await waitFor(() => Buffer.concat(received).length === sink.stats.bytesSent, { what: 'the peer to read all' });
     expect(Buffer.concat(received).toString().split('\n').slice(0, -1)).toEqual(expected);
   });
 
@@ -470,15 +612,14 @@ describe('Sink base with a real unix socket peer', () => {
     for (let i = 0; i < 20_000; i++) {
       const text = `${i} ${String.fromCharCode(97 + (i % 26)).repeat(i % 300)}`;
       expected.push(text);
-      sink.accept(rec(text));
+      feed(sink, META, [text]);
       if (i % 500 === 0) await sleep(1);
     }
     await sink.stop(Date.now() + 10_000);
     invariant(sink);
     expect(sink.stats.linesDropped).toBeGreaterThan(0);
-    await waitFor(() => Buffer.concat(received).length === sink.stats.bytesSent + sink.stats.linesSent, {
-      what: 'the peer to read all',
-    });
+    // bytesSent counts the newlines the peer gets too.
+    await waitFor(() => Buffer.concat(received).length === sink.stats.bytesSent, { what: 'the peer to read all' });
     const lines = Buffer.concat(received).toString().split('\n').slice(0, -1);
     expect(lines).toHaveLength(sink.stats.linesSent);
     let last = -1;
@@ -508,7 +649,7 @@ describe('Sink base with a real unix socket peer', () => {
     const sink = new SocketSink(path, { maxBytes: 64 << 20, whenFull: 'drop_newest' });
     sink.start();
     for (let i = 0; i < 300; i++) {
-      sink.accept(line(i, 20));
+      feed(sink, META, [line(i, 20)]);
       await sleep(1);
     }
     await sink.stop(Date.now() + 5000);

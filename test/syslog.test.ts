@@ -2,11 +2,13 @@
 import { startStalledPeer, type StalledPeer } from './helpers/stalled-peer.js';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEFAULT_CONFIG } from '../src/config/config.js';
 import { ConfigReader } from '../src/config/reader.js';
-import { lineRecord, type LogRecord } from '../src/lines/record.js';
+import type { WhenFull } from '../src/lines/line-buffer.js';
 import type { StreamMetadata } from '../src/mesos/metadata.js';
-import type { Sink, WhenFull } from '../src/sinks/sink.js';
+import type { Sink } from '../src/sinks/sink.js';
 import { syslogSink } from '../src/sinks/syslog.js';
+import { feed, streamBytes } from './helpers/feed.js';
 import { Rsyslog, type SyslogTransport } from './helpers/rsyslog.js';
 import { sleep, waitFor } from './helpers/wait.js';
 
@@ -30,8 +32,16 @@ const STDERR_META: StreamMetadata = { ...META, stream: 'stderr' };
 const SD = (stream: string, partial = ''): string =>
   `[mesos@32473 agent_id="A1-S0" framework_id="F\\"1" executor_id="ex\\\\1" container_id="c\\]1.c2" task_id="web.1" stream="${stream}"${partial}]`;
 
-const record = (bytes: string | Buffer, meta = META, partial = false, time = TIME): LogRecord =>
-  lineRecord(typeof bytes === 'string' ? Buffer.from(bytes) : bytes, partial, time, meta);
+/** Lines that arrive together, from one writer. */
+interface Arrival {
+  lines: (string | Buffer)[];
+  meta?: StreamMetadata;
+  /** The stream ends without a newline after the last line. */
+  unterminated?: boolean;
+}
+
+const numbered = (label: string, from: number, to: number): string[] =>
+  Array.from({ length: to - from }, (_, i) => `${label} ${from + i}`);
 
 interface TestSink {
   sink: Sink;
@@ -47,6 +57,7 @@ function makeSink(config: Record<string, unknown>, buffer: { maxBytes?: number; 
   const sink = syslogSink.create(options, {
     name: 'syslog',
     buffer: { maxBytes: buffer.maxBytes ?? 8 << 20, whenFull: buffer.whenFull ?? 'drop_oldest' },
+    lines: DEFAULT_CONFIG.lines,
     log,
     meta: META,
   });
@@ -73,15 +84,20 @@ afterAll(async () => {
   await rsyslog?.dispose();
 });
 
-/** Sends `records` through a fresh sink and returns what rsyslogd wrote for them, raw and parsed. */
-async function roundTrip(transport: SyslogTransport, config: Record<string, unknown>, records: LogRecord[]) {
+/**
+ * Streams `arrivals` (stamped TIME) through a fresh sink, ends the stream, and returns what rsyslogd wrote for them,
+ * raw and parsed. Ending the stream is what sends an unterminated last line, flagged partial.
+ */
+async function roundTrip(transport: SyslogTransport, config: Record<string, unknown>, arrivals: Arrival[]) {
   const before = rsyslog.messages(transport).length;
   const { sink } = makeSink({ transport, port: rsyslog.ports[transport], ...config });
-  for (const r of records) sink.accept(r);
-  await rsyslog.waitForMessages(transport, before + records.length);
-  await waitFor(() => rsyslog.parsed(transport).length >= before + records.length, { what: 'parsed messages' });
+  for (const { lines, meta = META, unterminated } of arrivals) feed(sink, meta, lines, { time: TIME, unterminated });
   await sink.stop(Date.now() + 2000);
-  expect(sink.stats).toMatchObject({ linesSent: records.length, linesDropped: 0, failedSends: 0 });
+  const count = arrivals.reduce((n, arrival) => n + arrival.lines.length, 0);
+  await rsyslog.waitForMessages(transport, before + count);
+  await waitFor(() => rsyslog.parsed(transport).length >= before + count, { what: 'parsed messages' });
+  const bytes = arrivals.reduce((n, arrival) => n + streamBytes(arrival.lines, arrival.unterminated).length, 0);
+  expect(sink.stats).toMatchObject({ linesIn: count, linesSent: count, bytesIn: bytes, bytesSent: bytes, linesDropped: 0, failedSends: 0 });
   expectCountersAddUp(sink);
   return { raw: rsyslog.messages(transport).slice(before), parsed: rsyslog.parsed(transport).slice(before) };
 }
@@ -91,25 +107,25 @@ const TLS_CONFIG = () => ({
 });
 
 describe('RFC 5424 bytes as rsyslogd receives them', () => {
-  const records = [
-    record('hello world'),
-    record('it failed: "quoted" \\ ] [brackets]', STDERR_META),
-    record(Buffer.from([0x62, 0x61, 0x64, 0x20, 0xff, 0xfe, 0x20, 0x65, 0x6e, 0x64])),
-    record('cut here', META, true),
-    record(''),
-    record('tab\there, ünïcödé ✓'),
+  const arrivals: Arrival[] = [
+    { lines: ['hello world'] },
+    { lines: ['it failed: "quoted" \\ ] [brackets]'], meta: STDERR_META },
+    {
+      lines: [Buffer.from([0x62, 0x61, 0x64, 0x20, 0xff, 0xfe, 0x20, 0x65, 0x6e, 0x64]), '', 'tab\there, ünïcödé ✓', 'cut here'],
+      unterminated: true,
+    },
   ];
   const expected = [
     `<14>1 ${STAMP} agent-7.example web.1 - stdout ${SD('stdout')} hello world`,
     `<11>1 ${STAMP} agent-7.example web.1 - stderr ${SD('stderr')} it failed: "quoted" \\ ] [brackets]`,
     `<14>1 ${STAMP} agent-7.example web.1 - stdout ${SD('stdout')} bad \ufffd\ufffd end`,
-    `<14>1 ${STAMP} agent-7.example web.1 - stdout ${SD('stdout', ' partial="true"')} cut here`,
     `<14>1 ${STAMP} agent-7.example web.1 - stdout ${SD('stdout')} `,
     `<14>1 ${STAMP} agent-7.example web.1 - stdout ${SD('stdout')} tab\there, ünïcödé ✓`,
+    `<14>1 ${STAMP} agent-7.example web.1 - stdout ${SD('stdout', ' partial="true"')} cut here`,
   ];
 
   it('TCP with octet counting: byte for byte, and rsyslogd parses every field', async () => {
-    const { raw, parsed } = await roundTrip('tcp', {}, records);
+    const { raw, parsed } = await roundTrip('tcp', {}, arrivals);
     expect(raw).toEqual(expected);
     expect(parsed[1]).toEqual({
       pri: '11',
@@ -121,16 +137,16 @@ describe('RFC 5424 bytes as rsyslogd receives them', () => {
       'structured-data': SD('stderr'),
       msg: 'it failed: "quoted" \\ ] [brackets]',
     });
-    expect(parsed[3]['structured-data']).toBe(SD('stdout', ' partial="true"'));
+    expect(parsed[5]['structured-data']).toBe(SD('stdout', ' partial="true"'));
   });
 
   it('TLS, verifying the server against the test CA and presenting a client certificate', async () => {
-    const { raw } = await roundTrip('tls', TLS_CONFIG(), records);
+    const { raw } = await roundTrip('tls', TLS_CONFIG(), arrivals);
     expect(raw).toEqual(expected);
   });
 
   it('UDP: one datagram per message', async () => {
-    const { raw } = await roundTrip('udp', {}, records);
+    const { raw } = await roundTrip('udp', {}, arrivals);
     expect(raw).toEqual(expected);
   });
 
@@ -145,7 +161,7 @@ describe('RFC 5424 bytes as rsyslogd receives them', () => {
         sd_params: ['task_id', 'stream'],
         utf8_bom: true,
       },
-      [record('with BOM'), record('on stderr', STDERR_META)],
+      [{ lines: ['with BOM'] }, { lines: ['on stderr'], meta: STDERR_META }],
     );
     expect(raw).toEqual([
       // local3 = 19: 19 * 8 + 6 (info) and 19 * 8 + 3 (err).
@@ -160,9 +176,9 @@ describe('RFC 5424 bytes as rsyslogd receives them', () => {
     const noTask: StreamMetadata = { ...META, task_id: undefined, hostname: 'bad host\u00e9' };
     const noIds: StreamMetadata = { stream: 'stdout', hostname: '', sandbox: '/x', executor_labels: {}, task_labels: {} };
     const { raw } = await roundTrip('tcp', { sd_params: ['task_id'] }, [
-      record('long task id', { ...META, task_id: longTask }),
-      record('no task', noTask),
-      record('no ids', noIds),
+      { lines: ['long task id'], meta: { ...META, task_id: longTask } },
+      { lines: ['no task'], meta: noTask },
+      { lines: ['no ids'], meta: noIds },
     ]);
     expect(raw).toEqual([
       `<14>1 ${STAMP} agent-7.example ${longTask.slice(0, 48)} - stdout [mesos@32473 task_id="${longTask}"] long task id`,
@@ -173,7 +189,7 @@ describe('RFC 5424 bytes as rsyslogd receives them', () => {
 
   it('UDP truncates to max_message_bytes without splitting a UTF-8 character', async () => {
     const line = `${'x'.repeat(200)}${'é'.repeat(300)}`;
-    const { raw } = await roundTrip('udp', { max_message_bytes: 480 }, [record(line)]);
+    const { raw } = await roundTrip('udp', { max_message_bytes: 480 }, [{ lines: [line] }]);
     const header = `<14>1 ${STAMP} agent-7.example web.1 - stdout ${SD('stdout')} `;
     const room = 480 - Buffer.byteLength(header) - 200;
     expect(raw).toEqual([`${header}${'x'.repeat(200)}${'é'.repeat(Math.floor(room / 2))}`]);
@@ -189,21 +205,21 @@ describe('TLS verification', () => {
       port: rsyslog.ports.tls,
       tls: { ca_file: rsyslog.certs.otherCa, cert_file: rsyslog.certs.clientCert, key_file: rsyslog.certs.clientKey },
     });
-    sink.accept(record('must not leave'));
+    feed(sink, META, ['must not leave'], { time: TIME });
     await waitFor(() => sink.stats.failedSends >= 1, { what: 'a failed send' });
     expect(sink.status().lastError).toMatch(/certificate/i);
     const started = Date.now();
     await sink.stop(Date.now() + 300);
     expect(Date.now() - started).toBeLessThan(2000);
     expect(sink.stats.linesSent).toBe(0);
-    expect(sink.buffered().lines).toBe(1);
+    expect(sink.buffered()).toEqual({ lines: 1, bytes: 15 });
     expectCountersAddUp(sink);
     await sleep(100);
     expect(rsyslog.messages('tls').length).toBe(before);
   });
 
   it('checks the certificate against servername when one is set', async () => {
-    const { raw } = await roundTrip('tls', { tls: { ...TLS_CONFIG().tls, servername: 'localhost' } }, [record('by name')]);
+    const { raw } = await roundTrip('tls', { tls: { ...TLS_CONFIG().tls, servername: 'localhost' } }, [{ lines: ['by name'] }]);
     expect(raw).toEqual([`<14>1 ${STAMP} agent-7.example web.1 - stdout ${SD('stdout')} by name`]);
 
     const { sink } = makeSink({
@@ -211,7 +227,7 @@ describe('TLS verification', () => {
       port: rsyslog.ports.tls,
       tls: { ...TLS_CONFIG().tls, servername: 'other.example' },
     });
-    sink.accept(record('wrong name'));
+    feed(sink, META, ['wrong name'], { time: TIME });
     await waitFor(() => sink.stats.failedSends >= 1, { what: 'a failed send' });
     expect(sink.status().lastError).toMatch(/other\.example/);
     await sink.stop(Date.now() + 100);
@@ -222,7 +238,7 @@ describe('TLS verification', () => {
     const before = rsyslog.messages('tls').length;
     const { sink } = makeSink({ transport: 'tls', port: rsyslog.ports.tls, tls: { ca_file: rsyslog.certs.ca } });
     for (let i = 0; i < 5; i++) {
-      sink.accept(record(`no client cert ${i}`));
+      feed(sink, META, [`no client cert ${i}`], { time: TIME });
       await sleep(50);
     }
     await waitFor(() => sink.stats.failedSends >= 1, { what: 'a failed send' });
@@ -245,7 +261,7 @@ describe('TLS verification', () => {
           reject_unauthorized: false,
         },
       },
-      [record('unverified')],
+      [{ lines: ['unverified'] }],
     );
     expect(raw).toEqual([`<14>1 ${STAMP} agent-7.example web.1 - stdout ${SD('stdout')} unverified`]);
   });
@@ -256,7 +272,7 @@ describe('faults', () => {
     await rsyslog.stop();
     try {
       const { sink } = makeSink({ transport: 'udp', port: rsyslog.ports.udp });
-      for (let i = 0; i < 50; i++) sink.accept(record(`lost ${i}`));
+      feed(sink, META, numbered('lost', 0, 50), { time: TIME });
       await waitFor(() => sink.stats.linesSent === 50, { what: '50 datagrams sent' });
       await sink.stop(Date.now() + 1000);
       expect(sink.stats).toMatchObject({ linesSent: 50, failedSends: 0, reconnects: 0 });
@@ -270,14 +286,15 @@ describe('faults', () => {
     await rsyslog.stop();
     const before = rsyslog.messages('tcp').length;
     const { sink } = makeSink({ port: rsyslog.ports.tcp });
-    for (let i = 0; i < 100; i++) sink.accept(record(`early ${i}`));
+    feed(sink, META, numbered('early', 0, 100), { time: TIME });
     await waitFor(() => sink.stats.failedSends >= 2, { what: 'failed sends' });
     expect(sink.status().state).toBe('down');
     await rsyslog.start();
     const got = await rsyslog.waitForMessages('tcp', before + 100);
-    expect(got.slice(before).map((m) => m.split('] ')[1])).toEqual(Array.from({ length: 100 }, (_, i) => `early ${i}`));
+    expect(got.slice(before).map((m) => m.split('] ')[1])).toEqual(numbered('early', 0, 100));
     await sink.stop(Date.now() + 2000);
-    expect(sink.stats).toMatchObject({ linesIn: 100, linesSent: 100, linesDropped: 0, reconnects: 0 });
+    // 10 * 'early N\n' + 90 * 'early NN\n'.
+    expect(sink.stats).toMatchObject({ linesIn: 100, linesSent: 100, bytesIn: 890, bytesSent: 890, linesDropped: 0, reconnects: 0 });
     expectCountersAddUp(sink);
   });
 
@@ -289,27 +306,28 @@ describe('faults', () => {
     const before = rsyslog.messages('tcp').length;
     const { sink, logs } = makeSink({ port: rsyslog.ports.tcp, ...config });
     let next = 0;
-    const feed = async (until: number): Promise<void> => {
-      for (; next < until; next++) {
-        sink.accept(record(`kill ${next}`, META, false, Date.now()));
-        if (next % 50 === 49) await sleep(5);
+    // 50 lines per arrival, 5 ms apart.
+    const stream = async (until: number): Promise<void> => {
+      for (; next < until; next += 50) {
+        feed(sink, META, numbered('kill', next, Math.min(next + 50, until)));
+        await sleep(5);
       }
     };
-    await feed(total * 0.4);
+    await stream(total * 0.4);
     rsyslog.hang();
-    await feed(total * 0.5);
+    await stream(total * 0.5);
     await sleep(100);
     await rsyslog.stop('SIGKILL');
-    await feed(total * 0.6);
+    await stream(total * 0.6);
     await rsyslog.start();
-    await feed(total);
+    await stream(total);
     await waitFor(() => sink.stats.linesSent === total, { timeoutMs: 20_000, what: 'every line sent' });
     await sink.stop(Date.now() + 2000);
     // rsyslogd writes a batch once it has it; give the last one a moment.
     await sleep(300);
     const bodies = rsyslog.messages('tcp').slice(before).map((m) => m.split('] ')[1]);
     const received = new Set(bodies);
-    const missing = Array.from({ length: total }, (_, i) => `kill ${i}`).filter((body) => !received.has(body));
+    const missing = numbered('kill', 0, total).filter((body) => !received.has(body));
     return { sink, logs, bodies, missing };
   }
 
@@ -319,7 +337,8 @@ describe('faults', () => {
     expect(missing).toEqual([]);
     // The resent window shows up as duplicates: at least once, not exactly once.
     expect(bodies.length).toBeGreaterThan(total);
-    expect(sink.stats).toMatchObject({ linesIn: total, linesSent: total, linesDropped: 0 });
+    const bytes = streamBytes(numbered('kill', 0, total)).length;
+    expect(sink.stats).toMatchObject({ linesIn: total, linesSent: total, bytesIn: bytes, bytesSent: bytes, linesDropped: 0 });
     expect(sink.stats.reconnects).toBeGreaterThanOrEqual(1);
     expect(logs.some((l) => l.msg === 'syslog connection lost; will reconnect and resend the newest frames')).toBe(true);
     expectCountersAddUp(sink);
@@ -359,18 +378,22 @@ describe('faults', () => {
 
     it.each(['drop_oldest', 'drop_newest'] as const)('%s: the buffer fills, drops are counted, stop() is prompt', async (whenFull) => {
       const { sink } = makeSink({ port: peer.port }, { maxBytes: 256 * 1024, whenFull });
-      const line = Buffer.alloc(1000, 'y');
+      // 50 lines of 1000 bytes per arrival, about a pipe read: the buffer fills arrival by arrival.
+      const arrival = Array.from({ length: 50 }, () => Buffer.alloc(1000, 'y'));
       // Far more than the loopback socket buffers and the sink's buffer hold together.
       for (let round = 0; round < 100; round++) {
-        for (let i = 0; i < 1000; i++) sink.accept(record(line, META, false, Date.now()));
+        for (let i = 0; i < 20; i++) feed(sink, META, arrival);
         await sleep(5);
       }
       expect(sink.stats.droppedBy.buffer_full).toBeGreaterThan(0);
+      expect(sink.stats.droppedBy.buffer_full).toBe(sink.stats.linesDropped);
+      // Whole lines are dropped.
+      expect(sink.stats.bytesDropped).toBe(sink.stats.linesDropped * 1001);
       expect(sink.buffered().bytes).toBeLessThanOrEqual(256 * 1024);
       const started = Date.now();
       await sink.stop(Date.now() + 200);
       expect(Date.now() - started).toBeLessThan(1500);
-      expect(sink.stats.linesIn).toBe(100_000);
+      expect(sink.stats).toMatchObject({ linesIn: 100_000, bytesIn: 100_100_000 });
       // The batch cut short by stop() is not counted as sent: it stays buffered.
       expect(sink.stats.failedSends).toBe(1);
       expect(sink.buffered().lines).toBeGreaterThan(0);

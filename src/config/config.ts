@@ -1,8 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
-import type { LineFramerOptions } from '../lines/framer.js';
+import type { BufferConfig, LineOptions } from '../lines/line-buffer.js';
 import { SINK_TYPES } from '../sinks/registry.js';
-import type { BufferConfig } from '../sinks/sink.js';
 import type { SinkType } from '../sinks/sink-type.js';
 import { parseMatch, type MatchSpec } from './match.js';
 import { ConfigError, ConfigReader } from './reader.js';
@@ -29,7 +28,7 @@ export interface AgentConfig {
 export interface SplitterConfig {
   /** The file it came from, or undefined for the built-in default (sandbox only). */
   source: string | undefined;
-  lines: LineFramerOptions;
+  lines: LineOptions;
   agent: AgentConfig;
   /** At EOF, how long sinks may keep delivering before the helper exits (Mesos waits 5 s). */
   shutdownTimeoutMs: number;

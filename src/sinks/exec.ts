@@ -48,7 +48,7 @@ class ExecSink extends Sink {
     private readonly options: ExecOptions,
     context: SinkContext,
   ) {
-    super(context.name, context.buffer, context.log);
+    super(context);
     this.meta = context.meta;
     this.replay = new ReplayWindow(options.replay_bytes);
     this.restartDelay = options.restart_backoff_ms.min;
@@ -56,9 +56,9 @@ class ExecSink extends Sink {
   }
 
   /** Notes the newest metadata (agent enrichment arrives after the start): the next restart's environment uses it. */
-  override accept(record: LogRecord): void {
-    this.meta = record.meta;
-    super.accept(record);
+  override append(chunk: Buffer, time: number, meta: StreamMetadata): void {
+    this.meta = meta;
+    super.append(chunk, time, meta);
   }
 
   protected async send(batch: LogRecord[]): Promise<void> {

@@ -39,7 +39,7 @@ class JournaldSink extends Sink {
     private readonly options: JournaldOptions,
     context: SinkContext,
   ) {
-    super(context.name, context.buffer, context.log);
+    super(context);
     this.encoder = new EntryEncoder({ identifier: options.identifier, maxEntryBytes: options.max_entry_bytes }, (labels) =>
       this.log.warn({ labels, maxEntryBytes: this.encoder.maxEntryBytes }, 'journald: labels left out, they would not fit in an entry'),
     );

@@ -1,26 +1,14 @@
 import type { Logger } from '../diagnostics.js';
 import { RateLimitedLog } from '../diagnostics.js';
+import { LineBuffer, type Batch, type LineCounters, type LineOptions } from '../lines/line-buffer.js';
 import type { LogRecord } from '../lines/record.js';
-import { RecordQueue } from './record-queue.js';
+import type { StreamMetadata } from '../mesos/metadata.js';
+import type { SinkContext } from './sink-type.js';
 
-export type WhenFull = 'drop_oldest' | 'drop_newest';
-
-export interface BufferConfig {
-  /** Memory this sink may hold: line bytes plus RECORD_OVERHEAD_BYTES per line; beyond it `when_full` applies. */
-  maxBytes: number;
-  whenFull: WhenFull;
-}
-
-export type DropReason = 'buffer_full' | 'too_large';
-
-export interface SinkStats {
+export interface SinkStats extends LineCounters {
+  /** Derived: sent + dropped + buffered, the held lines counted at the time of asking. */
   linesIn: number;
-  bytesIn: number;
-  linesSent: number;
-  bytesSent: number;
-  linesDropped: number;
-  bytesDropped: number;
-  droppedBy: Partial<Record<DropReason, number>>;
+  droppedBy: { buffer_full?: number };
   reconnects: number;
   failedSends: number;
 }
@@ -32,51 +20,35 @@ export interface SinkHealth {
   lastSent?: number;
 }
 
-/**
- * What holding a line costs beyond its bytes (record object, Buffer view, queue slot: ~180 bytes on Node 20).
- * Counted against max_bytes, so a flood of empty or short lines is bounded too, not only long ones.
- */
-export const RECORD_OVERHEAD_BYTES = 200;
-
 const MIN_BACKOFF_MS = 100;
 const MAX_BACKOFF_MS = 30_000;
 
 /**
- * A forwarder for one stream. The base class owns what every sink shares: a bounded buffer filled without ever
- * blocking the caller, the `when_full` policy, one delivery loop that retries a failed batch with exponential
- * backoff (at least once, in order), counters and health. A subclass supplies `send` (resolve when the peer or
- * kernel took the batch, reject to retry it) and `close`.
+ * A forwarder for one stream. The base class owns what every sink shares: a bounded buffer (LineBuffer) filled
+ * without ever blocking the caller, one delivery loop that retries a failed batch with exponential backoff (at least
+ * once, in order), counters and health. A subclass supplies `send` (resolve when the peer or kernel took the batch,
+ * reject to retry it) and `close`.
  */
 export abstract class Sink {
-  readonly stats: SinkStats = {
-    linesIn: 0,
-    bytesIn: 0,
-    linesSent: 0,
-    bytesSent: 0,
-    linesDropped: 0,
-    bytesDropped: 0,
-    droppedBy: {},
-    reconnects: 0,
-    failedSends: 0,
-  };
+  readonly name: string;
+  protected readonly log: Logger;
   protected readonly health: SinkHealth = { state: 'starting' };
   protected readonly errors: RateLimitedLog;
   protected maxBatchLines = 1024;
   protected maxBatchBytes = 1 << 20;
-  private readonly queue = new RecordQueue();
-  private inFlight: LogRecord[] = [];
-  private inFlightBytes = 0;
+  private readonly lineBuffer: LineBuffer;
+  private reconnects = 0;
+  private failedSends = 0;
   private wake: (() => void) | undefined;
   private stopping = false;
   private aborted = false;
   private loop: Promise<void> | undefined;
 
-  constructor(
-    readonly name: string,
-    private readonly buffer: BufferConfig,
-    protected readonly log: Logger,
-  ) {
-    this.errors = new RateLimitedLog(log);
+  constructor(context: SinkContext) {
+    this.name = context.name;
+    this.log = context.log;
+    this.lineBuffer = new LineBuffer(context.buffer, context.lines);
+    this.errors = new RateLimitedLog(context.log);
   }
 
   /** Deliver a batch; reject to have it retried (after backoff) with the records still in order. */
@@ -84,28 +56,45 @@ export abstract class Sink {
   /** Release the transport. Must make a pending `send` settle. */
   protected abstract close(): Promise<void>;
 
-  /** Takes a record without blocking. When the buffer is full, `when_full` decides which record is dropped. */
-  accept(record: LogRecord): void {
-    const size = record.size;
-    const cost = size + RECORD_OVERHEAD_BYTES;
-    this.stats.linesIn++;
-    this.stats.bytesIn += size;
-    if (cost > this.buffer.maxBytes) return this.drop(record, 'too_large');
-    while (this.heldCost() + cost > this.buffer.maxBytes) {
-      const victim = this.buffer.whenFull === 'drop_oldest' ? this.queue.shift() : undefined;
-      if (victim === undefined) return this.drop(record, 'buffer_full');
-      this.drop(victim, 'buffer_full');
-    }
-    this.queue.push(record);
+  /**
+   * Takes a chunk of the stream (copied; the caller may reuse it) without blocking. When the buffer is full,
+   * `when_full` decides which lines are dropped.
+   */
+  append(chunk: Buffer, time: number, meta: StreamMetadata): void {
+    this.lineBuffer.append(chunk, time, meta);
     this.wake?.();
+  }
+
+  /**
+   * The sink (re)joins a running stream: the stream went on without it, or it was just added. An unterminated line
+   * it holds never ends here and is dropped. `openLine` is the stream's current line so far (it is taken first,
+   * so that line arrives whole); undefined when unknown, and then the rest of the current line is skipped.
+   */
+  rejoin(openLine: Buffer | undefined, time: number, meta: StreamMetadata): void {
+    this.lineBuffer.dropUnterminated();
+    if (openLine === undefined) this.lineBuffer.skipToNextLine();
+    else if (openLine.length > 0) this.append(openLine, time, meta);
+  }
+
+  /** The stream goes on without this sink (a reload removed or replaced it): an unterminated line it holds is dropped. */
+  detach(): void {
+    this.lineBuffer.dropUnterminated();
+  }
+
+  reconfigureLines(options: LineOptions): void {
+    this.lineBuffer.reconfigure(options);
   }
 
   start(): void {
     this.loop ??= this.deliverLoop();
   }
 
-  /** Delivers what is buffered until `deadline` (ms since the epoch), then closes. Undelivered lines stay counted as buffered. */
+  /**
+   * The stream ended for this sink: delivers what is buffered (an unterminated last line too) until `deadline`
+   * (ms since the epoch), then closes. Undelivered lines stay counted as buffered.
+   */
   async stop(deadline: number): Promise<void> {
+    this.lineBuffer.end();
     this.stopping = true;
     this.wake?.();
     const timer = setTimeout(() => this.abort(), Math.max(0, deadline - Date.now()));
@@ -114,9 +103,25 @@ export abstract class Sink {
     await this.close().catch(() => undefined);
   }
 
-  /** Records accepted but neither sent nor dropped: in = sent + dropped + buffered. */
+  get stats(): SinkStats {
+    const counters = this.lineBuffer.counters;
+    return {
+      linesIn: counters.linesSent + counters.linesDropped + this.lineBuffer.buffered().lines,
+      ...counters,
+      droppedBy: counters.linesDropped + counters.bytesDropped > 0 ? { buffer_full: counters.linesDropped } : {},
+      reconnects: this.reconnects,
+      failedSends: this.failedSends,
+    };
+  }
+
+  /** Lines dropped so far (cheap, unlike `stats`). */
+  droppedLines(): number {
+    return this.lineBuffer.counters.linesDropped;
+  }
+
+  /** Lines and bytes taken in but neither sent nor dropped: in = sent + dropped + buffered. */
   buffered(): { lines: number; bytes: number } {
-    return { lines: this.queue.length + this.inFlight.length, bytes: this.queue.bytes + this.inFlightBytes };
+    return this.lineBuffer.buffered();
   }
 
   status(): SinkHealth {
@@ -124,7 +129,7 @@ export abstract class Sink {
   }
 
   protected countReconnect(): void {
-    this.stats.reconnects++;
+    this.reconnects++;
   }
 
   private abort(): void {
@@ -133,50 +138,45 @@ export abstract class Sink {
     void this.close().catch(() => undefined);
   }
 
-  /** What the buffered records cost against max_bytes. */
-  private heldCost(): number {
-    const lines = this.queue.length + this.inFlight.length;
-    return this.queue.bytes + this.inFlightBytes + lines * RECORD_OVERHEAD_BYTES;
-  }
-
-  private drop(record: LogRecord, reason: DropReason): void {
-    this.stats.linesDropped++;
-    this.stats.bytesDropped += record.size;
-    this.stats.droppedBy[reason] = (this.stats.droppedBy[reason] ?? 0) + 1;
-  }
-
   private async deliverLoop(): Promise<void> {
     let backoff = MIN_BACKOFF_MS;
+    let batch: Batch | undefined;
     while (!this.aborted) {
-      if (this.queue.length === 0) {
+      batch ??= this.lineBuffer.take(this.maxBatchLines, this.maxBatchBytes, Date.now());
+      if (batch === undefined) {
         if (this.stopping) return;
-        // Clears itself: accept() wakes for every record, and calling a settled promise's resolve costs ~120 ns.
-        await new Promise<void>((resolve) => (this.wake = () => ((this.wake = undefined), resolve())));
-        this.wake = undefined;
+        await this.idle(this.lineBuffer.flushDueAt());
         continue;
       }
-      this.inFlight = this.queue.take(this.maxBatchLines, this.maxBatchBytes);
-      this.inFlightBytes = this.inFlight.reduce((sum, r) => sum + r.size, 0);
       try {
-        await this.send(this.inFlight);
-        this.stats.linesSent += this.inFlight.length;
-        this.stats.bytesSent += this.inFlightBytes;
+        await this.send(batch.records);
+        this.lineBuffer.settle(batch);
+        batch = undefined;
         this.health.state = 'up';
         this.health.lastSent = Date.now();
         backoff = MIN_BACKOFF_MS;
       } catch (err) {
-        this.queue.unshiftAll(this.inFlight);
-        this.stats.failedSends++;
+        this.failedSends++;
         this.health.state = 'down';
         this.health.lastError = (err as Error).message;
         this.errors.error({ sink: this.name, err: this.health.lastError, retryInMs: backoff }, 'sink send failed; will retry');
         await this.sleep(backoff);
         backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
-      } finally {
-        this.inFlight = [];
-        this.inFlightBytes = 0;
       }
     }
+  }
+
+  /** Waits for new input, or until an unterminated line is due to be flushed. */
+  private idle(flushAt: number | undefined): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const timer = flushAt === undefined ? undefined : setTimeout(() => this.wake?.(), Math.max(0, flushAt - Date.now()));
+      // Clears itself: append() wakes for every chunk, and calling a settled promise's resolve is not free.
+      this.wake = () => {
+        this.wake = undefined;
+        clearTimeout(timer);
+        resolve();
+      };
+    });
   }
 
   /** Waits, but wakes early when the sink is aborted. */

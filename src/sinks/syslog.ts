@@ -154,7 +154,7 @@ class SyslogSink extends Sink {
   private readonly transport: { write(batch: LogRecord[]): Promise<void>; close(): void };
 
   constructor(options: SyslogOptions, context: SinkContext) {
-    super(context.name, context.buffer, context.log);
+    super(context);
     const encoder = new SyslogEncoder({
       facility: options.facility,
       hostname: options.hostname,

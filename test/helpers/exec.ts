@@ -3,7 +3,6 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import type { Logger } from '../../src/diagnostics.js';
-import { lineRecord, type LogRecord } from '../../src/lines/record.js';
 import type { StreamMetadata } from '../../src/mesos/metadata.js';
 
 /** Writes an executable /bin/sh script; `body` may use $OUT, the directory the script records into. */
@@ -66,13 +65,3 @@ export function captureLog(): { log: Logger; entries: () => Record<string, unkno
 export function streamMeta(sandbox: string, extra: Partial<StreamMetadata> = {}): StreamMetadata {
   return { stream: 'stdout', hostname: 'host1', sandbox, executor_labels: {}, task_labels: {}, ...extra };
 }
-
-export function records(lines: (string | Buffer)[], meta: StreamMetadata, partialLast = false): LogRecord[] {
-  return lines.map((line, i) =>
-    lineRecord(Buffer.isBuffer(line) ? line : Buffer.from(line), partialLast && i === lines.length - 1, Date.now(), meta),
-  );
-}
-
-/** What the exec process should read for these records: each line's bytes plus '\n'. */
-export const asStdin = (batch: LogRecord[]): Buffer =>
-  Buffer.concat(batch.flatMap((r) => [r.bytes, Buffer.from('\n')]));

@@ -1,0 +1,398 @@
+import type { StreamMetadata } from '../mesos/metadata.js';
+import { ChunkLine, type LogRecord } from './record.js';
+
+export interface LineOptions {
+  /** A longer line is cut into records of at most this many bytes, flagged partial. */
+  maxLineBytes: number;
+  /** An unterminated last line is sent (flagged partial) after this long without new input. */
+  partialFlushMs: number;
+}
+
+export type WhenFull = 'drop_oldest' | 'drop_newest';
+
+export interface BufferConfig {
+  /** Stream bytes a sink may hold (plus CHUNK_ENTRY_BYTES per arrival); beyond it `when_full` applies. */
+  maxBytes: number;
+  whenFull: WhenFull;
+}
+
+/** Lines taken for one send. They stay counted as buffered until settle(). */
+export interface Batch {
+  readonly records: LogRecord[];
+  /** Newlines consumed (plus one for a last line without newline at EOF): what `linesSent` grows by. */
+  readonly lines: number;
+  /** Stream bytes consumed, newlines and CRs included. */
+  readonly bytes: number;
+}
+
+export interface LineCounters {
+  bytesIn: number;
+  linesSent: number;
+  bytesSent: number;
+  linesDropped: number;
+  bytesDropped: number;
+}
+
+/** What remembering one arrival (its time and metadata) costs, counted against max_bytes with the bytes. */
+export const CHUNK_ENTRY_BYTES = 32;
+
+const SEGMENT_SHIFT = 15;
+const SEGMENT_BYTES = 1 << SEGMENT_SHIFT;
+const SEGMENT_MASK = SEGMENT_BYTES - 1;
+/** Segments kept for reuse once the buffer runs empty; the rest go back to the GC, so memory follows what is held. */
+const SPARE_SEGMENTS = 2;
+const LF = 0x0a;
+const CR = 0x0d;
+
+/**
+ * One sink's buffer: the stream's raw bytes, copied in as they arrive and cut into line records only when the sink
+ * takes a batch. Holding bytes instead of one object per line is what lets a stalled sink cost the sandbox path
+ * little more than a memcpy: drop_oldest evicts whole lines by moving a position and counting newlines natively.
+ *
+ * Lines are counted by their newlines, so `linesIn = linesSent + linesDropped + buffered().lines` holds for any
+ * mix of cut long lines, idle flushes and drops; bytes are stream bytes, newlines included.
+ *
+ * Bytes live in fixed segments allocated as the buffer fills, so memory follows what is held, not max_bytes.
+ * Positions are absolute stream offsets of this buffer: [head, tail) is held; segment i starts at base + i*SEGMENT.
+ */
+export class LineBuffer {
+  private segments: Buffer[] = [];
+  private readonly spare: Buffer[] = [];
+  private base = 0;
+  private head = 0;
+  private tail = 0;
+  /** Just past the last newline held; no newline lies in [lineEnd, tail). */
+  private lineEnd = 0;
+  /** Arrivals: entry k covers bytes before ends[k], which came at times[k] from the writer metas[k]. */
+  private ends: number[] = [];
+  private times: number[] = [];
+  private metas: StreamMetadata[] = [];
+  private first = 0;
+  private lastArrival = 0;
+  /** Taken and not yet settled. */
+  private outstandingBytes = 0;
+  private outstandingLines = 0;
+  /** The last record was an unterminated line flushed after idle: a newline next only ends it. */
+  private owedNewline = false;
+  /** The start of the current line was dropped (drop_newest): drop up to its newline. */
+  private droppingLine = false;
+  /** This buffer joined the stream mid-line: bytes up to the next newline are not its to take. */
+  private unseenLine = false;
+  private ended = false;
+  readonly counters: LineCounters = { bytesIn: 0, linesSent: 0, bytesSent: 0, linesDropped: 0, bytesDropped: 0 };
+  // Scratch for take(): record positions, kept between calls to spare the allocation.
+  private readonly starts: number[] = [];
+  private readonly stops: number[] = [];
+  private readonly partials: boolean[] = [];
+
+  constructor(
+    private readonly limits: BufferConfig,
+    private options: LineOptions,
+  ) {}
+
+  /** Copies a chunk in, never blocking. When it does not fit, `when_full` decides what is dropped. */
+  append(chunk: Buffer, time: number, meta: StreamMetadata): void {
+    let start = 0;
+    if (this.unseenLine) {
+      start = chunk.indexOf(LF) + 1;
+      if (start === 0) return;
+      this.unseenLine = false;
+    }
+    this.counters.bytesIn += chunk.length - start;
+    if (this.droppingLine) {
+      const newline = chunk.indexOf(LF, start);
+      const end = newline < 0 ? chunk.length : newline + 1;
+      this.counters.bytesDropped += end - start;
+      if (newline < 0) return;
+      this.counters.linesDropped++;
+      this.droppingLine = false;
+      start = end;
+    }
+    if (start === chunk.length) return;
+    const room = this.limits.maxBytes - this.cost() - CHUNK_ENTRY_BYTES;
+    if (chunk.length - start <= room) return this.copyIn(chunk, start, chunk.length, time, meta);
+    if (this.limits.whenFull === 'drop_newest') return this.dropNewest(chunk, start, room, time, meta);
+    this.dropOldest(chunk, start, time, meta);
+  }
+
+  /** The stream is mid-line and this buffer has not seen the line's start: bytes up to the next newline are not taken. */
+  skipToNextLine(): void {
+    this.unseenLine = true;
+  }
+
+  /** Drops the held start of an unterminated line (its rest is being dropped or will never come here). */
+  dropUnterminated(): void {
+    const lineStart = Math.max(this.head, this.lineEnd);
+    this.counters.bytesDropped += this.tail - lineStart;
+    this.retractTail(lineStart);
+    this.owedNewline = false;
+    this.droppingLine = false;
+  }
+
+  /** End of stream: an unterminated last line is now a line of its own. */
+  end(): void {
+    this.ended = true;
+    // An idle-flushed line that no newline followed was the last line.
+    if (this.owedNewline && this.head === this.tail) {
+      this.owedNewline = false;
+      this.counters.linesSent++;
+    }
+  }
+
+  reconfigure(options: LineOptions): void {
+    this.options = options;
+  }
+
+  /**
+   * Cuts up to `maxLines` records and about `maxBytes` from the front: whole lines, full-size pieces of long lines,
+   * and an unterminated line once it has been idle for partial_flush_ms (or at end of stream).
+   */
+  take(maxLines: number, maxBytes: number, now: number): Batch | undefined {
+    if (this.owedNewline && this.head < this.tail) {
+      this.owedNewline = false;
+      if (this.byteAt(this.head) === LF) {
+        this.counters.linesSent++;
+        this.counters.bytesSent++;
+        this.advanceHead(this.head + 1);
+      }
+    }
+    const { starts, stops, partials } = this;
+    starts.length = stops.length = partials.length = 0;
+    let pos = this.head;
+    let lines = 0;
+    while (starts.length < maxLines && pos - this.head < maxBytes && pos < this.lineEnd) {
+      const newline = this.findNewline(pos);
+      let stop = newline;
+      if (stop > pos && this.byteAt(stop - 1) === CR) stop--;
+      pos = this.cutPieces(pos, stop, 0, maxLines);
+      if (starts.length === maxLines) break;
+      this.push(pos, stop, false);
+      pos = newline + 1;
+      lines++;
+    }
+    if (pos >= this.lineEnd && starts.length < maxLines && pos - this.head < maxBytes) {
+      // One byte over the limit stays: it may be the CR of a CRLF, which sinks do not get.
+      pos = this.cutPieces(pos, this.tail, 1, maxLines);
+      const flush = this.ended || now - this.lastArrival >= this.options.partialFlushMs;
+      if (flush) pos = this.cutPieces(pos, this.tail, 0, maxLines);
+      if (flush && pos < this.tail && pos >= this.lineEnd && starts.length < maxLines) {
+        this.push(pos, this.tail, true);
+        pos = this.tail;
+        if (this.ended) lines++;
+        else this.owedNewline = true;
+      }
+    }
+    if (starts.length === 0) return undefined;
+    const bytes = pos - this.head;
+    const copy = Buffer.allocUnsafe(bytes);
+    this.copyOut(this.head, pos, copy);
+    const records: LogRecord[] = new Array(starts.length);
+    let entry = this.first;
+    for (let i = 0; i < starts.length; i++) {
+      // A whole line is stamped with its newline's arrival, a piece with its last byte's.
+      const at = partials[i] ? stops[i] - 1 : stops[i];
+      while (this.ends[entry] <= at) entry++;
+      records[i] = new ChunkLine(copy, starts[i] - this.head, stops[i] - starts[i], partials[i], this.times[entry], this.metas[entry]);
+    }
+    this.advanceHead(pos);
+    this.outstandingBytes += bytes;
+    this.outstandingLines += lines;
+    return { records, lines, bytes };
+  }
+
+  /** A taken batch was delivered. (A failed one stays outstanding and is sent again.) */
+  settle(batch: Batch): void {
+    this.outstandingBytes -= batch.bytes;
+    this.outstandingLines -= batch.lines;
+    this.counters.linesSent += batch.lines;
+    this.counters.bytesSent += batch.bytes;
+  }
+
+  /** When an unterminated line becomes due for an idle flush, if one is held. */
+  flushDueAt(): number | undefined {
+    if (this.ended || this.tail === this.lineEnd || this.tail === this.head) return undefined;
+    return this.lastArrival + this.options.partialFlushMs;
+  }
+
+  /** Held and outstanding: in = sent + dropped + buffered. Counts the held newlines (cost: one scan). */
+  buffered(): { lines: number; bytes: number } {
+    const unterminated = this.ended && this.tail > Math.max(this.head, this.lineEnd) ? 1 : 0;
+    return {
+      lines: this.countNewlines(this.head, this.tail) + unterminated + this.outstandingLines,
+      bytes: this.tail - this.head + this.outstandingBytes,
+    };
+  }
+
+  /** What is held now, against max_bytes. */
+  private cost(): number {
+    return this.tail - this.head + this.outstandingBytes + (this.ends.length - this.first) * CHUNK_ENTRY_BYTES;
+  }
+
+  private push(start: number, stop: number, partial: boolean): void {
+    this.starts.push(start);
+    this.stops.push(stop);
+    this.partials.push(partial);
+  }
+
+  /** Takes full-size pieces off the front of [start, stop) while it is longer than the limit (+ slack). */
+  private cutPieces(start: number, stop: number, slack: number, maxLines: number): number {
+    const max = this.options.maxLineBytes;
+    while (stop - start > max + slack && this.starts.length < maxLines) {
+      // Back off to a character boundary so a multi-byte character is not split between records.
+      let cut = start + max;
+      while (cut > start + max - 3 && (this.byteAt(cut) & 0xc0) === 0x80) cut--;
+      if ((this.byteAt(cut) & 0xc0) === 0x80) cut = start + max;
+      this.push(start, cut, true);
+      start = cut;
+    }
+    return start;
+  }
+
+  private dropNewest(chunk: Buffer, start: number, room: number, time: number, meta: StreamMetadata): void {
+    // Keep the lines that fit; the rest of the chunk is dropped, with the line it breaks off.
+    const newline = room > 0 ? chunk.lastIndexOf(LF, start + room - 1) : -1;
+    const keep = newline >= start ? newline + 1 : start;
+    if (keep > start) this.copyIn(chunk, start, keep, time, meta);
+    else this.dropUnterminated();
+    this.counters.bytesDropped += chunk.length - keep;
+    this.counters.linesDropped += newlinesIn(chunk, keep, chunk.length);
+    this.droppingLine = chunk[chunk.length - 1] !== LF;
+  }
+
+  private dropOldest(chunk: Buffer, start: number, time: number, meta: StreamMetadata): void {
+    const incoming = chunk.length - start;
+    const room = this.limits.maxBytes - this.outstandingBytes - CHUNK_ENTRY_BYTES;
+    if (incoming > room) {
+      // The chunk alone is more than the buffer can hold: all that is held goes, and the chunk's oldest lines too.
+      this.evict(this.tail);
+      const fits = chunk.length - Math.max(room, 0);
+      const keep = chunk.indexOf(LF, fits - 1) + 1 || fits;
+      this.counters.linesDropped += newlinesIn(chunk, start, keep);
+      this.counters.bytesDropped += keep - start;
+      if (keep < chunk.length) this.copyIn(chunk, keep, chunk.length, time, meta);
+      return;
+    }
+    const over = this.cost() + incoming + CHUNK_ENTRY_BYTES - this.limits.maxBytes;
+    // The least to evict: bytes, less what the arrivals evicted whole give back.
+    let target = this.tail;
+    for (let e = this.first, freed = 0; e < this.ends.length; e++) {
+      const bytesOnly = this.head + over - freed * CHUNK_ENTRY_BYTES;
+      if (bytesOnly < this.ends[e]) {
+        target = bytesOnly;
+        break;
+      }
+      freed++;
+      if (this.ends[e] - this.head + freed * CHUNK_ENTRY_BYTES >= over) {
+        target = this.ends[e];
+        break;
+      }
+    }
+    // Evict whole lines when a newline lies ahead; else (one line longer than the buffer) just the bytes.
+    this.evict(target <= this.lineEnd ? this.findNewline(target - 1) + 1 : target);
+    this.copyIn(chunk, start, chunk.length, time, meta);
+  }
+
+  private evict(to: number): void {
+    this.counters.linesDropped += this.countNewlines(this.head, to);
+    this.counters.bytesDropped += to - this.head;
+    this.owedNewline = false;
+    this.advanceHead(to);
+  }
+
+  private copyIn(chunk: Buffer, start: number, stop: number, time: number, meta: StreamMetadata): void {
+    const from = this.tail;
+    for (let at = start; at < stop; ) {
+      const offset = this.tail - this.base;
+      const index = offset >> SEGMENT_SHIFT;
+      if (index === this.segments.length) this.segments.push(this.spare.pop() ?? Buffer.allocUnsafeSlow(SEGMENT_BYTES));
+      const n = Math.min(SEGMENT_BYTES - (offset & SEGMENT_MASK), stop - at);
+      chunk.copy(this.segments[index], offset & SEGMENT_MASK, at, at + n);
+      at += n;
+      this.tail += n;
+    }
+    const newline = chunk.lastIndexOf(LF, stop - 1);
+    if (newline >= start) this.lineEnd = from + (newline - start) + 1;
+    const last = this.ends.length - 1;
+    this.lastArrival = time;
+    if (last >= this.first && this.times[last] === time && this.metas[last] === meta) this.ends[last] = this.tail;
+    else {
+      this.ends.push(this.tail);
+      this.times.push(time);
+      this.metas.push(meta);
+    }
+  }
+
+  private retractTail(to: number): void {
+    this.tail = to;
+    while (this.ends.length - 1 > this.first && this.ends[this.ends.length - 2] >= to) {
+      this.ends.pop();
+      this.times.pop();
+      this.metas.pop();
+    }
+    if (this.ends.length > this.first) this.ends[this.ends.length - 1] = to;
+    if (to === this.head) this.advanceHead(to);
+  }
+
+  private advanceHead(to: number): void {
+    this.head = to;
+    if (this.lineEnd < to) this.lineEnd = to;
+    while (this.first < this.ends.length && this.ends[this.first] <= to) this.first++;
+    if (this.first > 1024 && this.first * 2 > this.ends.length) {
+      this.ends = this.ends.slice(this.first);
+      this.times = this.times.slice(this.first);
+      this.metas = this.metas.slice(this.first);
+      this.first = 0;
+    }
+    // Empty: start again at a segment boundary, so a sink that keeps up touches one segment, not all of max_bytes.
+    // While it is not, every freed segment is kept: a full buffer under drop_oldest then reuses its own segments
+    // instead of churning the allocator (freed 32 KiB blocks fragment the malloc heap: measured +8 MiB RSS).
+    const empty = to === this.tail;
+    const release = empty ? this.segments.length : (to - this.base) >> SEGMENT_SHIFT;
+    if (release === 0) return;
+    this.spare.push(...this.segments.splice(0, release));
+    if (empty && this.spare.length > SPARE_SEGMENTS) this.spare.length = SPARE_SEGMENTS;
+    this.base = empty ? to : this.base + release * SEGMENT_BYTES;
+  }
+
+  private byteAt(position: number): number {
+    const offset = position - this.base;
+    return this.segments[offset >> SEGMENT_SHIFT][offset & SEGMENT_MASK];
+  }
+
+  /** The first newline at or after `from`; the caller knows one lies before lineEnd. */
+  private findNewline(from: number): number {
+    for (;;) {
+      const offset = from - this.base;
+      const within = offset & SEGMENT_MASK;
+      const found = this.segments[offset >> SEGMENT_SHIFT].indexOf(LF, within);
+      // A segment's bytes past the tail are stale, but lineEnd bounds the search before them.
+      if (found >= 0 && from + (found - within) < this.lineEnd) return from + (found - within);
+      from += SEGMENT_BYTES - within;
+    }
+  }
+
+  private countNewlines(from: number, to: number): number {
+    let n = 0;
+    for (let at = from; at < this.lineEnd; n++) {
+      at = this.findNewline(at) + 1;
+      if (at > to) break;
+    }
+    return n;
+  }
+
+  private copyOut(from: number, to: number, into: Buffer): void {
+    for (let at = from; at < to; ) {
+      const offset = at - this.base;
+      const within = offset & SEGMENT_MASK;
+      const n = Math.min(SEGMENT_BYTES - within, to - at);
+      this.segments[offset >> SEGMENT_SHIFT].copy(into, at - from, within, within + n);
+      at += n;
+    }
+  }
+}
+
+function newlinesIn(buf: Buffer, from: number, to: number): number {
+  let n = 0;
+  for (let at = buf.indexOf(LF, from); at >= 0 && at < to; at = buf.indexOf(LF, at + 1)) n++;
+  return n;
+}

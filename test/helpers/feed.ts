@@ -1,0 +1,23 @@
+import type { StreamMetadata } from '../../src/mesos/metadata.js';
+import type { Sink } from '../../src/sinks/sink.js';
+
+export interface FeedOptions {
+  /** Arrival time stamped on the lines (default: now). */
+  time?: number;
+  /** Leave the last line without its newline: the sink sends it, flagged partial, after idle or at stop(). */
+  unterminated?: boolean;
+}
+
+/** The bytes of these lines as the task writes them: each followed by '\n'. */
+export function streamBytes(lines: (string | Buffer)[], unterminated = false): Buffer {
+  const parts = lines.flatMap((line, i) => {
+    const bytes = Buffer.isBuffer(line) ? line : Buffer.from(line);
+    return unterminated && i === lines.length - 1 ? [bytes] : [bytes, Buffer.from('\n')];
+  });
+  return Buffer.concat(parts);
+}
+
+/** Hands lines to a sink as the pipeline does: one chunk of the stream. */
+export function feed(sink: Sink, meta: StreamMetadata, lines: (string | Buffer)[], options: FeedOptions = {}): void {
+  sink.append(streamBytes(lines, options.unterminated), options.time ?? Date.now(), meta);
+}
