@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import type { StreamMetadata } from '../mesos/metadata.js';
 import { ChunkLine, type LogRecord } from './record.js';
 
@@ -186,13 +187,16 @@ export class LineBuffer {
     const bytes = pos - this.head;
     const copy = Buffer.allocUnsafe(bytes);
     this.copyOut(this.head, pos, copy);
+    // One check for the batch instead of one per line. Cuts fall between characters (cutPieces backs off), so
+    // each record of a valid batch is valid too.
+    const valid = isUtf8(copy);
     const records: LogRecord[] = new Array(starts.length);
     let entry = this.first;
     for (let i = 0; i < starts.length; i++) {
       // A whole line is stamped with its newline's arrival, a piece with its last byte's.
       const at = partials[i] ? stops[i] - 1 : stops[i];
       while (this.ends[entry] <= at) entry++;
-      records[i] = new ChunkLine(copy, starts[i] - this.head, stops[i] - starts[i], partials[i], this.times[entry], this.metas[entry]);
+      records[i] = new ChunkLine(copy, starts[i] - this.head, stops[i] - starts[i], partials[i], this.times[entry], this.metas[entry], valid);
     }
     this.advanceHead(pos);
     this.outstandingBytes += bytes;

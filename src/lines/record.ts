@@ -13,12 +13,14 @@ export interface LogRecord {
   readonly time: number;
   /** Who wrote it; replaced for later records when agent enrichment arrives. */
   readonly meta: StreamMetadata;
+  /** The bytes are known to be valid UTF-8 (checked once for a whole batch), so utf8Bytes need not check again. */
+  readonly validUtf8?: boolean;
 }
 
 /** The line as valid UTF-8 bytes: the raw bytes when they already are, else with U+FFFD replacements. */
 export function utf8Bytes(record: LogRecord): Buffer {
   const bytes = record.bytes;
-  return isUtf8(bytes) ? bytes : Buffer.from(bytes.toString('utf8'));
+  return record.validUtf8 === true || isUtf8(bytes) ? bytes : Buffer.from(bytes.toString('utf8'));
 }
 
 /** The line as text (invalid UTF-8 replaced with U+FFFD). */
@@ -38,6 +40,7 @@ export class ChunkLine implements LogRecord {
     readonly partial: boolean,
     readonly time: number,
     readonly meta: StreamMetadata,
+    readonly validUtf8 = false,
   ) {}
 
   get bytes(): Buffer {
