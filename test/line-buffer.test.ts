@@ -639,9 +639,9 @@ describe('LineBuffer: when_full drop_oldest', () => {
     }
     const held = b.buffered();
     const kept = held.lines;
-    // At least the newest 7 chunks fit (7 * (100 + 32) = 924); with 8 arrivals held, at most 744 bytes of lines.
-    expect(kept).toBeGreaterThanOrEqual(70);
-    expect(kept).toBeLessThanOrEqual(74);
+    // Each new chunk evicts only the oldest lines it needs room for: 7 whole chunks and 4 lines of an eighth
+    // (740 bytes + 8 arrivals * 32 = 996 <= 1000); one more line would not fit.
+    expect(kept).toBe(74);
     expect(held.bytes).toBe(kept * 10);
     const records = drain(b, T + 20);
     const numbers = records.map((r) => Number(r.bytes.toString()));
