@@ -19,7 +19,7 @@ import {
   streamMeta,
   writeScript,
 } from './helpers/exec.js';
-import { feed, streamBytes } from './helpers/feed.js';
+import { expectCountersAddUp, feed, streamBytes } from './helpers/feed.js';
 import { makeSandbox } from './helpers/sandbox.js';
 import { waitFor } from './helpers/wait.js';
 
@@ -54,12 +54,6 @@ function makeSink(config: Record<string, unknown>, meta: StreamMetadata, maxByte
   sinks.push(sink);
   sink.start();
   return { sink, entries, options };
-}
-
-function expectCountersAddUp(sink: Sink): void {
-  const { stats } = sink;
-  expect(stats.linesIn).toBe(stats.linesSent + stats.linesDropped + sink.buffered().lines);
-  expect(stats.bytesIn).toBe(stats.bytesSent + stats.bytesDropped + sink.buffered().bytes);
 }
 
 const numbered = (count: number, label = 'line'): string[] => Array.from({ length: count }, (_, i) => `${label} ${i}`);

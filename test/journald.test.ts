@@ -9,7 +9,7 @@ import type { StreamMetadata } from '../src/mesos/metadata.js';
 import { journaldSink, type JournaldOptions } from '../src/sinks/journald.js';
 import { EntryEncoder, journaldFieldName } from '../src/sinks/journald-entry.js';
 import type { Sink } from '../src/sinks/sink.js';
-import { feed, streamBytes } from './helpers/feed.js';
+import { expectCountersAddUp, feed, streamBytes } from './helpers/feed.js';
 import { JOURNALD_BIN, TestJournald, type JournalEntry } from './helpers/journald.js';
 import { isRoot } from './helpers/tmpfs.js';
 import { sleep, waitFor } from './helpers/wait.js';
@@ -68,13 +68,6 @@ function makeSink(
   sink.start();
   created.push(sink);
   return sink;
-}
-
-function expectCountersAddUp(sink: Sink): void {
-  const { linesIn, linesSent, linesDropped, bytesIn, bytesSent, bytesDropped } = sink.stats;
-  const buffered = sink.buffered();
-  expect(linesIn).toBe(linesSent + linesDropped + buffered.lines);
-  expect(bytesIn).toBe(bytesSent + bytesDropped + buffered.bytes);
 }
 
 const numbered = (label: string, from: number, to: number): string[] =>

@@ -14,7 +14,7 @@ import { CHUNK_ENTRY_BYTES, type BufferConfig, type LineOptions } from '../src/l
 import type { LogRecord } from '../src/lines/record.js';
 import type { StreamMetadata } from '../src/mesos/metadata.js';
 import { Sink } from '../src/sinks/sink.js';
-import { feed } from './helpers/feed.js';
+import { expectCountersAddUp, feed } from './helpers/feed.js';
 import { sleep, waitFor } from './helpers/wait.js';
 
 const META: StreamMetadata = { stream: 'stdout', hostname: hostname(), sandbox: '/s', executor_labels: {}, task_labels: {} };
@@ -105,13 +105,6 @@ class ScriptedSink extends Sink {
   }
 }
 
-const invariant = (sink: Sink): void => {
-  const { linesIn, linesSent, linesDropped, bytesIn, bytesSent, bytesDropped } = sink.stats;
-  const buffered = sink.buffered();
-  expect(linesIn).toBe(linesSent + linesDropped + buffered.lines);
-  expect(bytesIn).toBe(bytesSent + bytesDropped + buffered.bytes);
-};
-
 describe('Sink base', () => {
   it('delivers every record once, in order, and counts them', async () => {
     const sink = new ScriptedSink({ maxBytes: 1 << 20 });
@@ -129,7 +122,7 @@ describe('Sink base', () => {
     expect(sink.status().lastSent).toBeLessThanOrEqual(Date.now());
     await sink.stop(Date.now() + 1000);
     expect(sink.closes).toBe(1);
-    invariant(sink);
+    expectCountersAddUp(sink);
   });
 
   it('batches by bytes too, always at least one record', async () => {
@@ -161,7 +154,7 @@ describe('Sink base', () => {
     await waitFor(() => sink.attempts.length === 1, { what: 'the held send' });
     for (let i = 0; i < 20; i++) {
       feed(sink, META, [line(i, 99)], { time });
-      invariant(sink);
+      expectCountersAddUp(sink);
     }
     // One line in flight + 9 held fill the buffer; each further line pushes out the oldest held one.
     expect(sink.stats).toMatchObject({ bytesIn: 2100, linesDropped: 11, bytesDropped: 1100, droppedBy: { buffer_full: 11 } });
@@ -171,7 +164,7 @@ describe('Sink base', () => {
     await waitFor(() => sink.buffered().lines === 0, { what: 'delivery' });
     expect(sink.delivered.map(num)).toEqual([-1, 11, 12, 13, 14, 15, 16, 17, 18, 19]);
     expect(sink.stats).toMatchObject({ linesSent: 10, bytesSent: 1000 });
-    invariant(sink);
+    expectCountersAddUp(sink);
     await sink.stop(Date.now() + 1000);
   });
 
@@ -205,7 +198,7 @@ describe('Sink base', () => {
     sink.release();
     await waitFor(() => sink.buffered().lines === 0, { what: 'delivery' });
     expect(sink.delivered.map(num)).toEqual([-1, 0, 1, 2, 3, 4, 5, 6, 7, 8]);
-    invariant(sink);
+    expectCountersAddUp(sink);
     await sink.stop(Date.now() + 1000);
   });
 
@@ -226,7 +219,7 @@ describe('Sink base', () => {
     sink.release();
     await waitFor(() => sink.buffered().lines === 0, { what: 'delivery' });
     expect(sink.delivered.map(num)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 11]);
-    invariant(sink);
+    expectCountersAddUp(sink);
     await sink.stop(Date.now() + 1000);
   });
 
@@ -265,7 +258,7 @@ describe('Sink base', () => {
       bytesDropped: 7 + 3000 - kept,
       droppedBy: { buffer_full: 1 },
     });
-    invariant(sink);
+    expectCountersAddUp(sink);
     await sink.stop(Date.now() + 1000);
   });
 
@@ -283,7 +276,7 @@ describe('Sink base', () => {
     expect(sink.delivered.map((r) => r.partial)).toEqual([false, false]);
     expect(sink.stats).toMatchObject({ linesIn: 3, bytesIn: 3014, linesSent: 2, bytesSent: 13, linesDropped: 1, bytesDropped: 3001 });
     expect(sink.stats.droppedBy).toEqual({ buffer_full: 1 });
-    invariant(sink);
+    expectCountersAddUp(sink);
     await sink.stop(Date.now() + 1000);
   });
 
@@ -308,7 +301,7 @@ describe('Sink base', () => {
     const failures = lines.filter((l) => l.msg === 'sink send failed; will retry');
     expect(failures).toHaveLength(1);
     expect(failures[0]).toMatchObject({ sink: 'test', err: 'refused (attempt 1)', retryInMs: 100 });
-    invariant(sink);
+    expectCountersAddUp(sink);
     await sink.stop(Date.now() + 1000);
   });
 
@@ -321,14 +314,14 @@ describe('Sink base', () => {
     // Each line its own arrival: 65 B + 32 B of entry, so ~19 MB offered to an 8 MB buffer.
     for (let i = 0; i < 200_000; i++) feed(sink, META, [line(i, 64)], { time: time + i });
     expect(performance.now() - started).toBeLessThan(1000);
-    invariant(sink);
+    expectCountersAddUp(sink);
     expect(sink.stats.bytesIn).toBe(200_000 * 65);
     expect(sink.stats.linesDropped).toBeGreaterThan(100_000);
     const held = sink.buffered();
     expect(held.bytes).toBe(held.lines * 65);
     expect(held.bytes + held.lines * CHUNK_ENTRY_BYTES).toBeLessThanOrEqual(8 << 20);
     await sink.stop(Date.now() + 50);
-    invariant(sink);
+    expectCountersAddUp(sink);
   });
 
   it('a flood of tiny chunks with distinct times stays bounded: each arrival costs CHUNK_ENTRY_BYTES', async () => {
@@ -338,7 +331,7 @@ describe('Sink base', () => {
     sink.start();
     const newline = Buffer.from('\n');
     for (let i = 0; i < 1_000_000; i++) sink.append(newline, time + i, META);
-    invariant(sink);
+    expectCountersAddUp(sink);
     // An empty line is 1 byte, but remembering when it came costs 32 more: held lines are bounded by both.
     const bound = Math.floor((1 << 20) / (1 + CHUNK_ENTRY_BYTES));
     const held = sink.buffered();
@@ -359,7 +352,7 @@ describe('Sink base', () => {
     expect(sink.buffered()).toEqual({ lines: 0, bytes: 0 });
     expect(sink.stats).toMatchObject({ linesIn: 50, bytesIn: 5050, linesSent: 50, bytesSent: 5050 });
     expect(sink.closes).toBe(1);
-    invariant(sink);
+    expectCountersAddUp(sink);
   });
 
   it('an unterminated line is sent, flagged partial, after partialFlushMs without input; its newline then only ends it', async () => {
@@ -384,7 +377,7 @@ describe('Sink base', () => {
     expect(texts(sink.delivered)).toEqual(['whole', 'unfinished', 'next']);
     expect(sink.delivered.map((r) => r.partial)).toEqual([false, true, false]);
     expect(sink.stats).toMatchObject({ linesIn: 3, bytesIn: 22, linesSent: 3, bytesSent: 22, linesDropped: 0 });
-    invariant(sink);
+    expectCountersAddUp(sink);
     await sink.stop(Date.now() + 1000);
   });
 
@@ -401,7 +394,7 @@ describe('Sink base', () => {
     expect(sink.delivered.map((r) => r.partial)).toEqual([false, true]);
     expect(sink.stats).toMatchObject({ linesIn: 2, bytesIn: 10, linesSent: 2, bytesSent: 10, linesDropped: 0 });
     expect(sink.buffered()).toEqual({ lines: 0, bytes: 0 });
-    invariant(sink);
+    expectCountersAddUp(sink);
   });
 
   it('stop() without start() just closes', async () => {
@@ -410,7 +403,7 @@ describe('Sink base', () => {
     await sink.stop(Date.now() + 100);
     expect(sink.closes).toBe(1);
     expect(sink.buffered().lines).toBe(1);
-    invariant(sink);
+    expectCountersAddUp(sink);
   });
 
   it('stop() at the deadline aborts a send that never settles, when close() settles it', async () => {
@@ -428,7 +421,7 @@ describe('Sink base', () => {
     expect(sink.delivered).toEqual([]);
     expect(sink.buffered()).toEqual({ lines: 8, bytes: 808 });
     expect(sink.stats.failedSends).toBe(1);
-    invariant(sink);
+    expectCountersAddUp(sink);
   });
 
   it('stop() waits for a send that close() does not settle (a sink must make send settle on close)', async () => {
@@ -446,7 +439,7 @@ describe('Sink base', () => {
     sink.release();
     await stopping;
     expect(sink.delivered.map(num)).toEqual([0]);
-    invariant(sink);
+    expectCountersAddUp(sink);
   });
 
   it('stop() returns at the deadline even after a long backoff', async () => {
@@ -461,7 +454,7 @@ describe('Sink base', () => {
     await sink.stop(started + 100);
     expect(Date.now() - started).toBeLessThan(600);
     expect(sink.buffered().lines).toBe(1);
-    invariant(sink);
+    expectCountersAddUp(sink);
   });
 
   it('stop() during a backoff wait ends at the deadline', async () => {
@@ -474,7 +467,7 @@ describe('Sink base', () => {
     const started = Date.now();
     await sink.stop(started + 100);
     expect(Date.now() - started).toBeLessThan(500);
-    invariant(sink);
+    expectCountersAddUp(sink);
   });
 });
 
@@ -555,7 +548,7 @@ describe('Sink base with a real unix socket peer', () => {
     for (let i = 0; i < 4000; i++) {
       feed(sink, META, [line(i, 1024)]);
       if (i % 100 === 0) await sleep(1);
-      invariant(sink);
+      expectCountersAddUp(sink);
     }
     expect(sink.stats.linesDropped).toBeGreaterThan(0);
     expect(sink.stats.droppedBy.buffer_full).toBe(sink.stats.linesDropped);
@@ -563,7 +556,7 @@ describe('Sink base with a real unix socket peer', () => {
     const started = Date.now();
     await sink.stop(started + 300);
     expect(Date.now() - started).toBeLessThan(1000);
-    invariant(sink);
+    expectCountersAddUp(sink);
     expect(sink.stats.linesIn).toBe(4000);
     expect(sink.stats.bytesIn).toBe(4000 * 1025);
   });
@@ -591,12 +584,12 @@ describe('Sink base with a real unix socket peer', () => {
       expected.push(text);
       feed(sink, META, [text]);
       if (i % 1000 === 0) {
-        invariant(sink);
+        expectCountersAddUp(sink);
         await sleep(1);
       }
     }
     await sink.stop(Date.now() + 10_000);
-    invariant(sink);
+    expectCountersAddUp(sink);
     expect(sink.stats.linesSent).toBe(20_000);
     expect(sink.stats.bytesSent).toBe(Buffer.byteLength(expected.join('\n')) + 1);
     await waitFor(() => Buffer.concat(received).length === sink.stats.bytesSent, { what: 'the peer to read all' });
@@ -616,7 +609,7 @@ describe('Sink base with a real unix socket peer', () => {
       if (i % 500 === 0) await sleep(1);
     }
     await sink.stop(Date.now() + 10_000);
-    invariant(sink);
+    expectCountersAddUp(sink);
     expect(sink.stats.linesDropped).toBeGreaterThan(0);
     // bytesSent counts the newlines the peer gets too.
     await waitFor(() => Buffer.concat(received).length === sink.stats.bytesSent, { what: 'the peer to read all' });
@@ -653,7 +646,7 @@ describe('Sink base with a real unix socket peer', () => {
       await sleep(1);
     }
     await sink.stop(Date.now() + 5000);
-    invariant(sink);
+    expectCountersAddUp(sink);
     expect(sink.stats.linesSent).toBe(300);
     expect(connections).toBeGreaterThanOrEqual(2);
     await waitFor(() => received.includes(299), { what: 'the last line' });

@@ -8,7 +8,7 @@ import type { WhenFull } from '../src/lines/line-buffer.js';
 import type { StreamMetadata } from '../src/mesos/metadata.js';
 import type { Sink } from '../src/sinks/sink.js';
 import { syslogSink } from '../src/sinks/syslog.js';
-import { feed, streamBytes } from './helpers/feed.js';
+import { expectCountersAddUp, feed, streamBytes } from './helpers/feed.js';
 import { Rsyslog, type SyslogTransport } from './helpers/rsyslog.js';
 import { sleep, waitFor } from './helpers/wait.js';
 
@@ -63,14 +63,6 @@ function makeSink(config: Record<string, unknown>, buffer: { maxBytes?: number; 
   });
   sink.start();
   return { sink, logs };
-}
-
-/** in = sent + dropped + still buffered, the invariant the exit summary must show. */
-function expectCountersAddUp(sink: Sink): void {
-  const { linesIn, linesSent, linesDropped, bytesIn, bytesSent, bytesDropped } = sink.stats;
-  const buffered = sink.buffered();
-  expect(linesIn).toBe(linesSent + linesDropped + buffered.lines);
-  expect(bytesIn).toBe(bytesSent + bytesDropped + buffered.bytes);
 }
 
 let rsyslog: Rsyslog;

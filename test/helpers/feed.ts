@@ -1,3 +1,4 @@
+import { expect } from 'vitest';
 import type { StreamMetadata } from '../../src/mesos/metadata.js';
 import type { Sink } from '../../src/sinks/sink.js';
 
@@ -20,4 +21,15 @@ export function streamBytes(lines: (string | Buffer)[], unterminated = false): B
 /** Hands lines to a sink as the pipeline does: one chunk of the stream. */
 export function feed(sink: Sink, meta: StreamMetadata, lines: (string | Buffer)[], options: FeedOptions = {}): void {
   sink.append(streamBytes(lines, options.unterminated), options.time ?? Date.now(), meta);
+}
+
+/**
+ * in = sent + dropped + still buffered, as the exit summary must show. Bytes are counted on the way in; linesIn is
+ * derived from the others, so the line half guards the derivation and the tests assert linesIn against what they wrote.
+ */
+export function expectCountersAddUp(sink: Sink): void {
+  const { linesIn, linesSent, linesDropped, bytesIn, bytesSent, bytesDropped } = sink.stats;
+  const buffered = sink.buffered();
+  expect(linesIn).toBe(linesSent + linesDropped + buffered.lines);
+  expect(bytesIn).toBe(bytesSent + bytesDropped + buffered.bytes);
 }
