@@ -176,16 +176,7 @@ export class StreamPipeline {
   }
 
   private summarize(route: Route): Record<string, unknown> {
-    const buffered = route.sink.buffered();
-    const health = route.sink.status();
-    return {
-      sink: route.spec.name,
-      type: route.spec.type.type,
-      ...route.sink.stats,
-      bufferedLines: buffered.lines,
-      bufferedBytes: buffered.bytes,
-      ...health,
-    };
+    return { sink: route.spec.name, type: route.spec.type.type, ...route.sink.stats, ...route.sink.status() };
   }
 
   private reportDrops(): void {

@@ -8,6 +8,9 @@ import type { SinkContext } from './sink-type.js';
 export interface SinkStats extends LineCounters {
   /** Derived: sent + dropped + buffered, the held lines counted at the time of asking. */
   linesIn: number;
+  /** Taken in, neither sent nor dropped (held or in flight). */
+  bufferedLines: number;
+  bufferedBytes: number;
   droppedBy: { buffer_full?: number };
   reconnects: number;
   failedSends: number;
@@ -103,11 +106,15 @@ export abstract class Sink {
     await this.close().catch(() => undefined);
   }
 
+  /** The counters; buffered lines are counted by scanning what is held, once per call. */
   get stats(): SinkStats {
     const counters = this.lineBuffer.counters;
+    const buffered = this.lineBuffer.buffered();
     return {
-      linesIn: counters.linesSent + counters.linesDropped + this.lineBuffer.buffered().lines,
+      linesIn: counters.linesSent + counters.linesDropped + buffered.lines,
       ...counters,
+      bufferedLines: buffered.lines,
+      bufferedBytes: buffered.bytes,
       droppedBy: counters.linesDropped + counters.bytesDropped > 0 ? { buffer_full: counters.linesDropped } : {},
       reconnects: this.reconnects,
       failedSends: this.failedSends,
