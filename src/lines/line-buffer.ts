@@ -375,11 +375,16 @@ export class LineBuffer {
     }
   }
 
+  /** Newlines in [from, to): segment by segment, as the one hot loop of a full drop_oldest buffer. */
   private countNewlines(from: number, to: number): number {
     let n = 0;
-    for (let at = from; at < this.lineEnd; n++) {
-      at = this.findNewline(at) + 1;
-      if (at > to) break;
+    for (let at = from, stop = Math.min(to, this.lineEnd); at < stop; ) {
+      const offset = at - this.base;
+      const within = offset & SEGMENT_MASK;
+      const end = within + Math.min(SEGMENT_BYTES - within, stop - at);
+      const segment = this.segments[offset >> SEGMENT_SHIFT];
+      for (let i = segment.indexOf(LF, within); i >= 0 && i < end; i = segment.indexOf(LF, i + 1)) n++;
+      at += end - within;
     }
     return n;
   }
