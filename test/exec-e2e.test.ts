@@ -72,6 +72,16 @@ function summaryOf(helper: PipedProcess): Diagnostic {
   return s;
 }
 
+/** Ends the input: the helper must exit 0 within `withinMs`, with the sandbox byte-exact. Returns the sink summary. */
+async function endAndVerify(helper: PipedProcess, stdout: string, input: Buffer, withinMs = 2500): Promise<Diagnostic> {
+  await helper.end();
+  const exit = await helper.exited;
+  expect(exit.code, helper.stderr()).toBe(0);
+  expect(exit.afterEndMs).toBeLessThan(withinMs);
+  expect(readKept(stdout).equals(input)).toBe(true);
+  return summaryOf(helper);
+}
+
 // Incarnation n records its environment. The first copies lines until `crash-now`, then exits 1; later ones keep all.
 const crashOnMarker = (dir: string): string =>
   writeScript(
@@ -103,13 +113,8 @@ describe('exec sink end to end', () => {
     await waitFor(() => helper.diagnostics().some((d) => d.msg === 'agent metadata found'), { what: 'enrichment' });
     const after = Buffer.concat([Buffer.from('crash-now\n'), numberedLines(5000, 100, 'after')]);
     await helper.write(after);
-    await helper.end();
-    const exit = await helper.exited;
-    expect(exit.code, helper.stderr()).toBe(0);
-    expect(exit.afterEndMs).toBeLessThan(2000);
-
     const input = Buffer.concat([before, after]);
-    expect(readKept(stdout).equals(input)).toBe(true);
+    const summary = await endAndVerify(helper, stdout, input, 2000);
     // The first process took everything up to the marker; the second got the replay window, then the rest: a
     // suffix of the input starting at or before the line after the marker. Every line arrived at least once.
     const got = readFileSync(join(scripts, 'got'));
@@ -152,7 +157,6 @@ describe('exec sink end to end', () => {
     expect(second.LOG_SPLITTER_CONFIG).toBe(config);
     expect(second.LIBPROCESS_IP).toBe('127.0.0.1');
 
-    const summary = summaryOf(helper);
     expect(summary).toMatchObject({ linesIn: 5101, linesSent: 5101, linesDropped: 0, bufferedLines: 0, reconnects: 1 });
   });
 
@@ -168,14 +172,8 @@ describe('exec sink end to end', () => {
       await helper.write(input.subarray((i * input.length) / 10, ((i + 1) * input.length) / 10));
       await new Promise((resolve) => setTimeout(resolve, 30));
     }
-    await helper.end();
-    const exit = await helper.exited;
-    expect(exit.code, helper.stderr()).toBe(0);
     // shutdown_timeout_ms (1 s) + stop_grace_ms (0.3 s) at most, plus start-up slack.
-    expect(exit.afterEndMs).toBeLessThan(2500);
-
-    expect(readKept(stdout).equals(input)).toBe(true);
-    const summary = summaryOf(helper);
+    const summary = await endAndVerify(helper, stdout, input);
     expect(summary.linesIn).toBe(20_000);
     expect(summary.reconnects as number).toBeGreaterThanOrEqual(3);
     expect(summary.reconnects as number).toBeLessThanOrEqual(incarnations(scripts));
@@ -193,13 +191,7 @@ describe('exec sink end to end', () => {
     const helper = await start(stdout, config);
     const input = numberedLines(50_000, 100);
     await helper.write(input);
-    await helper.end();
-    const exit = await helper.exited;
-    expect(exit.code, helper.stderr()).toBe(0);
-    expect(exit.afterEndMs).toBeLessThan(2500);
-
-    expect(readKept(stdout).equals(input)).toBe(true);
-    const summary = summaryOf(helper);
+    const summary = await endAndVerify(helper, stdout, input);
     expect(summary.linesIn).toBe(50_000);
     expect(summary.linesDropped as number).toBeGreaterThan(0);
     expect(summary.droppedBy).toEqual({ buffer_full: summary.linesDropped });
@@ -218,13 +210,7 @@ describe('exec sink end to end', () => {
     const input = numberedLines(1000, 64);
     await helper.write(input);
     await new Promise((resolve) => setTimeout(resolve, 200));
-    await helper.end();
-    const exit = await helper.exited;
-    expect(exit.code, helper.stderr()).toBe(0);
-    expect(exit.afterEndMs).toBeLessThan(2500);
-
-    expect(readKept(stdout).equals(input)).toBe(true);
-    const summary = summaryOf(helper);
+    const summary = await endAndVerify(helper, stdout, input);
     expect(summary).toMatchObject({ linesIn: 1000, linesSent: 0, bufferedLines: 1000, state: 'down' });
     expect(summary.reconnects as number).toBeGreaterThan(0);
     expect(summary.failedSends as number).toBeGreaterThan(0);

@@ -9,7 +9,6 @@ import { ReplayWindow } from '../src/sinks/exec-replay.js';
 import type { Sink } from '../src/sinks/sink.js';
 import type { StreamMetadata } from '../src/mesos/metadata.js';
 import {
-  captureLog,
   COUNT_INCARNATION,
   incarnations,
   isAlive,
@@ -19,6 +18,7 @@ import {
   streamMeta,
   writeScript,
 } from './helpers/exec.js';
+import { captureLog } from './helpers/log.js';
 import { expectCountersAddUp, feed, streamBytes } from './helpers/feed.js';
 import { makeSandbox } from './helpers/sandbox.js';
 import { waitFor } from './helpers/wait.js';
@@ -35,6 +35,21 @@ const fullMeta = (extra: Partial<StreamMetadata> = {}): StreamMetadata =>
     executor_labels: { team: 'payments', tier: 'front' },
     ...extra,
   });
+
+/**
+ * Stops a sink whose script crashed three times, within its 3 s deadline. The fourth process got the replay window
+ * and then the rest: its output ends with every line, in order. Returns those lines' stream bytes.
+ */
+async function stopAfterFourthProcess(sink: Sink, dir: string, lines: string[]): Promise<Buffer> {
+  const started = Date.now();
+  await sink.stop(Date.now() + 3000);
+  expect(Date.now() - started).toBeLessThan(3000);
+  expect(incarnations(dir)).toBe(4);
+  const got = readFileSync(join(dir, 'got'));
+  const all = streamBytes(lines);
+  expect(got.subarray(got.length - all.length).equals(all)).toBe(true);
+  return all;
+}
 
 const sinks: Sink[] = [];
 afterEach(async () => {
@@ -182,15 +197,7 @@ describe('exec sink: faults', () => {
       feed(sink, first, lines.slice(0, 1000));
       await waitFor(() => incarnations(dir) === 2, { what: 'a restart' });
       feed(sink, fullMeta({ task_id: 'web.1' }), lines.slice(1000));
-      const started = Date.now();
-      await sink.stop(Date.now() + 3000);
-      expect(Date.now() - started).toBeLessThan(3000);
-
-      expect(incarnations(dir)).toBe(4);
-      // The survivor got the replay window and then the rest: the output ends with every line, in order.
-      const got = readFileSync(join(dir, 'got'));
-      const all = streamBytes(lines);
-      expect(got.subarray(got.length - all.length).equals(all)).toBe(true);
+      const all = await stopAfterFourthProcess(sink, dir, lines);
       expect(readEnvFile(join(dir, 'env.1')).MESOS_LOG_TASK_ID).toBeUndefined();
       expect(readEnvFile(join(dir, 'env.2')).MESOS_LOG_TASK_ID).toBeUndefined();
       expect(readEnvFile(join(dir, 'env.4')).MESOS_LOG_TASK_ID).toBe('web.1');
@@ -218,14 +225,7 @@ describe('exec sink: faults', () => {
     );
     const lines = numbered(100);
     feed(sink, meta, lines);
-    const started = Date.now();
-    await sink.stop(Date.now() + 3000);
-    expect(Date.now() - started).toBeLessThan(3000);
-
-    expect(incarnations(dir)).toBe(4);
-    const got = readFileSync(join(dir, 'got'));
-    const all = streamBytes(lines);
-    expect(got.subarray(got.length - all.length).equals(all)).toBe(true);
+    await stopAfterFourthProcess(sink, dir, lines);
     expect(sink.stats).toMatchObject({ linesIn: 100, linesSent: 100, bytesIn: 790, bytesSent: 790, reconnects: 3 });
     expectCountersAddUp(sink);
     expect(entries().some((e) => e.msg === 'exec process failed at stream end')).toBe(true);

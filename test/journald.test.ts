@@ -1,5 +1,3 @@
-import { Writable } from 'node:stream';
-import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_CONFIG } from '../src/config/config.js';
 import { ConfigReader } from '../src/config/reader.js';
@@ -11,6 +9,7 @@ import { EntryEncoder, journaldFieldName } from '../src/sinks/journald-entry.js'
 import type { Sink } from '../src/sinks/sink.js';
 import { expectCountersAddUp, feed, streamBytes } from './helpers/feed.js';
 import { JOURNALD_BIN, TestJournald, type JournalEntry } from './helpers/journald.js';
+import { captureLog } from './helpers/log.js';
 import { isRoot } from './helpers/tmpfs.js';
 import { sleep, waitFor } from './helpers/wait.js';
 
@@ -37,18 +36,6 @@ function metaFor(overrides: Partial<StreamMetadata> = {}): StreamMetadata {
 const record = (meta: StreamMetadata, line: string | Buffer, partial = false): LogRecord =>
   lineRecord(typeof line === 'string' ? Buffer.from(line) : line, partial, Date.now(), meta);
 
-/** A pino logger whose lines the test can read. */
-function capturingLog(): { log: pino.Logger; lines: () => Record<string, unknown>[] } {
-  const out: string[] = [];
-  const stream = new Writable({
-    write(chunk, _encoding, callback) {
-      out.push(...String(chunk).split('\n').filter(Boolean));
-      callback();
-    },
-  });
-  return { log: pino({ level: 'debug' }, stream), lines: () => out.map((line) => JSON.parse(line)) };
-}
-
 const created: Sink[] = [];
 afterAll(async () => {
   await Promise.all(created.map((sink) => sink.stop(Date.now())));
@@ -57,7 +44,7 @@ afterAll(async () => {
 function makeSink(
   options: Record<string, unknown>,
   meta: StreamMetadata,
-  log = capturingLog().log,
+  log = captureLog().log,
   maxBytes = 1 << 20,
   lines: LineOptions = DEFAULT_CONFIG.lines,
 ): Sink {
@@ -209,7 +196,7 @@ describe.skipIf(!isRoot() || JOURNALD_BIN === undefined)('journald sink against 
 
   it('lowers max_entry_bytes when the kernel refuses a datagram that large (EMSGSIZE)', async () => {
     const meta = metaFor();
-    const { log, lines } = capturingLog();
+    const { log, entries: logged } = captureLog();
     // A line limit above the datagram limit, so one 600 KB line reaches the encoder whole.
     const lineOptions = { ...DEFAULT_CONFIG.lines, maxLineBytes: 1 << 20 };
     const sink = makeSink({ socket: journald.socket, max_entry_bytes: '1MB' }, meta, log, 4 << 20, lineOptions);
@@ -221,19 +208,19 @@ describe.skipIf(!isRoot() || JOURNALD_BIN === undefined)('journald sink against 
     expect(String(entries[0].MESSAGE).length).toBeLessThan(131_072);
     expect(entries[0].PARTIAL_MESSAGE).toBeUndefined();
     expect(entries[1].MESSAGE).toBe('z'.repeat(1000));
-    const warnings = lines().filter((line) => String(line.msg).includes('lowering the limit'));
+    const warnings = logged().filter((line) => String(line.msg).includes('lowering the limit'));
     expect(warnings.map((w) => w.now)).toEqual([524288, 262144, 131072]);
     expect(sink.stats).toMatchObject({ linesSent: 2, bytesSent: 601_002, linesDropped: 0, failedSends: 0 });
   });
 
   it('leaves out labels that would crowd out the message, and says so', async () => {
     const meta = metaFor({ executor_labels: { small: 'kept', huge: 'h'.repeat(5000) } });
-    const { log, lines } = capturingLog();
+    const { log, entries } = captureLog();
     feed(makeSink({ socket: journald.socket, max_entry_bytes: 8192 }, meta, log), meta, ['with labels']);
     const [entry] = await journald.waitForEntries({ EXECUTOR_ID: meta.executor_id! }, 1);
     expect(entry.SMALL).toBe('kept');
     expect(entry.HUGE).toBeUndefined();
-    expect(lines().find((line) => String(line.msg).includes('labels left out'))).toMatchObject({ labels: ['HUGE'] });
+    expect(entries().find((line) => String(line.msg).includes('labels left out'))).toMatchObject({ labels: ['HUGE'] });
   });
 
   it('stream transport: MESSAGE, PRIORITY and identifier over the stdout socket, a new connection per identifier', async () => {

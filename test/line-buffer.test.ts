@@ -1,7 +1,6 @@
 // LineBuffer: one sink's raw stream bytes, cut into line records when a batch is taken. Used directly: time is the
 // `now` handed to take(), so idle flushes are deterministic.
 import { isUtf8 } from 'node:buffer';
-import { hostname } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import {
   CHUNK_ENTRY_BYTES,
@@ -11,19 +10,9 @@ import {
   type LineOptions,
 } from '../src/lines/line-buffer.js';
 import { text, utf8Bytes, type LogRecord } from '../src/lines/record.js';
-import type { StreamMetadata } from '../src/mesos/metadata.js';
+import { metadataFromPath, type StreamMetadata } from '../src/mesos/metadata.js';
 
-const META: StreamMetadata = {
-  stream: 'stdout',
-  hostname: hostname(),
-  sandbox: '/var/lib/mesos/slaves/S1/frameworks/F1/executors/E1/runs/C1',
-  agent_id: 'S1',
-  framework_id: 'F1',
-  executor_id: 'E1',
-  container_id: 'C1',
-  executor_labels: {},
-  task_labels: {},
-};
+const META = metadataFromPath('/var/lib/mesos/slaves/S1/frameworks/F1/executors/E1/runs/C1/stdout');
 
 /** Arrival time of the chunks unless a test says otherwise. */
 const T = 1_700_000_000_000;

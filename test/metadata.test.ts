@@ -1,8 +1,6 @@
 // Who wrote a stream: ids from the sandbox path, then task id, names and labels from the agent's /state, fetched
 // from a real HTTP server on loopback.
 import { hostname } from 'node:os';
-import { Writable } from 'node:stream';
-import pino from 'pino';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { AgentStateClient, enrichFromState } from '../src/mesos/agent-state.js';
 import { enrichInBackground } from '../src/mesos/enrichment.js';
@@ -17,6 +15,7 @@ import {
   type FakeAgent,
   type FrameworkSpec,
 } from './helpers/agent.js';
+import { captureLog } from './helpers/log.js';
 import { sleep, waitFor } from './helpers/wait.js';
 
 const WORK = '/var/lib/mesos';
@@ -67,18 +66,6 @@ const frameworks: FrameworkSpec[] = [
 ];
 const STATE = agentState(WORK, AGENT, frameworks);
 const dirOf = (executor: ExecutorSpec, framework = FRAMEWORK): string => executorDirectory(WORK, AGENT, framework, executor);
-
-/** pino writing JSON lines into an array, to assert what the helper would log. */
-function captureLog() {
-  const lines: Record<string, unknown>[] = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      for (const line of chunk.toString().split('\n')) if (line !== '') lines.push(JSON.parse(line));
-      done();
-    },
-  });
-  return { log: pino({ level: 'debug' }, stream), lines };
-}
 
 describe('metadataFromPath', () => {
   it('reads agent, framework, executor and container ids from an executor sandbox', () => {

@@ -16,7 +16,7 @@ import { SandboxWriter } from '../src/sandbox/writer.js';
 import type { BufferConfig } from '../src/lines/line-buffer.js';
 import { Sink } from '../src/sinks/sink.js';
 import type { SinkContext, SinkType } from '../src/sinks/sink-type.js';
-import { captureLog } from './helpers/exec.js';
+import { captureLog } from './helpers/log.js';
 import { makePipe } from './helpers/pipe.js';
 import { makeSandbox } from './helpers/sandbox.js';
 import { sleep, waitFor } from './helpers/wait.js';

@@ -6,8 +6,6 @@ import { mkdtempSync } from 'node:fs';
 import { createServer, Socket, type Server } from 'node:net';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
-import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DEFAULT_CONFIG } from '../src/config/config.js';
 import { CHUNK_ENTRY_BYTES, type BufferConfig, type LineOptions } from '../src/lines/line-buffer.js';
@@ -15,6 +13,7 @@ import type { LogRecord } from '../src/lines/record.js';
 import type { StreamMetadata } from '../src/mesos/metadata.js';
 import { Sink } from '../src/sinks/sink.js';
 import { expectCountersAddUp, feed } from './helpers/feed.js';
+import { captureLog } from './helpers/log.js';
 import { sleep, waitFor } from './helpers/wait.js';
 
 const META: StreamMetadata = { stream: 'stdout', hostname: hostname(), sandbox: '/s', executor_labels: {}, task_labels: {} };
@@ -22,17 +21,6 @@ const META: StreamMetadata = { stream: 'stdout', hostname: hostname(), sandbox: 
 const line = (i: number, size = 100): string => String(i).padEnd(size, '.');
 const num = (r: LogRecord): number => parseInt(r.bytes.toString(), 10);
 const texts = (records: LogRecord[]): string[] => records.map((r) => r.bytes.toString());
-
-function captureLog() {
-  const lines: Record<string, unknown>[] = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      for (const text of chunk.toString().split('\n')) if (text !== '') lines.push(JSON.parse(text));
-      done();
-    },
-  });
-  return { log: pino({ level: 'debug' }, stream), lines };
-}
 
 interface Deferred {
   promise: Promise<void>;
@@ -281,7 +269,7 @@ describe('Sink base', () => {
   });
 
   it('retries a failed batch with backoff, keeping the order; logs the failure rate-limited', async () => {
-    const { log, lines } = captureLog();
+    const { log, entries } = captureLog();
     const sink = new ScriptedSink({ maxBytes: 1 << 20 }, log);
     sink.setBatchLimits(3, 1 << 20);
     sink.failNext = 2;
@@ -298,7 +286,7 @@ describe('Sink base', () => {
     expect(sink.delivered.map(num)).toEqual([...Array(10).keys()]);
     expect(sink.stats.failedSends).toBe(2);
     expect(sink.status().state).toBe('up');
-    const failures = lines.filter((l) => l.msg === 'sink send failed; will retry');
+    const failures = entries().filter((l) => l.msg === 'sink send failed; will retry');
     expect(failures).toHaveLength(1);
     expect(failures[0]).toMatchObject({ sink: 'test', err: 'refused (attempt 1)', retryInMs: 100 });
     expectCountersAddUp(sink);

@@ -1,8 +1,5 @@
 import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
-import pino from 'pino';
-import type { Logger } from '../../src/diagnostics.js';
 import type { StreamMetadata } from '../../src/mesos/metadata.js';
 
 /** Writes an executable /bin/sh script; `body` may use $OUT, the directory the script records into. */
@@ -48,18 +45,6 @@ export function isAlive(pid: number): boolean {
   } catch {
     return false;
   }
-}
-
-/** A pino logger whose JSON lines the test can read back. */
-export function captureLog(): { log: Logger; entries: () => Record<string, unknown>[] } {
-  const lines: string[] = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      lines.push(...chunk.toString('utf8').split('\n').filter((line) => line !== ''));
-      done();
-    },
-  });
-  return { log: pino({ level: 'debug' }, stream), entries: () => lines.map((line) => JSON.parse(line)) };
 }
 
 export function streamMeta(sandbox: string, extra: Partial<StreamMetadata> = {}): StreamMetadata {
