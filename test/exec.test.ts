@@ -140,6 +140,26 @@ describe('exec sink: environment and stdin', () => {
     expect(isAlive(Number(readFileSync(join(dir, 'pid'), 'utf8')))).toBe(false);
   });
 
+  it('ends every line with one LF: a CRLF loses its CR, each piece of a cut long line gets its own', async () => {
+    const { dir } = makeSandbox();
+    const script = writeScript(dir, 'record.sh', 'cat > "$OUT/stdin"');
+    const meta = fullMeta();
+    const { sink } = makeSink({ command: [script] }, meta);
+    const long = 'x'.repeat(DEFAULT_CONFIG.lines.maxLineBytes + 10);
+    // Three batches: whole lines only (passed on as taken), a CRLF, and a line cut in two.
+    sink.append(Buffer.from('one\ntwo\n'), Date.now(), meta);
+    await waitFor(() => sink.stats.linesSent === 2, { what: 'the first batch' });
+    sink.append(Buffer.from('three\r\nfour\n'), Date.now(), meta);
+    await waitFor(() => sink.stats.linesSent === 4, { what: 'the second batch' });
+    sink.append(Buffer.from(`${long}\nfive\n`), Date.now(), meta);
+    await sink.stop(Date.now() + 2000);
+    const cut = DEFAULT_CONFIG.lines.maxLineBytes;
+    const expected = `one\ntwo\nthree\nfour\n${long.slice(0, cut)}\n${long.slice(cut)}\nfive\n`;
+    expect(readFileSync(join(dir, 'stdin'), 'latin1')).toBe(expected);
+    // Lines are counted by the stream's newlines: the cut line is one.
+    expect(sink.stats).toMatchObject({ linesIn: 6, linesSent: 6, linesDropped: 0 });
+  });
+
   it('runs a string command through /bin/sh -c; STDERR stream; ids it does not know are left out', async () => {
     const { dir } = makeSandbox();
     const meta = streamMeta('/tmp/somewhere', { stream: 'stderr' });

@@ -5,10 +5,10 @@ import { describe, expect, it } from 'vitest';
 import {
   CHUNK_ENTRY_BYTES,
   LineBuffer,
-  type Batch,
   type BufferConfig,
   type LineOptions,
 } from '../src/lines/line-buffer.js';
+import type { LineBatch } from '../src/lines/line-batch.js';
 import { text, utf8Bytes, type LogRecord } from '../src/lines/record.js';
 import { metadataFromPath, type StreamMetadata } from '../src/mesos/metadata.js';
 
@@ -123,6 +123,20 @@ describe('LineBuffer: cutting lines', () => {
     const view = record.bytes;
     expect([out.buffer, out.byteOffset, out.length]).toEqual([view.buffer, view.byteOffset, view.length]);
     expect(text(record)).toBe('grüße 😀');
+  });
+
+  it('a batch gives each line as a view of its bytes; utf8() replaces only the lines that need it', () => {
+    const b = make();
+    put(b, Buffer.concat([Buffer.from('grüße\r\n'), Buffer.from([0x61, 0xff, 0x0a]), Buffer.from('ok\n')]));
+    const batch = b.take(1024, 1 << 20, T)!;
+    expect(batch.validUtf8).toBe(false);
+    expect(batch.count).toBe(3);
+    expect(Buffer.from(batch.raw(0)).toString()).toBe('grüße');
+    expect(batch.utf8(0).buffer).toBe(batch.data.buffer); // valid: no copy
+    expect(Buffer.from(batch.raw(1))).toEqual(Buffer.from([0x61, 0xff]));
+    expect(Buffer.from(batch.utf8(1)).toString()).toBe('a\uFFFD');
+    expect(Buffer.from(batch.utf8(2)).toString()).toBe('ok');
+    expect([batch.lines, batch.bytes]).toEqual([3, 9 + 3 + 3]); // grüße is 7 bytes
   });
 
   it('keeps NUL bytes', () => {
@@ -800,7 +814,7 @@ describe('LineBuffer: the max_bytes bound and counters', () => {
       const max = 100 * (1 + CHUNK_ENTRY_BYTES); // 100 one-byte arrivals
       const b = make({}, { maxBytes: max, whenFull });
       let outstanding = 0;
-      let inFlight: Batch | undefined;
+      let inFlight: LineBatch | undefined;
       const stream = Buffer.from('ab\n\nc\ndef\n'.repeat(100));
       for (let i = 0; i < stream.length; i++) {
         put(b, stream.subarray(i, i + 1), T + i);
@@ -877,7 +891,7 @@ describe('LineBuffer: the max_bytes bound and counters', () => {
         const input = Buffer.from(parts.join(''));
         let now = T;
         let written = 0;
-        const pending: Batch[] = [];
+        const pending: LineBatch[] = [];
         for (let at = 0; at < input.length; ) {
           const size = 1 + Math.floor(random() ** 2 * 600);
           const chunk = input.subarray(at, at + size);

@@ -7,7 +7,7 @@ import { hostname } from 'node:os';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DEFAULT_CONFIG, type SinkSpec, type SplitterConfig } from '../src/config/config.js';
 import type { MatchSpec } from '../src/config/match.js';
-import type { LogRecord } from '../src/lines/record.js';
+import type { LineBatch } from '../src/lines/line-batch.js';
 import { metadataFromPath, type StreamMetadata } from '../src/mesos/metadata.js';
 import { StreamPipeline, type PipelineSummary } from '../src/pipeline.js';
 import { parseDirectives } from '../src/sandbox/directives.js';
@@ -53,10 +53,10 @@ class RecordingSink extends Sink {
     this.release?.();
   }
 
-  protected async send(batch: LogRecord[]): Promise<void> {
+  protected async send(batch: LineBatch): Promise<void> {
     if (this.options.stuck) await new Promise<void>((_resolve, reject) => (this.failStuck = reject));
     await this.released;
-    for (const record of batch) {
+    for (const record of batch.records) {
       this.lines.push(record.bytes.toString());
       this.partials.push(record.partial);
       this.metas.push(record.meta);

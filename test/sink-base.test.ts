@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DEFAULT_CONFIG } from '../src/config/config.js';
 import { CHUNK_ENTRY_BYTES, type BufferConfig, type LineOptions } from '../src/lines/line-buffer.js';
+import type { LineBatch } from '../src/lines/line-batch.js';
 import type { LogRecord } from '../src/lines/record.js';
 import type { StreamMetadata } from '../src/mesos/metadata.js';
 import { Sink } from '../src/sinks/sink.js';
@@ -74,8 +75,9 @@ class ScriptedSink extends Sink {
     this.pending?.resolve();
   }
 
-  protected async send(batch: LogRecord[]): Promise<void> {
-    this.attempts.push([...batch]);
+  protected async send(batch: LineBatch): Promise<void> {
+    const records = batch.records;
+    this.attempts.push(records);
     if (this.failNext > 0) {
       this.failNext--;
       throw new Error(`refused (attempt ${this.attempts.length})`);
@@ -84,7 +86,7 @@ class ScriptedSink extends Sink {
       this.pending = deferred();
       await this.pending.promise;
     }
-    this.delivered.push(...batch);
+    this.delivered.push(...records);
   }
 
   protected async close(): Promise<void> {
@@ -475,7 +477,7 @@ class SocketSink extends Sink {
     this.maxBatchLines = 64;
   }
 
-  protected async send(batch: LogRecord[]): Promise<void> {
+  protected async send(batch: LineBatch): Promise<void> {
     if (this.socket === undefined) {
       const socket = new Socket();
       socket.on('error', () => undefined);
@@ -490,7 +492,7 @@ class SocketSink extends Sink {
       this.socket = socket;
     }
     const socket = this.socket;
-    const data = Buffer.concat(batch.flatMap((r) => [r.bytes, Buffer.from('\n')]));
+    const data = Buffer.concat(batch.records.flatMap((r) => [r.bytes, Buffer.from('\n')]));
     await new Promise<void>((resolve, reject) => {
       const onClose = (): void => reject(new Error('socket closed'));
       socket.once('close', onClose);

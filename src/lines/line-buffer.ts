@@ -1,6 +1,6 @@
 import { isUtf8 } from 'node:buffer';
 import type { StreamMetadata } from '../mesos/metadata.js';
-import { ChunkLine, type LogRecord } from './record.js';
+import { LineBatch } from './line-batch.js';
 
 export interface LineOptions {
   /** A longer line is cut into records of at most this many bytes, flagged partial. */
@@ -15,15 +15,6 @@ export interface BufferConfig {
   /** Stream bytes a sink may hold (plus CHUNK_ENTRY_BYTES per arrival); beyond it `when_full` applies. */
   maxBytes: number;
   whenFull: WhenFull;
-}
-
-/** Lines taken for one send. They stay counted as buffered until settle(). */
-export interface Batch {
-  readonly records: LogRecord[];
-  /** Newlines consumed (plus one for a last line without newline at EOF): what `linesSent` grows by. */
-  readonly lines: number;
-  /** Stream bytes consumed, newlines and CRs included. */
-  readonly bytes: number;
 }
 
 export interface LineCounters {
@@ -148,7 +139,7 @@ export class LineBuffer {
    * Cuts up to `maxLines` records and about `maxBytes` from the front: whole lines, full-size pieces of long lines,
    * and an unterminated line once it has been idle for partial_flush_ms (or at end of stream).
    */
-  take(maxLines: number, maxBytes: number, now: number): Batch | undefined {
+  take(maxLines: number, maxBytes: number, now: number): LineBatch | undefined {
     if (this.owedNewline && this.head < this.tail) {
       this.owedNewline = false;
       if (this.byteAt(this.head) === LF) {
@@ -187,25 +178,39 @@ export class LineBuffer {
     const bytes = pos - this.head;
     const copy = Buffer.allocUnsafe(bytes);
     this.copyOut(this.head, pos, copy);
-    // One check for the batch instead of one per line. Cuts fall between characters (cutPieces backs off), so
-    // each record of a valid batch is valid too.
-    const valid = isUtf8(copy);
-    const records: LogRecord[] = new Array(starts.length);
+    const count = starts.length;
+    const batch = new LineBatch(
+      copy,
+      new Uint32Array(count),
+      new Uint32Array(count),
+      new Uint8Array(count),
+      new Float64Array(count),
+      new Array<StreamMetadata>(count),
+      // One check for the batch instead of one per line. Cuts fall between characters (cutPieces backs off), so
+      // each line of a valid batch is valid too.
+      isUtf8(copy),
+      lines,
+      bytes,
+    );
     let entry = this.first;
-    for (let i = 0; i < starts.length; i++) {
+    for (let i = 0; i < count; i++) {
       // A whole line is stamped with its newline's arrival, a piece with its last byte's.
       const at = partials[i] ? stops[i] - 1 : stops[i];
       while (this.ends[entry] <= at) entry++;
-      records[i] = new ChunkLine(copy, starts[i] - this.head, stops[i] - starts[i], partials[i], this.times[entry], this.metas[entry], valid);
+      batch.starts[i] = starts[i] - this.head;
+      batch.stops[i] = stops[i] - this.head;
+      batch.partials[i] = partials[i] ? 1 : 0;
+      batch.times[i] = this.times[entry];
+      batch.metas[i] = this.metas[entry];
     }
     this.advanceHead(pos);
     this.outstandingBytes += bytes;
     this.outstandingLines += lines;
-    return { records, lines, bytes };
+    return batch;
   }
 
   /** A taken batch was delivered. (A failed one stays outstanding and is sent again.) */
-  settle(batch: Batch): void {
+  settle(batch: LineBatch): void {
     this.outstandingBytes -= batch.bytes;
     this.outstandingLines -= batch.lines;
     this.counters.linesSent += batch.lines;

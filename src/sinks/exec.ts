@@ -1,6 +1,6 @@
 import { ConfigError, type ConfigReader } from '../config/reader.js';
 import { RateLimitedLog } from '../diagnostics.js';
-import type { LogRecord } from '../lines/record.js';
+import type { LineBatch } from '../lines/line-batch.js';
 import type { StreamMetadata } from '../mesos/metadata.js';
 import { execEnvironment, isReservedVariable } from './exec-env.js';
 import { describeExit, ExecProcess, isCleanExit, type ExitStatus } from './exec-process.js';
@@ -23,7 +23,7 @@ export interface ExecOptions {
 
 /** A process that stayed up this long is healthy again: its next restart waits only the minimum backoff. */
 const STABLE_UPTIME_MS = 10_000;
-const NEWLINE = Buffer.from('\n');
+const LF = 0x0a;
 
 /**
  * Feeds the stream's lines to an external process on its stdin, as the External container logger (MESOS-6003) did,
@@ -61,7 +61,7 @@ class ExecSink extends Sink {
     super.append(chunk, time, meta);
   }
 
-  protected async send(batch: LogRecord[]): Promise<void> {
+  protected async send(batch: LineBatch): Promise<void> {
     const incarnation = await this.running();
     if (!(await incarnation.started)) throw new Error(`exec process ${describeExit(await incarnation.exited)}`);
     const lines = encodeLines(batch);
@@ -162,10 +162,25 @@ class ExecSink extends Sink {
 }
 
 /** Raw line bytes, each plus '\n': the task's own bytes, as the External container logger's pipe carried them. */
-function encodeLines(batch: LogRecord[]): Buffer {
-  const parts: Buffer[] = [];
-  for (const record of batch) parts.push(record.bytes, NEWLINE);
-  return Buffer.concat(parts);
+function encodeLines(batch: LineBatch): Buffer {
+  const { count, starts, stops, partials } = batch;
+  let total = count;
+  let whole = true;
+  for (let i = 0; i < count; i++) {
+    total += stops[i] - starts[i];
+    if (partials[i] === 1) whole = false;
+  }
+  // Whole lines and no CR: the taken bytes already are the lines, each with its newline.
+  if (whole && total === batch.data.length) return batch.data;
+  const out = Buffer.allocUnsafe(total);
+  let at = 0;
+  for (let i = 0; i < count; i++) {
+    const line = batch.raw(i);
+    out.set(line, at);
+    at += line.length;
+    out[at++] = LF;
+  }
+  return out;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));

@@ -1,7 +1,7 @@
 import type { Logger } from '../diagnostics.js';
 import { RateLimitedLog } from '../diagnostics.js';
-import { LineBuffer, type Batch, type LineCounters, type LineOptions } from '../lines/line-buffer.js';
-import type { LogRecord } from '../lines/record.js';
+import type { LineBatch } from '../lines/line-batch.js';
+import { LineBuffer, type LineCounters, type LineOptions } from '../lines/line-buffer.js';
 import type { StreamMetadata } from '../mesos/metadata.js';
 import type { SinkContext } from './sink-type.js';
 
@@ -54,8 +54,8 @@ export abstract class Sink {
     this.errors = new RateLimitedLog(context.log);
   }
 
-  /** Deliver a batch; reject to have it retried (after backoff) with the records still in order. */
-  protected abstract send(batch: LogRecord[]): Promise<void>;
+  /** Deliver a batch; reject to have it retried (after backoff): the same batch, so lines stay in order. */
+  protected abstract send(batch: LineBatch): Promise<void>;
   /** Release the transport. Must make a pending `send` settle. */
   protected abstract close(): Promise<void>;
 
@@ -147,7 +147,7 @@ export abstract class Sink {
 
   private async deliverLoop(): Promise<void> {
     let backoff = MIN_BACKOFF_MS;
-    let batch: Batch | undefined;
+    let batch: LineBatch | undefined;
     while (!this.aborted) {
       batch ??= this.lineBuffer.take(this.maxBatchLines, this.maxBatchBytes, Date.now());
       if (batch === undefined) {
@@ -156,7 +156,7 @@ export abstract class Sink {
         continue;
       }
       try {
-        await this.send(batch.records);
+        await this.send(batch);
         this.lineBuffer.settle(batch);
         batch = undefined;
         this.health.state = 'up';

@@ -1,4 +1,4 @@
-import { utf8Bytes, type LogRecord } from '../lines/record.js';
+import type { LineBatch } from '../lines/line-batch.js';
 import { SEVERITY, writerName, type StreamMetadata } from '../mesos/metadata.js';
 
 /** RFC 5424 facility codes, by the names syslog.conf uses. */
@@ -107,38 +107,37 @@ export class SyslogEncoder {
   private headerTime = Number.NaN;
   private headerTail: Buffer | undefined;
   // Scratch per batch, reused so a batch allocates only its output.
-  private readonly messages: Buffer[] = [];
+  private readonly messages: Uint8Array[] = [];
   private readonly headers: Buffer[] = [];
   private readonly lengths: number[] = [];
 
   constructor(private readonly format: SyslogFormat) {}
 
-  /** `LEN SP MSG` for each record, concatenated: one socket write. */
-  octetCounted(batch: LogRecord[]): Buffer {
+  /** `LEN SP MSG` for each line, concatenated: one socket write. */
+  octetCounted(batch: LineBatch): Buffer {
     return this.encode(batch, true).out;
   }
 
-  /** One message per record, as slices of one allocation: one datagram each. */
-  datagrams(batch: LogRecord[]): Buffer[] {
+  /** One message per line, as slices of one allocation: one datagram each. */
+  datagrams(batch: LineBatch): Buffer[] {
     const { out, ends } = this.encode(batch, false);
-    const datagrams: Buffer[] = new Array(batch.length);
+    const datagrams: Buffer[] = new Array(batch.count);
     let start = 0;
-    for (let i = 0; i < batch.length; i++) {
+    for (let i = 0; i < batch.count; i++) {
       datagrams[i] = out.subarray(start, ends[i]);
       start = ends[i];
     }
     return datagrams;
   }
 
-  private encode(batch: LogRecord[], framed: boolean): { out: Buffer; ends: number[] } {
-    const count = batch.length;
+  private encode(batch: LineBatch, framed: boolean): { out: Buffer; ends: number[] } {
+    const { count, partials, times, metas } = batch;
     const { messages, headers, lengths } = this;
     const limit = this.format.maxMessageBytes;
     let total = 0;
     for (let i = 0; i < count; i++) {
-      const record = batch[i];
-      const header = this.headerOf(record);
-      const message = utf8Bytes(record);
+      const header = this.headerOf(metas[i], partials[i] === 1, times[i]);
+      const message = batch.utf8(i);
       let length = header.length + message.length;
       if (limit > 0 && length > limit) length = header.length + utf8Prefix(message, limit - header.length);
       messages[i] = message;
@@ -162,19 +161,19 @@ export class SyslogEncoder {
       at += messageBytes;
       if (!framed) ends[i] = at;
     }
-    messages.fill(undefined as unknown as Buffer, 0, count);
+    messages.fill(undefined as unknown as Uint8Array, 0, count);
     headers.fill(undefined as unknown as Buffer, 0, count);
     return { out, ends };
   }
 
-  /** The record's header, TIMESTAMP in RFC 3339 UTC with milliseconds; rebuilt when the last one does not fit. */
-  private headerOf(record: LogRecord): Buffer {
-    const parts = this.partsOf(record.meta);
-    const tail = record.partial ? parts.partialTail : parts.tail;
-    if (record.time !== this.headerTime || tail !== this.headerTail) {
+  /** A line's header, TIMESTAMP in RFC 3339 UTC with milliseconds; rebuilt when the last one does not fit. */
+  private headerOf(meta: StreamMetadata, partial: boolean, time: number): Buffer {
+    const parts = this.partsOf(meta);
+    const tail = partial ? parts.partialTail : parts.tail;
+    if (time !== this.headerTime || tail !== this.headerTail) {
       // A new Buffer each time: the batch being encoded keeps references to the previous ones.
-      this.header = Buffer.concat([parts.head, Buffer.from(new Date(record.time).toISOString(), 'latin1'), tail]);
-      this.headerTime = record.time;
+      this.header = Buffer.concat([parts.head, Buffer.from(new Date(time).toISOString(), 'latin1'), tail]);
+      this.headerTime = time;
       this.headerTail = tail;
     }
     return this.header;
@@ -214,7 +213,7 @@ export class SyslogEncoder {
 }
 
 /** The longest prefix of valid UTF-8 `bytes` no longer than `max` that does not split a character. */
-function utf8Prefix(bytes: Buffer, max: number): number {
+function utf8Prefix(bytes: Uint8Array, max: number): number {
   if (max <= 0) return 0;
   if (max >= bytes.length) return bytes.length;
   let end = max;

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { ConfigError, type ConfigReader } from '../config/reader.js';
-import type { LogRecord } from '../lines/record.js';
+import type { LineBatch } from '../lines/line-batch.js';
 import { Sink } from './sink.js';
 import type { SinkContext, SinkType } from './sink-type.js';
 import {
@@ -151,7 +151,7 @@ function parse(reader: ConfigReader): SyslogOptions {
 
 /** Forwards lines as RFC 5424 messages over TCP (RFC 6587 octet counting), TLS (RFC 5425) or UDP (RFC 5426). */
 class SyslogSink extends Sink {
-  private readonly transport: { write(batch: LogRecord[]): Promise<void>; close(): void };
+  private readonly transport: { write(batch: LineBatch): Promise<void>; close(): void };
 
   constructor(options: SyslogOptions, context: SinkContext) {
     super(context);
@@ -180,7 +180,7 @@ class SyslogSink extends Sink {
     }
   }
 
-  protected send(batch: LogRecord[]): Promise<void> {
+  protected send(batch: LineBatch): Promise<void> {
     return this.transport.write(batch);
   }
 
