@@ -194,7 +194,7 @@ describe('exec sink end to end', () => {
     const summary = await endAndVerify(helper, stdout, input);
     expect(summary.linesIn).toBe(50_000);
     expect(summary.linesDropped as number).toBeGreaterThan(0);
-    expect(summary.droppedBy).toEqual({ buffer_full: summary.linesDropped });
+    expect(summary.droppedBy).toEqual({ buffer_full: { lines: summary.linesDropped, bytes: summary.bytesDropped } });
     for (const file of ['pid', 'sleep']) {
       const pid = Number(readFileSync(join(scripts, file), 'utf8'));
       await waitFor(() => !isAlive(pid), { what: `${file} ${pid} to be gone`, timeoutMs: 1000 });

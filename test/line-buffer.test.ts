@@ -61,7 +61,7 @@ function prng(seed: number): () => number {
 
 /** What a sink does when it rejoins the stream mid-line without the line's start. */
 const rejoinMidLine = (b: LineBuffer): void => {
-  b.dropUnterminated();
+  b.dropUnterminated('detached');
   b.skipToNextLine();
 };
 

@@ -147,7 +147,7 @@ describe('Sink base', () => {
       expectCountersAddUp(sink);
     }
     // One line in flight + 9 held fill the buffer; each further line pushes out the oldest held one.
-    expect(sink.stats).toMatchObject({ bytesIn: 2100, linesDropped: 11, bytesDropped: 1100, droppedBy: { buffer_full: 11 } });
+    expect(sink.stats).toMatchObject({ bytesIn: 2100, linesDropped: 11, bytesDropped: 1100, droppedBy: { buffer_full: { lines: 11, bytes: 1100 } } });
     expect(sink.stats.linesIn).toBe(21);
     expect(sink.buffered()).toEqual({ lines: 10, bytes: 1000 });
     sink.release();
@@ -182,7 +182,7 @@ describe('Sink base', () => {
     feed(sink, META, [line(-1, 99)], { time });
     await waitFor(() => sink.attempts.length === 1, { what: 'the held send' });
     for (let i = 0; i < 20; i++) feed(sink, META, [line(i, 99)], { time });
-    expect(sink.stats).toMatchObject({ bytesIn: 2100, linesDropped: 11, bytesDropped: 1100, droppedBy: { buffer_full: 11 } });
+    expect(sink.stats).toMatchObject({ bytesIn: 2100, linesDropped: 11, bytesDropped: 1100, droppedBy: { buffer_full: { lines: 11, bytes: 1100 } } });
     expect(sink.stats.linesIn).toBe(21);
     expect(sink.buffered()).toEqual({ lines: 10, bytes: 1000 });
     sink.release();
@@ -202,9 +202,9 @@ describe('Sink base', () => {
     await waitFor(() => sink.attempts.length === 1, { what: 'the held send' });
     expect(sink.attempts[0]).toHaveLength(10);
     feed(sink, META, [line(10, 100)], { time });
-    expect(sink.stats).toMatchObject({ linesDropped: 1, bytesDropped: 101, droppedBy: { buffer_full: 1 } });
+    expect(sink.stats).toMatchObject({ linesDropped: 1, bytesDropped: 101, droppedBy: { buffer_full: { lines: 1, bytes: 101 } } });
     feed(sink, META, [line(11, 99)], { time });
-    expect(sink.stats).toMatchObject({ linesDropped: 1, bytesDropped: 101, droppedBy: { buffer_full: 1 } });
+    expect(sink.stats).toMatchObject({ linesDropped: 1, bytesDropped: 101, droppedBy: { buffer_full: { lines: 1, bytes: 101 } } });
     expect(sink.buffered()).toEqual({ lines: 11, bytes: 1100 });
     sink.release();
     await waitFor(() => sink.buffered().lines === 0, { what: 'delivery' });
@@ -246,7 +246,7 @@ describe('Sink base', () => {
       bytesSent: kept + 1 + 6,
       linesDropped: 1,
       bytesDropped: 7 + 3000 - kept,
-      droppedBy: { buffer_full: 1 },
+      droppedBy: { buffer_full: { lines: 1, bytes: 7 + 3000 - kept } },
     });
     expectCountersAddUp(sink);
     await sink.stop(Date.now() + 1000);
@@ -265,7 +265,7 @@ describe('Sink base', () => {
     expect(texts(sink.delivered)).toEqual(['before', 'after']);
     expect(sink.delivered.map((r) => r.partial)).toEqual([false, false]);
     expect(sink.stats).toMatchObject({ linesIn: 3, bytesIn: 3014, linesSent: 2, bytesSent: 13, linesDropped: 1, bytesDropped: 3001 });
-    expect(sink.stats.droppedBy).toEqual({ buffer_full: 1 });
+    expect(sink.stats.droppedBy).toEqual({ buffer_full: { lines: 1, bytes: 3001 } });
     expectCountersAddUp(sink);
     await sink.stop(Date.now() + 1000);
   });
@@ -329,7 +329,7 @@ describe('Sink base', () => {
     // Each arrival evicts exactly one: the buffer stays full to the line.
     expect(held.lines).toBe(bound);
     expect(sink.stats).toMatchObject({ bytesIn: 1_000_000, linesDropped: 1_000_000 - held.lines, bytesDropped: 1_000_000 - held.lines });
-    expect(sink.stats.droppedBy.buffer_full).toBe(1_000_000 - held.lines);
+    expect(sink.stats.droppedBy.buffer_full).toEqual({ lines: 1_000_000 - held.lines, bytes: 1_000_000 - held.lines });
     await sink.stop(Date.now() + 50);
   });
 
@@ -541,7 +541,7 @@ describe('Sink base with a real unix socket peer', () => {
       expectCountersAddUp(sink);
     }
     expect(sink.stats.linesDropped).toBeGreaterThan(0);
-    expect(sink.stats.droppedBy.buffer_full).toBe(sink.stats.linesDropped);
+    expect(sink.stats.droppedBy.buffer_full?.lines).toBe(sink.stats.linesDropped);
     expect(sink.buffered().bytes).toBeLessThanOrEqual(256 * 1024);
     const started = Date.now();
     await sink.stop(started + 300);

@@ -11,6 +11,9 @@ export interface LineOptions {
 
 export type WhenFull = 'drop_oldest' | 'drop_newest';
 
+/** buffer_full: `when_full` applied. detached: the sink left or rejoined the stream, so a line start it held can never end. */
+export type DropReason = 'buffer_full' | 'detached';
+
 export interface BufferConfig {
   /** Stream bytes a sink may hold (plus CHUNK_ENTRY_BYTES per arrival); beyond it `when_full` applies. */
   maxBytes: number;
@@ -72,6 +75,11 @@ export class LineBuffer {
   private unseenLine = false;
   private ended = false;
   readonly counters: LineCounters = { bytesIn: 0, linesSent: 0, bytesSent: 0, linesDropped: 0, bytesDropped: 0 };
+  /** The drops, by reason; their sums are counters.linesDropped and bytesDropped. */
+  readonly droppedBy: Record<DropReason, { lines: number; bytes: number }> = {
+    buffer_full: { lines: 0, bytes: 0 },
+    detached: { lines: 0, bytes: 0 },
+  };
   // Scratch for take(): record positions, kept between calls to spare the allocation.
   private readonly starts: number[] = [];
   private readonly stops: number[] = [];
@@ -94,9 +102,8 @@ export class LineBuffer {
     if (this.droppingLine) {
       const newline = chunk.indexOf(LF, start);
       const end = newline < 0 ? chunk.length : newline + 1;
-      this.counters.bytesDropped += end - start;
+      this.drop('buffer_full', newline < 0 ? 0 : 1, end - start);
       if (newline < 0) return;
-      this.counters.linesDropped++;
       this.droppingLine = false;
       start = end;
     }
@@ -113,9 +120,9 @@ export class LineBuffer {
   }
 
   /** Drops the held start of an unterminated line (its rest is being dropped or will never come here). */
-  dropUnterminated(): void {
+  dropUnterminated(reason: DropReason): void {
     const lineStart = Math.max(this.head, this.lineEnd);
-    this.counters.bytesDropped += this.tail - lineStart;
+    this.drop(reason, 0, this.tail - lineStart);
     this.retractTail(lineStart);
     this.owedNewline = false;
     this.droppingLine = false;
@@ -262,9 +269,8 @@ export class LineBuffer {
     const newline = room > 0 ? chunk.lastIndexOf(LF, start + room - 1) : -1;
     const keep = newline >= start ? newline + 1 : start;
     if (keep > start) this.copyIn(chunk, start, keep, time, meta);
-    else this.dropUnterminated();
-    this.counters.bytesDropped += chunk.length - keep;
-    this.counters.linesDropped += newlinesIn(chunk, keep, chunk.length);
+    else this.dropUnterminated('buffer_full');
+    this.drop('buffer_full', newlinesIn(chunk, keep, chunk.length), chunk.length - keep);
     this.droppingLine = chunk[chunk.length - 1] !== LF;
   }
 
@@ -276,8 +282,7 @@ export class LineBuffer {
       this.evict(this.tail);
       const fits = chunk.length - Math.max(room, 0);
       const keep = chunk.indexOf(LF, fits - 1) + 1 || fits;
-      this.counters.linesDropped += newlinesIn(chunk, start, keep);
-      this.counters.bytesDropped += keep - start;
+      this.drop('buffer_full', newlinesIn(chunk, start, keep), keep - start);
       if (keep < chunk.length) this.copyIn(chunk, keep, chunk.length, time, meta);
       return;
     }
@@ -302,8 +307,7 @@ export class LineBuffer {
   }
 
   private evict(to: number): void {
-    this.counters.linesDropped += this.countNewlines(this.head, to);
-    this.counters.bytesDropped += to - this.head;
+    this.drop('buffer_full', this.countNewlines(this.head, to), to - this.head);
     this.owedNewline = false;
     this.advanceHead(to);
   }
@@ -329,6 +333,13 @@ export class LineBuffer {
       this.times.push(time);
       this.metas.push(meta);
     }
+  }
+
+  private drop(reason: DropReason, lines: number, bytes: number): void {
+    this.counters.linesDropped += lines;
+    this.counters.bytesDropped += bytes;
+    this.droppedBy[reason].lines += lines;
+    this.droppedBy[reason].bytes += bytes;
   }
 
   private retractTail(to: number): void {

@@ -1,7 +1,7 @@
 import type { Logger } from '../diagnostics.js';
 import { RateLimitedLog } from '../diagnostics.js';
 import type { LineBatch } from '../lines/line-batch.js';
-import { LineBuffer, type LineCounters, type LineOptions } from '../lines/line-buffer.js';
+import { LineBuffer, type DropReason, type LineCounters, type LineOptions } from '../lines/line-buffer.js';
 import type { StreamMetadata } from '../mesos/metadata.js';
 import type { SinkContext } from './sink-type.js';
 
@@ -11,7 +11,8 @@ export interface SinkStats extends LineCounters {
   /** Taken in, neither sent nor dropped (held or in flight). */
   bufferedLines: number;
   bufferedBytes: number;
-  droppedBy: { buffer_full?: number };
+  /** Lines and bytes dropped, by reason; only reasons that dropped something. */
+  droppedBy: Partial<Record<DropReason, { lines: number; bytes: number }>>;
   reconnects: number;
   failedSends: number;
 }
@@ -74,14 +75,14 @@ export abstract class Sink {
    * so that line arrives whole); undefined when unknown, and then the rest of the current line is skipped.
    */
   rejoin(openLine: Buffer | undefined, time: number, meta: StreamMetadata): void {
-    this.lineBuffer.dropUnterminated();
+    this.lineBuffer.dropUnterminated('detached');
     if (openLine === undefined) this.lineBuffer.skipToNextLine();
     else if (openLine.length > 0) this.append(openLine, time, meta);
   }
 
   /** The stream goes on without this sink (a reload removed or replaced it): an unterminated line it holds is dropped. */
   detach(): void {
-    this.lineBuffer.dropUnterminated();
+    this.lineBuffer.dropUnterminated('detached');
   }
 
   reconfigureLines(options: LineOptions): void {
@@ -115,7 +116,11 @@ export abstract class Sink {
       ...counters,
       bufferedLines: buffered.lines,
       bufferedBytes: buffered.bytes,
-      droppedBy: counters.linesDropped + counters.bytesDropped > 0 ? { buffer_full: counters.linesDropped } : {},
+      droppedBy: Object.fromEntries(
+        Object.entries(this.lineBuffer.droppedBy)
+          .filter(([, dropped]) => dropped.bytes > 0)
+          .map(([reason, dropped]) => [reason, { ...dropped }]),
+      ),
       reconnects: this.reconnects,
       failedSends: this.failedSends,
     };
