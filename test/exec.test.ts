@@ -271,7 +271,7 @@ describe('exec sink: faults', () => {
 
     expect(sink.stats).toMatchObject({ linesIn: 30_000, bytesIn: streamBytes(lines).length });
     expect(sink.stats.linesDropped).toBeGreaterThan(0);
-    expect(sink.stats.droppedBy.buffer_full).toBe(sink.stats.linesDropped);
+    expect(sink.stats.droppedBy.buffer_full?.lines).toBe(sink.stats.linesDropped);
     expect(sink.stats.failedSends).toBe(1);
     expect(sink.buffered().lines).toBeGreaterThan(0);
     expectCountersAddUp(sink);

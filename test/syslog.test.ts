@@ -377,8 +377,8 @@ describe('faults', () => {
         for (let i = 0; i < 20; i++) feed(sink, META, arrival);
         await sleep(5);
       }
-      expect(sink.stats.droppedBy.buffer_full).toBeGreaterThan(0);
-      expect(sink.stats.droppedBy.buffer_full).toBe(sink.stats.linesDropped);
+      expect(sink.stats.droppedBy.buffer_full?.lines).toBeGreaterThan(0);
+      expect(sink.stats.droppedBy.buffer_full?.lines).toBe(sink.stats.linesDropped);
       // Whole lines are dropped.
       expect(sink.stats.bytesDropped).toBe(sink.stats.linesDropped * 1001);
       expect(sink.buffered().bytes).toBeLessThanOrEqual(256 * 1024);
