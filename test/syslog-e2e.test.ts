@@ -5,7 +5,7 @@ import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { numberedLines } from './helpers/data.js';
-import { Rsyslog, type SyslogTransport } from './helpers/rsyslog.js';
+import { rsyslogForFile, type SyslogTransport } from './helpers/rsyslog.js';
 import { makeSandbox } from './helpers/sandbox.js';
 import { agentEnv } from './helpers/env.js';
 import { spawnLogger, type Diagnostic, type PipedProcess } from './helpers/spawn.js';
@@ -13,16 +13,7 @@ import { sleep, waitFor } from './helpers/wait.js';
 
 const SHUTDOWN_MS = 1000;
 
-let rsyslog: Rsyslog;
-
-beforeAll(async () => {
-  rsyslog = await Rsyslog.create();
-  await rsyslog.start();
-});
-
-afterAll(async () => {
-  await rsyslog?.dispose();
-});
+const rsyslog = rsyslogForFile();
 
 /** A Mesos sandbox path (so the ids come from it) and a config file naming the sinks. */
 function setup(stream: 'stdout' | 'stderr', sinks: Record<string, unknown>) {
@@ -55,7 +46,7 @@ function expectCountersAddUp(summary: Diagnostic | undefined): void {
 
 /** The body of each received message (after the structured data), for the lines that start with `prefix`. */
 const bodies = (transport: SyslogTransport, prefix: string): string[] =>
-  rsyslog
+  rsyslog()
     .messages(transport)
     .map((m) => m.slice(m.indexOf('] ') + 2))
     .filter((body) => body.startsWith(prefix));
@@ -67,13 +58,13 @@ describe('syslog sink in the helper', () => {
   it('tees to TCP, TLS and UDP with exact RFC 5424 bytes while the sandbox stays byte-exact', async () => {
     const tag = `tee-${Date.now()}`;
     const { logFilename, configFile } = setup('stderr', {
-      tcp: { type: 'syslog', port: rsyslog.ports.tcp },
-      udp: { type: 'syslog', transport: 'udp', port: rsyslog.ports.udp },
+      tcp: { type: 'syslog', port: rsyslog().ports.tcp },
+      udp: { type: 'syslog', transport: 'udp', port: rsyslog().ports.udp },
       tls: {
         type: 'syslog',
         transport: 'tls',
-        port: rsyslog.ports.tls,
-        tls: { ca_file: rsyslog.certs.ca, cert_file: rsyslog.certs.clientCert, key_file: rsyslog.certs.clientKey },
+        port: rsyslog().ports.tls,
+        tls: { ca_file: rsyslog().certs.ca, cert_file: rsyslog().certs.clientCert, key_file: rsyslog().certs.clientKey },
       },
     });
     const input = Buffer.concat([
@@ -104,7 +95,7 @@ describe('syslog sink in the helper', () => {
     for (const transport of ['tcp', 'udp', 'tls'] as const) {
       const got = await waitFor(
         () => {
-          const messages = rsyslog.messages(transport).filter((m) => m.includes(`] ${tag}`) || m.includes(`] LLL`));
+          const messages = rsyslog().messages(transport).filter((m) => m.includes(`] ${tag}`) || m.includes(`] LLL`));
           return messages.length >= expectedBodies.length && messages;
         },
         { what: `${transport} messages` },
@@ -121,13 +112,13 @@ describe('syslog sink in the helper', () => {
   });
 
   it('rsyslogd down at start, then started: lines wait and arrive; exit 0', async () => {
-    await rsyslog.stop();
-    const { logFilename, configFile } = setup('stdout', { tcp: { type: 'syslog', port: rsyslog.ports.tcp } });
+    await rsyslog().stop();
+    const { logFilename, configFile } = setup('stdout', { tcp: { type: 'syslog', port: rsyslog().ports.tcp } });
     const input = numberedLines(500, 64, 'late');
     const helper = await start(logFilename, configFile);
     await helper.write(input);
     await sleep(400);
-    await rsyslog.start();
+    await rsyslog().start();
     await waitFor(() => bodies('tcp', 'late ').length >= 500, { timeoutMs: 10_000, what: '500 lines' });
     await helper.end();
     const exit = await helper.exited;
@@ -141,9 +132,9 @@ describe('syslog sink in the helper', () => {
   });
 
   it('rsyslogd never up: exit 0 within the shutdown timeout, undelivered lines counted as buffered', async () => {
-    await rsyslog.stop();
+    await rsyslog().stop();
     try {
-      const { logFilename, configFile } = setup('stdout', { tcp: { type: 'syslog', port: rsyslog.ports.tcp } });
+      const { logFilename, configFile } = setup('stdout', { tcp: { type: 'syslog', port: rsyslog().ports.tcp } });
       const input = numberedLines(300, 50, 'never');
       const helper = await start(logFilename, configFile);
       await helper.write(input);
@@ -157,12 +148,12 @@ describe('syslog sink in the helper', () => {
       expect(summary!.lastError).toMatch(/ECONNREFUSED/);
       expectCountersAddUp(summary);
     } finally {
-      await rsyslog.start();
+      await rsyslog().start();
     }
   });
 
   it('rsyslogd hung and killed mid-stream, then restarted: every line at least once, sandbox exact', async () => {
-    const { logFilename, configFile } = setup('stdout', { tcp: { type: 'syslog', port: rsyslog.ports.tcp } });
+    const { logFilename, configFile } = setup('stdout', { tcp: { type: 'syslog', port: rsyslog().ports.tcp } });
     const total = 4000;
     const input = numberedLines(total, 80, 'mid');
     const helper = await start(logFilename, configFile);
@@ -173,12 +164,12 @@ describe('syslog sink in the helper', () => {
       }
     };
     await writeLines(0, 1500);
-    rsyslog.hang();
+    rsyslog().hang();
     await writeLines(1500, 2000);
     await sleep(100);
-    await rsyslog.stop('SIGKILL');
+    await rsyslog().stop('SIGKILL');
     await writeLines(2000, 2500);
-    await rsyslog.start();
+    await rsyslog().start();
     await writeLines(2500, total);
     await waitFor(() => new Set(bodies('tcp', 'mid ')).size >= total, { timeoutMs: 15_000, what: 'every line' });
     await helper.end();

@@ -9,7 +9,7 @@ import type { StreamMetadata } from '../src/mesos/metadata.js';
 import type { Sink } from '../src/sinks/sink.js';
 import { syslogSink } from '../src/sinks/syslog.js';
 import { expectCountersAddUp, feed, streamBytes } from './helpers/feed.js';
-import { Rsyslog, type SyslogTransport } from './helpers/rsyslog.js';
+import { rsyslogForFile, type SyslogTransport } from './helpers/rsyslog.js';
 import { sleep, waitFor } from './helpers/wait.js';
 
 const TIME = Date.UTC(2024, 0, 2, 3, 4, 5, 678);
@@ -65,37 +65,28 @@ function makeSink(config: Record<string, unknown>, buffer: { maxBytes?: number; 
   return { sink, logs };
 }
 
-let rsyslog: Rsyslog;
-
-beforeAll(async () => {
-  rsyslog = await Rsyslog.create();
-  await rsyslog.start();
-});
-
-afterAll(async () => {
-  await rsyslog?.dispose();
-});
+const rsyslog = rsyslogForFile();
 
 /**
  * Streams `arrivals` (stamped TIME) through a fresh sink, ends the stream, and returns what rsyslogd wrote for them,
  * raw and parsed. Ending the stream is what sends an unterminated last line, flagged partial.
  */
 async function roundTrip(transport: SyslogTransport, config: Record<string, unknown>, arrivals: Arrival[]) {
-  const before = rsyslog.messages(transport).length;
-  const { sink } = makeSink({ transport, port: rsyslog.ports[transport], ...config });
+  const before = rsyslog().messages(transport).length;
+  const { sink } = makeSink({ transport, port: rsyslog().ports[transport], ...config });
   for (const { lines, meta = META, unterminated } of arrivals) feed(sink, meta, lines, { time: TIME, unterminated });
   await sink.stop(Date.now() + 2000);
   const count = arrivals.reduce((n, arrival) => n + arrival.lines.length, 0);
-  await rsyslog.waitForMessages(transport, before + count);
-  await waitFor(() => rsyslog.parsed(transport).length >= before + count, { what: 'parsed messages' });
+  await rsyslog().waitForMessages(transport, before + count);
+  await waitFor(() => rsyslog().parsed(transport).length >= before + count, { what: 'parsed messages' });
   const bytes = arrivals.reduce((n, arrival) => n + streamBytes(arrival.lines, arrival.unterminated).length, 0);
   expect(sink.stats).toMatchObject({ linesIn: count, linesSent: count, bytesIn: bytes, bytesSent: bytes, linesDropped: 0, failedSends: 0 });
   expectCountersAddUp(sink);
-  return { raw: rsyslog.messages(transport).slice(before), parsed: rsyslog.parsed(transport).slice(before) };
+  return { raw: rsyslog().messages(transport).slice(before), parsed: rsyslog().parsed(transport).slice(before) };
 }
 
 const TLS_CONFIG = () => ({
-  tls: { ca_file: rsyslog.certs.ca, cert_file: rsyslog.certs.clientCert, key_file: rsyslog.certs.clientKey },
+  tls: { ca_file: rsyslog().certs.ca, cert_file: rsyslog().certs.clientCert, key_file: rsyslog().certs.clientKey },
 });
 
 describe('RFC 5424 bytes as rsyslogd receives them', () => {
@@ -191,11 +182,11 @@ describe('RFC 5424 bytes as rsyslogd receives them', () => {
 
 describe('TLS verification', () => {
   it('refuses a server its CA did not sign, and stops promptly', async () => {
-    const before = rsyslog.messages('tls').length;
+    const before = rsyslog().messages('tls').length;
     const { sink } = makeSink({
       transport: 'tls',
-      port: rsyslog.ports.tls,
-      tls: { ca_file: rsyslog.certs.otherCa, cert_file: rsyslog.certs.clientCert, key_file: rsyslog.certs.clientKey },
+      port: rsyslog().ports.tls,
+      tls: { ca_file: rsyslog().certs.otherCa, cert_file: rsyslog().certs.clientCert, key_file: rsyslog().certs.clientKey },
     });
     feed(sink, META, ['must not leave'], { time: TIME });
     await waitFor(() => sink.stats.failedSends >= 1, { what: 'a failed send' });
@@ -207,7 +198,7 @@ describe('TLS verification', () => {
     expect(sink.buffered()).toEqual({ lines: 1, bytes: 15 });
     expectCountersAddUp(sink);
     await sleep(100);
-    expect(rsyslog.messages('tls').length).toBe(before);
+    expect(rsyslog().messages('tls').length).toBe(before);
   });
 
   it('checks the certificate against servername when one is set', async () => {
@@ -216,7 +207,7 @@ describe('TLS verification', () => {
 
     const { sink } = makeSink({
       transport: 'tls',
-      port: rsyslog.ports.tls,
+      port: rsyslog().ports.tls,
       tls: { ...TLS_CONFIG().tls, servername: 'other.example' },
     });
     feed(sink, META, ['wrong name'], { time: TIME });
@@ -227,8 +218,8 @@ describe('TLS verification', () => {
   });
 
   it('a server that requires a client certificate gets nothing without one, and the sink shows down', async () => {
-    const before = rsyslog.messages('tls').length;
-    const { sink } = makeSink({ transport: 'tls', port: rsyslog.ports.tls, tls: { ca_file: rsyslog.certs.ca } });
+    const before = rsyslog().messages('tls').length;
+    const { sink } = makeSink({ transport: 'tls', port: rsyslog().ports.tls, tls: { ca_file: rsyslog().certs.ca } });
     for (let i = 0; i < 5; i++) {
       feed(sink, META, [`no client cert ${i}`], { time: TIME });
       await sleep(50);
@@ -239,7 +230,7 @@ describe('TLS verification', () => {
     // Refused after the client's side of the TLS 1.3 handshake: no batch may count as sent.
     expect(sink.stats.linesSent).toBe(0);
     expectCountersAddUp(sink);
-    expect(rsyslog.messages('tls').length).toBe(before);
+    expect(rsyslog().messages('tls').length).toBe(before);
   });
 
   it('reject_unauthorized: false is the explicit opt-out', async () => {
@@ -247,9 +238,9 @@ describe('TLS verification', () => {
       'tls',
       {
         tls: {
-          ca_file: rsyslog.certs.otherCa,
-          cert_file: rsyslog.certs.clientCert,
-          key_file: rsyslog.certs.clientKey,
+          ca_file: rsyslog().certs.otherCa,
+          cert_file: rsyslog().certs.clientCert,
+          key_file: rsyslog().certs.clientKey,
           reject_unauthorized: false,
         },
       },
@@ -261,28 +252,28 @@ describe('TLS verification', () => {
 
 describe('faults', () => {
   it('UDP with rsyslogd down: datagrams count as sent, nothing is retried, nothing fails', async () => {
-    await rsyslog.stop();
+    await rsyslog().stop();
     try {
-      const { sink } = makeSink({ transport: 'udp', port: rsyslog.ports.udp });
+      const { sink } = makeSink({ transport: 'udp', port: rsyslog().ports.udp });
       feed(sink, META, numbered('lost', 0, 50), { time: TIME });
       await waitFor(() => sink.stats.linesSent === 50, { what: '50 datagrams sent' });
       await sink.stop(Date.now() + 1000);
       expect(sink.stats).toMatchObject({ linesSent: 50, failedSends: 0, reconnects: 0 });
       expectCountersAddUp(sink);
     } finally {
-      await rsyslog.start();
+      await rsyslog().start();
     }
   });
 
   it('rsyslogd down at start: lines wait in the buffer and arrive once it is up', async () => {
-    await rsyslog.stop();
-    const before = rsyslog.messages('tcp').length;
-    const { sink } = makeSink({ port: rsyslog.ports.tcp });
+    await rsyslog().stop();
+    const before = rsyslog().messages('tcp').length;
+    const { sink } = makeSink({ port: rsyslog().ports.tcp });
     feed(sink, META, numbered('early', 0, 100), { time: TIME });
     await waitFor(() => sink.stats.failedSends >= 2, { what: 'failed sends' });
     expect(sink.status().state).toBe('down');
-    await rsyslog.start();
-    const got = await rsyslog.waitForMessages('tcp', before + 100);
+    await rsyslog().start();
+    const got = await rsyslog().waitForMessages('tcp', before + 100);
     expect(got.slice(before).map((m) => m.split('] ')[1])).toEqual(numbered('early', 0, 100));
     await sink.stop(Date.now() + 2000);
     // 10 * 'early N\n' + 90 * 'early NN\n'.
@@ -295,8 +286,8 @@ describe('faults', () => {
    * `total` lines at a steady pace and returns which arrived and the sink.
    */
   async function hangKillRestart(config: Record<string, unknown>, total: number) {
-    const before = rsyslog.messages('tcp').length;
-    const { sink, logs } = makeSink({ port: rsyslog.ports.tcp, ...config });
+    const before = rsyslog().messages('tcp').length;
+    const { sink, logs } = makeSink({ port: rsyslog().ports.tcp, ...config });
     let next = 0;
     // 50 lines per arrival, 5 ms apart.
     const stream = async (until: number): Promise<void> => {
@@ -306,18 +297,18 @@ describe('faults', () => {
       }
     };
     await stream(total * 0.4);
-    rsyslog.hang();
+    rsyslog().hang();
     await stream(total * 0.5);
     await sleep(100);
-    await rsyslog.stop('SIGKILL');
+    await rsyslog().stop('SIGKILL');
     await stream(total * 0.6);
-    await rsyslog.start();
+    await rsyslog().start();
     await stream(total);
     await waitFor(() => sink.stats.linesSent === total, { timeoutMs: 20_000, what: 'every line sent' });
     await sink.stop(Date.now() + 2000);
     // rsyslogd writes a batch once it has it; give the last one a moment.
     await sleep(300);
-    const bodies = rsyslog.messages('tcp').slice(before).map((m) => m.split('] ')[1]);
+    const bodies = rsyslog().messages('tcp').slice(before).map((m) => m.split('] ')[1]);
     const received = new Set(bodies);
     const missing = numbered('kill', 0, total).filter((body) => !received.has(body));
     return { sink, logs, bodies, missing };

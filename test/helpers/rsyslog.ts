@@ -4,6 +4,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { afterAll, beforeAll } from 'vitest';
 import { waitFor } from './wait.js';
 
 export type SyslogTransport = 'tcp' | 'udp' | 'tls';
@@ -229,4 +230,17 @@ input(type="imtcp" address="127.0.0.1" port="${ports.tls}" ruleset="tls"
 `;
     writeFileSync(join(dir, 'rsyslog.conf'), config);
   }
+}
+
+/** One rsyslogd for the calling test file: started before its tests, disposed after them. Call at module level. */
+export function rsyslogForFile(): () => Rsyslog {
+  let rsyslog: Rsyslog | undefined;
+  beforeAll(async () => {
+    rsyslog = await Rsyslog.create();
+    await rsyslog.start();
+  });
+  afterAll(async () => {
+    await rsyslog?.dispose();
+  });
+  return () => rsyslog!;
 }
