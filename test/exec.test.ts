@@ -5,6 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { DEFAULT_CONFIG, parseConfig } from '../src/config/config.js';
 import { ConfigReader } from '../src/config/reader.js';
 import { execSink, type ExecOptions } from '../src/sinks/exec.js';
+import { ReplayWindow } from '../src/sinks/exec-replay.js';
 import type { Sink } from '../src/sinks/sink.js';
 import type { StreamMetadata } from '../src/mesos/metadata.js';
 import {
@@ -395,5 +396,22 @@ describe('exec sink: config', () => {
     [{ command: 'cat', stop_grace: 5 }, /sinks\.fwd\.stop_grace: 5 is not a known key/],
   ])('rejects %j', (config, message) => {
     expect(() => parse(config)).toThrow(message);
+  });
+});
+
+describe('exec sink: replay window', () => {
+  it('keeps the newest whole lines up to the limit', () => {
+    const window = new ReplayWindow(10);
+    window.add(Buffer.from('aaaa\nbbbb\n'));
+    expect(window.contents().toString()).toBe('aaaa\nbbbb\n');
+    window.add(Buffer.from('cc\n'));
+    expect(window.contents().toString()).toBe('bbbb\ncc\n');
+    window.add(Buffer.from('0123456789abc\n'));
+    expect(window.empty).toBe(true);
+    window.add(Buffer.from('d\ne\n'));
+    expect(window.contents().toString()).toBe('d\ne\n');
+    const off = new ReplayWindow(0);
+    off.add(Buffer.from('x\n'));
+    expect(off.empty).toBe(true);
   });
 });

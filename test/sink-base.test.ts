@@ -60,16 +60,6 @@ class ScriptedSink extends Sink {
     });
   }
 
-  /** Keeps delivered batches for replay, as the syslog and exec sinks do. */
-  keepForReplay(maxBytes: number): void {
-    this.keepDelivered({ maxBytes, maxAgeMs: 60_000 });
-  }
-
-  /** What the replay window holds: each batch's lines as numbers. */
-  replayed(): number[][] {
-    return this.replay.batches.map((batch) => batch.records.map(num));
-  }
-
   setBatchLimits(lines: number, bytes: number): void {
     this.maxBatchLines = lines;
     this.maxBatchBytes = bytes;
@@ -164,37 +154,6 @@ describe('Sink base', () => {
     await waitFor(() => sink.buffered().lines === 0, { what: 'delivery' });
     expect(sink.delivered.map(num)).toEqual([-1, 11, 12, 13, 14, 15, 16, 17, 18, 19]);
     expect(sink.stats).toMatchObject({ linesSent: 10, bytesSent: 1000 });
-    expectCountersAddUp(sink);
-    await sink.stop(Date.now() + 1000);
-  });
-
-  it('the replay window counts against max_bytes, and gives up its oldest batches before any line is dropped', async () => {
-    // 100 B per line with its newline; a buffer of 10 lines plus two arrival entries, a window of 6 lines.
-    const sink = new ScriptedSink({ maxBytes: 10 * 100 + 2 * CHUNK_ENTRY_BYTES, whenFull: 'drop_oldest' });
-    sink.keepForReplay(600);
-    sink.setBatchLimits(2, 1 << 20);
-    sink.start();
-    for (let i = 0; i < 8; i++) feed(sink, META, [line(i, 99)], { time: Date.now() + i });
-    await waitFor(() => sink.delivered.length === 8, { what: 'delivery' });
-    // Batches of two lines; the newest three batches fit the window.
-    expect(sink.replayed()).toEqual([[2, 3], [4, 5], [6, 7]]);
-    sink.hold();
-    // From here on one arrival time: the held lines share one 32-byte arrival entry.
-    const time = Date.now() + 10;
-    feed(sink, META, [line(8, 99)], { time });
-    await waitFor(() => sink.attempts.length === 5, { what: 'the held send' });
-    // Room: 1064 - 600 (window) - 100 (in flight) - 32 (entry) - 32 (the next arrival's) = 300 B, three lines.
-    // Lines 12 and 14 each find none: the window yields its oldest batch instead of a line being dropped.
-    for (let i = 9; i < 15; i++) feed(sink, META, [line(i, 99)], { time });
-    expect(sink.replayed()).toEqual([[6, 7]]);
-    expect(sink.stats).toMatchObject({ linesDropped: 0, bufferedLines: 7 });
-    // Line 16 takes the rest of the window; once it is empty, line 18 drops the oldest held line (9).
-    for (let i = 15; i < 19; i++) feed(sink, META, [line(i, 99)], { time });
-    expect(sink.replayed()).toEqual([]);
-    expect(sink.stats).toMatchObject({ linesDropped: 1, droppedBy: { buffer_full: { lines: 1, bytes: 100 } } });
-    sink.release();
-    await waitFor(() => sink.buffered().lines === 0, { what: 'the rest' });
-    expect(sink.delivered.map(num)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 10, 11, 12, 13, 14, 15, 16, 17, 18]);
     expectCountersAddUp(sink);
     await sink.stop(Date.now() + 1000);
   });

@@ -323,7 +323,7 @@ describe('faults', () => {
     const bytes = streamBytes(numbered('kill', 0, total)).length;
     expect(sink.stats).toMatchObject({ linesIn: total, linesSent: total, bytesIn: bytes, bytesSent: bytes, linesDropped: 0 });
     expect(sink.stats.reconnects).toBeGreaterThanOrEqual(1);
-    expect(logs.some((l) => l.msg === 'syslog connection lost; will reconnect and resend the newest lines')).toBe(true);
+    expect(logs.some((l) => l.msg === 'syslog connection lost; will reconnect and resend the newest frames')).toBe(true);
     expectCountersAddUp(sink);
   });
 

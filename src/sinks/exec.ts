@@ -4,6 +4,7 @@ import type { LineBatch } from '../lines/line-batch.js';
 import type { StreamMetadata } from '../mesos/metadata.js';
 import { execEnvironment, isReservedVariable } from './exec-env.js';
 import { describeExit, ExecProcess, isCleanExit, type ExitStatus } from './exec-process.js';
+import { ReplayWindow } from './exec-replay.js';
 import { Sink } from './sink.js';
 import type { SinkContext, SinkType } from './sink-type.js';
 
@@ -32,6 +33,7 @@ class ExecSink extends Sink {
   private process: ExecProcess | undefined;
   private spawns = 0;
   private meta: StreamMetadata;
+  private readonly replay: ReplayWindow;
   private restartDelay: number;
   private nextStartAt = 0;
   private restartTimer: NodeJS.Timeout | undefined;
@@ -48,8 +50,7 @@ class ExecSink extends Sink {
   ) {
     super(context);
     this.meta = context.meta;
-    // No age limit: a restarted process gets the window however long the last one ran.
-    this.keepDelivered({ maxBytes: options.replay_bytes, maxAgeMs: Infinity });
+    this.replay = new ReplayWindow(options.replay_bytes);
     this.restartDelay = options.restart_backoff_ms.min;
     this.exits = new RateLimitedLog(context.log);
   }
@@ -63,7 +64,9 @@ class ExecSink extends Sink {
   protected async send(batch: LineBatch): Promise<void> {
     const incarnation = await this.running();
     if (!(await incarnation.started)) throw new Error(`exec process ${describeExit(await incarnation.exited)}`);
-    await incarnation.write(encodeLines(batch));
+    const lines = encodeLines(batch);
+    await incarnation.write(lines);
+    this.replay.add(lines);
   }
 
   protected close(): Promise<void> {
@@ -92,8 +95,7 @@ class ExecSink extends Sink {
   private launch(): ExecProcess {
     if (this.spawns++ > 0) this.countReconnect();
     const env = execEnvironment(process.env, this.options.env, this.meta);
-    const window = this.replay.batches.map(encodeLines);
-    const incarnation = new ExecProcess(this.options.command, env, Buffer.concat(window));
+    const incarnation = new ExecProcess(this.options.command, env, this.replay.contents());
     this.process = incarnation;
     void incarnation.exited.then((status) => this.afterExit(incarnation, status));
     this.announceRestart();
@@ -130,7 +132,7 @@ class ExecSink extends Sink {
     let incarnation = this.process;
     for (;;) {
       if (incarnation === undefined) {
-        if (this.replay.bytes === 0) return;
+        if (this.replay.empty) return;
         if (this.nextStartAt >= deadline) {
           this.log.warn(
             { sink: this.name, status: this.lastExit },

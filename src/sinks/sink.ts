@@ -3,7 +3,6 @@ import { RateLimitedLog } from '../diagnostics.js';
 import type { LineBatch } from '../lines/line-batch.js';
 import { LineBuffer, type DropReason, type LineCounters, type LineOptions } from '../lines/line-buffer.js';
 import type { StreamMetadata } from '../mesos/metadata.js';
-import { ReplayWindow, type ReplayLimits } from './replay-window.js';
 import type { SinkContext } from './sink-type.js';
 
 export interface SinkStats extends LineCounters {
@@ -39,8 +38,6 @@ export abstract class Sink {
   protected readonly log: Logger;
   protected readonly health: SinkHealth = { state: 'starting' };
   protected readonly errors: RateLimitedLog;
-  /** Delivered batches kept to send again; their bytes count against max_bytes (see keepDelivered). */
-  protected replay = new ReplayWindow();
   protected maxBatchLines = 1024;
   protected maxBatchBytes = 1 << 20;
   private readonly lineBuffer: LineBuffer;
@@ -68,12 +65,6 @@ export abstract class Sink {
    * `when_full` decides which lines are dropped.
    */
   append(chunk: Buffer, time: number, meta: StreamMetadata): void {
-    const short = chunk.length - this.lineBuffer.room();
-    if (short > 0 && this.replay.bytes > 0) {
-      // Lines delivered once yield to lines not delivered yet.
-      this.replay.release(short);
-      this.lineBuffer.holdElsewhere(this.replay.bytes);
-    }
     this.lineBuffer.append(chunk, time, meta);
     this.wake?.();
   }
@@ -149,17 +140,6 @@ export abstract class Sink {
     return { ...this.health };
   }
 
-  /** Keeps the batches delivered lately, to send again after a loss (`replay`). Off by default. */
-  protected keepDelivered(limits: ReplayLimits): void {
-    this.replay = new ReplayWindow(limits);
-  }
-
-  /** Forgets delivered batches older than the window's age limit: a loss was seen, and they count as received. */
-  protected expireDelivered(): void {
-    this.replay.expire(Date.now());
-    this.lineBuffer.holdElsewhere(this.replay.bytes);
-  }
-
   protected countReconnect(): void {
     this.reconnects++;
   }
@@ -183,8 +163,6 @@ export abstract class Sink {
       try {
         await this.send(batch);
         this.lineBuffer.settle(batch);
-        this.replay.add(batch, Date.now());
-        this.lineBuffer.holdElsewhere(this.replay.bytes);
         batch = undefined;
         this.health.state = 'up';
         this.health.lastSent = Date.now();

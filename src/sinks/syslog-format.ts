@@ -44,8 +44,6 @@ const MAX_SD_NAME = 32;
 export const MIN_MESSAGE_BYTES = 480;
 
 const BOM = '\ufeff';
-/** The largest output buffer an encoder keeps for the next batch (a typical batch of 1024 lines takes ~400 KB). */
-const MAX_KEPT_OUTPUT = 1 << 20;
 
 /** What the structured-data element can carry, in this order. `partial="true"` is added to cut lines regardless. */
 export const SD_PARAMS = ['agent_id', 'framework_id', 'executor_id', 'container_id', 'task_id', 'stream'] as const;
@@ -95,8 +93,8 @@ interface MetaParts {
 }
 
 /**
- * Encodes records as RFC 5424 messages into one reused Buffer: octet-counted frames (RFC 6587) for stream
- * transports, or bare messages for datagrams. The result is valid until the next call. Everything but the timestamp and MSG is cached per metadata object,
+ * Encodes records as RFC 5424 messages into one Buffer per batch: octet-counted frames (RFC 6587) for stream
+ * transports, or bare messages for datagrams. Everything but the timestamp and MSG is cached per metadata object,
  * and the whole header for the last millisecond seen (the lines of one read share it), so a line costs two copies.
  */
 export class SyslogEncoder {
@@ -112,8 +110,6 @@ export class SyslogEncoder {
   private readonly messages: Uint8Array[] = [];
   private readonly headers: Buffer[] = [];
   private readonly lengths: number[] = [];
-  /** The output, reused for every batch: the caller is done with one batch's bytes before it encodes the next. */
-  private output: Buffer = Buffer.alloc(0);
 
   constructor(private readonly format: SyslogFormat) {}
 
@@ -149,13 +145,7 @@ export class SyslogEncoder {
       lengths[i] = length;
       total += length + (framed ? decimalDigits(length) + 1 : 0);
     }
-    let out: Buffer;
-    if (total <= this.output.length) out = this.output.subarray(0, total);
-    else {
-      out = Buffer.allocUnsafe(total);
-      // A batch of long lines may encode to megabytes: such a buffer is not kept for good.
-      if (total <= MAX_KEPT_OUTPUT) this.output = out;
-    }
+    const out = Buffer.allocUnsafe(total);
     const ends: number[] = framed ? [] : new Array(count);
     let at = 0;
     for (let i = 0; i < count; i++) {

@@ -1,5 +1,14 @@
 import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
+import type { Logger } from '../diagnostics.js';
+import { RateLimitedLog } from '../diagnostics.js';
+
+export interface ReplayWindow {
+  /** Most bytes of recent frames kept for resending; 0 turns replay off. */
+  maxBytes: number;
+  /** Frames older than this (since the kernel took them) are taken as received. */
+  maxAgeMs: number;
+}
 
 export interface StreamTransportOptions {
   /** Starts a connection: net.connect or tls.connect. */
@@ -7,40 +16,59 @@ export interface StreamTransportOptions {
   /** Where, for messages. */
   peer: string;
   connectTimeoutMs: number;
+  replay: ReplayWindow;
   /** Called for each connection made after the first. */
   onReconnect: () => void;
-  /** Called when an established connection goes away unasked: what the kernel took may not have been read. */
-  onLost: (err: Error) => void;
+  log: Logger;
 }
 
 const TLS13_SETTLE_MS = 250;
 
+interface SentFrames {
+  frames: Buffer;
+  at: number;
+}
+
 /**
  * One TCP or TLS connection at a time, opened on demand by `write`. Plain syslog has no acknowledgements: a write
- * the kernel took may still be lost when the peer dies, so an unexpected loss is reported (`onLost`) for the sink to
- * send its newest lines again.
+ * the kernel took may still be lost when the peer dies. So the newest frames the kernel took are kept (bounded by
+ * bytes and age) and, after an unexpected loss, are written again ahead of anything else on the next connection:
+ * at least once for those, with duplicates.
  */
 export class StreamTransport {
   private socket: Socket | undefined;
   private ready: Promise<Socket> | undefined;
   private connections = 0;
   private closed = false;
+  /** Frames the kernel took on the current connection, oldest first. */
+  private recent: SentFrames[] = [];
+  private recentBytes = 0;
+  /** Frames to write again first, after a connection was lost. */
+  private replay: Buffer[] = [];
   /** Rejects the write in flight when the connection goes away. */
   private failWrite: ((err: Error) => void) | undefined;
+  private readonly lossLog: RateLimitedLog;
 
-  constructor(private readonly options: StreamTransportOptions) {}
+  constructor(private readonly options: StreamTransportOptions) {
+    this.lossLog = new RateLimitedLog(options.log);
+  }
 
-  /** Resolves when the kernel has taken `frames` (which may then be reused); rejects if the connection fails. */
+  /** Resolves when the kernel has taken `frames` (and any replay before them); rejects if the connection fails. */
   async write(frames: Buffer): Promise<void> {
     const socket = await this.connect();
+    const buffers = this.replay.length > 0 ? [...this.replay, frames] : [frames];
     await new Promise<void>((resolve, reject) => {
       this.failWrite = reject;
+      const last = buffers.length - 1;
+      for (let i = 0; i < last; i++) socket.write(buffers[i]);
       // Node completes a write cut short by destroy() without an error: the bytes were not all taken.
-      socket.write(frames, (err) => {
+      socket.write(buffers[last], (err) => {
         if (err || socket.destroyed) reject(err ?? new Error(`connection to ${this.options.peer} closed`));
         else resolve();
       });
     }).finally(() => (this.failWrite = undefined));
+    this.replay = [];
+    for (const buffer of buffers) this.remember(buffer);
   }
 
   /** Destroys the connection: a write in flight rejects, and so does every later one. */
@@ -92,9 +120,32 @@ export class StreamTransport {
         this.ready = undefined;
         if (!connected) return reject(err);
         this.failWrite?.(err);
-        if (!this.closed) this.options.onLost(err);
+        if (!this.closed) this.keepForReplay(err);
       });
     });
     return this.ready;
+  }
+
+  private remember(frames: Buffer): void {
+    const { maxBytes } = this.options.replay;
+    if (maxBytes === 0) return;
+    this.recent.push({ frames, at: Date.now() });
+    this.recentBytes += frames.length;
+    // Always keep the newest batch: it is the one most likely lost.
+    while (this.recent.length > 1 && this.recentBytes > maxBytes) this.recentBytes -= this.recent.shift()!.frames.length;
+  }
+
+  private keepForReplay(err: Error): void {
+    const oldest = Date.now() - this.options.replay.maxAgeMs;
+    const resend = this.recent.filter((sent) => sent.at >= oldest).map((sent) => sent.frames);
+    this.recent = [];
+    this.recentBytes = 0;
+    this.replay.push(...resend);
+    let bytes = this.replay.reduce((sum, frames) => sum + frames.length, 0);
+    while (this.replay.length > 1 && bytes > this.options.replay.maxBytes) bytes -= this.replay.shift()!.length;
+    this.lossLog.error(
+      { peer: this.options.peer, err: err.message, replayBytes: bytes },
+      'syslog connection lost; will reconnect and resend the newest frames',
+    );
   }
 }

@@ -2,7 +2,6 @@ import { readFileSync } from 'node:fs';
 import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { ConfigError, type ConfigReader } from '../config/reader.js';
-import { RateLimitedLog } from '../diagnostics.js';
 import type { LineBatch } from '../lines/line-batch.js';
 import { Sink } from './sink.js';
 import type { SinkContext, SinkType } from './sink-type.js';
@@ -153,9 +152,6 @@ function parse(reader: ConfigReader): SyslogOptions {
 /** Forwards lines as RFC 5424 messages over TCP (RFC 6587 octet counting), TLS (RFC 5425) or UDP (RFC 5426). */
 class SyslogSink extends Sink {
   private readonly transport: { write(batch: LineBatch): Promise<void>; close(): void };
-  /** A connection was lost: the replay window goes out again, ahead of the next batch. */
-  private resendPending = false;
-  private readonly lossLog: RateLimitedLog;
 
   constructor(options: SyslogOptions, context: SinkContext) {
     super(context);
@@ -172,26 +168,16 @@ class SyslogSink extends Sink {
       const datagrams = new DatagramTransport(options.host, options.port);
       this.transport = { write: (batch) => datagrams.write(encoder.datagrams(batch)), close: () => datagrams.close() };
     } else {
-      this.keepDelivered({ maxBytes: options.replay_max_bytes, maxAgeMs: options.replay_max_age_ms });
-      const peer = `${options.transport}://${options.host}:${options.port}`;
       const stream = new StreamTransport({
         open: openConnection(options),
-        peer,
+        peer: `${options.transport}://${options.host}:${options.port}`,
         connectTimeoutMs: options.connect_timeout_ms,
+        replay: { maxBytes: options.replay_max_bytes, maxAgeMs: options.replay_max_age_ms },
         onReconnect: () => this.countReconnect(),
-        onLost: (err) => this.connectionLost(peer, err),
+        log: context.log,
       });
-      const write = async (batch: LineBatch): Promise<void> => {
-        if (this.resendPending) {
-          // One batch at a time: the encoder reuses its output buffer once the kernel took the previous one.
-          for (const sent of this.replay.batches) await stream.write(encoder.octetCounted(sent));
-          this.resendPending = false;
-        }
-        await stream.write(encoder.octetCounted(batch));
-      };
-      this.transport = { write, close: () => stream.close() };
+      this.transport = { write: (batch) => stream.write(encoder.octetCounted(batch)), close: () => stream.close() };
     }
-    this.lossLog = new RateLimitedLog(context.log);
   }
 
   protected send(batch: LineBatch): Promise<void> {
@@ -200,15 +186,6 @@ class SyslogSink extends Sink {
 
   protected async close(): Promise<void> {
     this.transport.close();
-  }
-
-  private connectionLost(peer: string, err: Error): void {
-    this.expireDelivered();
-    this.resendPending = this.replay.bytes > 0;
-    this.lossLog.error(
-      { peer, err: err.message, replayBytes: this.replay.bytes },
-      'syslog connection lost; will reconnect and resend the newest lines',
-    );
   }
 }
 
