@@ -36,6 +36,8 @@ export class ExecProcess {
   /** Settles when it is gone, or at once if it never started. */
   readonly exited: Promise<ExitStatus>;
   private status: ExitStatus | undefined;
+  /** Its stdin failed and it was killed; it takes no more lines, though its exit may not have been seen yet. */
+  dying = false;
   private child: ChildProcess | undefined;
   private readonly pending = new Set<(err?: Error | null) => void>();
   private markStarted!: (ok: boolean) => void;
@@ -56,6 +58,7 @@ export class ExecProcess {
     this.child = child;
     // EPIPE: it closed its stdin and can take no more lines. Kill it, so it is restarted rather than kept idle.
     child.stdin!.on('error', (err) => {
+      this.dying = true;
       this.failPending(new Error(`exec process stopped reading its stdin (${err.message})`));
       this.kill();
     });

@@ -85,7 +85,8 @@ class ExecSink extends Sink {
   private async running(): Promise<ExecProcess> {
     for (;;) {
       if (this.closing !== undefined) throw new Error(`exec sink is closing; its process ${this.lastExit}`);
-      if (this.process !== undefined) return this.process;
+      if (this.process?.dying) await this.process.exited;
+      else if (this.process !== undefined) return this.process;
       if (this.spawns === 0) return this.launch();
       await this.restarted;
     }
