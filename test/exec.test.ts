@@ -407,11 +407,23 @@ describe('exec sink: replay window', () => {
     window.add(Buffer.from('cc\n'));
     expect(window.contents().toString()).toBe('bbbb\ncc\n');
     window.add(Buffer.from('0123456789abc\n'));
-    expect(window.empty).toBe(true);
+    expect(window.size).toBe(0);
     window.add(Buffer.from('d\ne\n'));
     expect(window.contents().toString()).toBe('d\ne\n');
     const off = new ReplayWindow(0);
     off.add(Buffer.from('x\n'));
-    expect(off.empty).toBe(true);
+    expect(off.size).toBe(0);
+  });
+
+  it('release() gives up the oldest whole lines until enough is freed', () => {
+    const window = new ReplayWindow(100);
+    window.add(Buffer.from('aaaa\nbbbb\n'));
+    window.add(Buffer.from('cc\n'));
+    window.release(1);
+    expect([window.contents().toString(), window.size]).toEqual(['bbbb\ncc\n', 8]);
+    window.release(5);
+    expect([window.contents().toString(), window.size]).toEqual(['cc\n', 3]);
+    window.release(100);
+    expect(window.size).toBe(0);
   });
 });

@@ -12,6 +12,7 @@ import { CHUNK_ENTRY_BYTES, type BufferConfig, type LineOptions } from '../src/l
 import type { LineBatch } from '../src/lines/line-batch.js';
 import type { LogRecord } from '../src/lines/record.js';
 import type { StreamMetadata } from '../src/mesos/metadata.js';
+import { ReplayWindow } from '../src/sinks/exec-replay.js';
 import { Sink } from '../src/sinks/sink.js';
 import { expectCountersAddUp, feed } from './helpers/feed.js';
 import { captureLog } from './helpers/log.js';
@@ -49,6 +50,7 @@ class ScriptedSink extends Sink {
   pending: Deferred | undefined;
   /** Whether close() makes a held send fail (a well-behaved transport) or leaves it hanging. */
   closeSettlesSend = true;
+  private kept: ReplayWindow | undefined;
 
   constructor(buffer: Partial<BufferConfig> = {}, log = captureLog().log, lines: Partial<LineOptions> = {}) {
     super({
@@ -58,6 +60,22 @@ class ScriptedSink extends Sink {
       log,
       meta: META,
     });
+  }
+
+  /** Keeps delivered lines for replay as the exec sink does, up to `maxBytes`, held against max_bytes. */
+  keepForReplay(maxBytes: number): void {
+    this.kept = new ReplayWindow(maxBytes);
+  }
+
+  /** The lines kept for replay, as numbers. */
+  replayed(): number[] {
+    const text = this.kept?.contents().toString() ?? '';
+    return text === '' ? [] : text.trimEnd().split('\n').map((l) => parseInt(l, 10));
+  }
+
+  protected override makeRoom(bytes: number): void {
+    this.kept?.release(bytes);
+    this.holdElsewhere(this.kept?.size ?? 0);
   }
 
   setBatchLimits(lines: number, bytes: number): void {
@@ -87,6 +105,8 @@ class ScriptedSink extends Sink {
       await this.pending.promise;
     }
     this.delivered.push(...records);
+    this.kept?.add(Buffer.concat(records.flatMap((r) => [r.bytes, Buffer.from('\n')])));
+    this.holdElsewhere(this.kept?.size ?? 0);
   }
 
   protected async close(): Promise<void> {
@@ -154,6 +174,36 @@ describe('Sink base', () => {
     await waitFor(() => sink.buffered().lines === 0, { what: 'delivery' });
     expect(sink.delivered.map(num)).toEqual([-1, 11, 12, 13, 14, 15, 16, 17, 18, 19]);
     expect(sink.stats).toMatchObject({ linesSent: 10, bytesSent: 1000 });
+    expectCountersAddUp(sink);
+    await sink.stop(Date.now() + 1000);
+  });
+
+  it('what a sink keeps for replay counts against max_bytes, and is given up before any line is dropped', async () => {
+    // 100 B per line with its newline; a buffer of 10 lines plus two arrival entries; 6 lines kept for replay.
+    const sink = new ScriptedSink({ maxBytes: 10 * 100 + 2 * CHUNK_ENTRY_BYTES, whenFull: 'drop_oldest' });
+    sink.keepForReplay(600);
+    sink.setBatchLimits(2, 1 << 20);
+    sink.start();
+    for (let i = 0; i < 8; i++) feed(sink, META, [line(i, 99)], { time: Date.now() + i });
+    await waitFor(() => sink.delivered.length === 8, { what: 'delivery' });
+    expect(sink.replayed()).toEqual([2, 3, 4, 5, 6, 7]);
+    sink.hold();
+    // From here on one arrival time: the held lines share one 32-byte arrival entry.
+    const time = Date.now() + 10;
+    feed(sink, META, [line(8, 99)], { time });
+    await waitFor(() => sink.attempts.length === 5, { what: 'the held send' });
+    // Room: 1064 - 600 (kept) - 100 (in flight) - 32 (the next arrival's entry) = 332 B: three lines. Each line
+    // after them makes the sink give up its oldest kept line instead of a line being dropped.
+    for (let i = 9; i < 15; i++) feed(sink, META, [line(i, 99)], { time });
+    expect(sink.replayed()).toEqual([5, 6, 7]);
+    expect(sink.stats).toMatchObject({ linesDropped: 0, bufferedLines: 7 });
+    // Lines 15-17 take the rest; with nothing kept any more, line 18 drops the oldest held line (9).
+    for (let i = 15; i < 19; i++) feed(sink, META, [line(i, 99)], { time });
+    expect(sink.replayed()).toEqual([]);
+    expect(sink.stats).toMatchObject({ linesDropped: 1, droppedBy: { buffer_full: { lines: 1, bytes: 100 } } });
+    sink.release();
+    await waitFor(() => sink.buffered().lines === 0, { what: 'the rest' });
+    expect(sink.delivered.map(num)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 10, 11, 12, 13, 14, 15, 16, 17, 18]);
     expectCountersAddUp(sink);
     await sink.stop(Date.now() + 1000);
   });

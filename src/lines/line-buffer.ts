@@ -66,6 +66,8 @@ export class LineBuffer {
   private lastArrival = 0;
   /** Taken and not yet settled. */
   private outstandingBytes = 0;
+  /** What the sink holds for these lines elsewhere (a replay window), counted against max_bytes too. */
+  private heldElsewhere = 0;
   private outstandingLines = 0;
   /** The last record was an unterminated line flushed after idle: a newline next only ends it. */
   private owedNewline = false;
@@ -108,7 +110,7 @@ export class LineBuffer {
       start = end;
     }
     if (start === chunk.length) return;
-    const room = this.limits.maxBytes - this.cost() - CHUNK_ENTRY_BYTES;
+    const room = this.room();
     if (chunk.length - start <= room) return this.copyIn(chunk, start, chunk.length, time, meta);
     if (this.limits.whenFull === 'drop_newest') return this.dropNewest(chunk, start, room, time, meta);
     this.dropOldest(chunk, start, time, meta);
@@ -239,9 +241,20 @@ export class LineBuffer {
     };
   }
 
+  /** Sets what the sink holds for these lines outside this buffer: it counts against max_bytes too. */
+  holdElsewhere(bytes: number): void {
+    this.heldElsewhere = bytes;
+  }
+
+  /** Stream bytes one more arrival could bring without a drop. */
+  room(): number {
+    return this.limits.maxBytes - this.cost() - CHUNK_ENTRY_BYTES;
+  }
+
   /** What is held now, against max_bytes. */
   private cost(): number {
-    return this.tail - this.head + this.outstandingBytes + (this.ends.length - this.first) * CHUNK_ENTRY_BYTES;
+    const entries = (this.ends.length - this.first) * CHUNK_ENTRY_BYTES;
+    return this.tail - this.head + this.outstandingBytes + this.heldElsewhere + entries;
   }
 
   private push(start: number, stop: number, partial: boolean): void {
@@ -276,7 +289,7 @@ export class LineBuffer {
 
   private dropOldest(chunk: Buffer, start: number, time: number, meta: StreamMetadata): void {
     const incoming = chunk.length - start;
-    const room = this.limits.maxBytes - this.outstandingBytes - CHUNK_ENTRY_BYTES;
+    const room = this.limits.maxBytes - this.outstandingBytes - this.heldElsewhere - CHUNK_ENTRY_BYTES;
     if (incoming > room) {
       // The chunk alone is more than the buffer can hold: all that is held goes, and the chunk's oldest lines too.
       this.evict(this.tail);

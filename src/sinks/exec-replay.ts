@@ -11,8 +11,9 @@ export class ReplayWindow {
 
   constructor(private readonly limit: number) {}
 
-  get empty(): boolean {
-    return this.bytes === 0;
+  /** Bytes held. */
+  get size(): number {
+    return this.bytes;
   }
 
   /** Takes newline-terminated lines that the process was given. */
@@ -20,18 +21,28 @@ export class ReplayWindow {
     if (this.limit === 0) return;
     this.chunks.push(lines);
     this.bytes += lines.length;
-    while (this.bytes > this.limit) {
+    this.trimTo(this.limit);
+  }
+
+  /** Gives up the oldest lines until `bytes` are freed (or none is left). */
+  release(bytes: number): void {
+    this.trimTo(this.bytes - bytes);
+  }
+
+  contents(): Buffer {
+    return Buffer.concat(this.chunks, this.bytes);
+  }
+
+  private trimTo(limit: number): void {
+    const keep = Math.max(limit, 0);
+    while (this.bytes > keep) {
       const first = this.chunks[0];
-      const excess = this.bytes - this.limit;
+      const excess = this.bytes - keep;
       // Keep whole lines only: cut after the first newline at or past the excess (the chunk ends with one).
       const cut = excess >= first.length ? first.length : first.indexOf(NEWLINE, excess - 1) + 1;
       this.bytes -= cut;
       if (cut === first.length) this.chunks.shift();
       else this.chunks[0] = first.subarray(cut);
     }
-  }
-
-  contents(): Buffer {
-    return Buffer.concat(this.chunks, this.bytes);
   }
 }

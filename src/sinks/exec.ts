@@ -67,6 +67,12 @@ class ExecSink extends Sink {
     const lines = encodeLines(batch);
     await incarnation.write(lines);
     this.replay.add(lines);
+    this.holdElsewhere(this.replay.size);
+  }
+
+  protected override makeRoom(bytes: number): void {
+    this.replay.release(bytes);
+    this.holdElsewhere(this.replay.size);
   }
 
   protected close(): Promise<void> {
@@ -133,7 +139,7 @@ class ExecSink extends Sink {
     let incarnation = this.process;
     for (;;) {
       if (incarnation === undefined) {
-        if (this.replay.empty) return;
+        if (this.replay.size === 0) return;
         if (this.nextStartAt >= deadline) {
           this.log.warn(
             { sink: this.name, status: this.lastExit },

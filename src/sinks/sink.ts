@@ -65,6 +65,8 @@ export abstract class Sink {
    * `when_full` decides which lines are dropped.
    */
   append(chunk: Buffer, time: number, meta: StreamMetadata): void {
+    const short = chunk.length - this.lineBuffer.room();
+    if (short > 0) this.makeRoom(short);
     this.lineBuffer.append(chunk, time, meta);
     this.wake?.();
   }
@@ -139,6 +141,20 @@ export abstract class Sink {
   status(): SinkHealth {
     return { ...this.health };
   }
+
+  /**
+   * What the sink holds besides its buffer for lines already delivered (a replay window): it counts against
+   * max_bytes, so the buffer holds that much less.
+   */
+  protected holdElsewhere(bytes: number): void {
+    this.lineBuffer.holdElsewhere(bytes);
+  }
+
+  /**
+   * New lines need `bytes` more room than the buffer has: a sink gives up what it holds elsewhere (lines already
+   * delivered once) before `when_full` drops lines not delivered yet.
+   */
+  protected makeRoom(_bytes: number): void {}
 
   protected countReconnect(): void {
     this.reconnects++;

@@ -19,6 +19,8 @@ export interface StreamTransportOptions {
   replay: ReplayWindow;
   /** Called for each connection made after the first. */
   onReconnect: () => void;
+  /** Called with the bytes of frames kept for replay whenever that figure changes. */
+  onHeld: (bytes: number) => void;
   log: Logger;
 }
 
@@ -45,6 +47,7 @@ export class StreamTransport {
   private recentBytes = 0;
   /** Frames to write again first, after a connection was lost. */
   private replay: Buffer[] = [];
+  private replayBytes = 0;
   /** Rejects the write in flight when the connection goes away. */
   private failWrite: ((err: Error) => void) | undefined;
   private readonly lossLog: RateLimitedLog;
@@ -68,7 +71,21 @@ export class StreamTransport {
       });
     }).finally(() => (this.failWrite = undefined));
     this.replay = [];
+    this.replayBytes = 0;
     for (const buffer of buffers) this.remember(buffer);
+    this.options.onHeld(this.recentBytes);
+  }
+
+  /** Gives up the oldest frames kept for replay until `bytes` are freed, or none is left. */
+  release(bytes: number): void {
+    const target = this.recentBytes + this.replayBytes - bytes;
+    while (this.recent.length > 0 && this.recentBytes + this.replayBytes > target) {
+      this.recentBytes -= this.recent.shift()!.frames.length;
+    }
+    while (this.replay.length > 0 && this.recentBytes + this.replayBytes > target) {
+      this.replayBytes -= this.replay.shift()!.length;
+    }
+    this.options.onHeld(this.recentBytes + this.replayBytes);
   }
 
   /** Destroys the connection: a write in flight rejects, and so does every later one. */
@@ -143,6 +160,8 @@ export class StreamTransport {
     this.replay.push(...resend);
     let bytes = this.replay.reduce((sum, frames) => sum + frames.length, 0);
     while (this.replay.length > 1 && bytes > this.options.replay.maxBytes) bytes -= this.replay.shift()!.length;
+    this.replayBytes = bytes;
+    this.options.onHeld(bytes);
     this.lossLog.error(
       { peer: this.options.peer, err: err.message, replayBytes: bytes },
       'syslog connection lost; will reconnect and resend the newest frames',

@@ -152,6 +152,8 @@ function parse(reader: ConfigReader): SyslogOptions {
 /** Forwards lines as RFC 5424 messages over TCP (RFC 6587 octet counting), TLS (RFC 5425) or UDP (RFC 5426). */
 class SyslogSink extends Sink {
   private readonly transport: { write(batch: LineBatch): Promise<void>; close(): void };
+  /** Gives up frames kept for replay (tcp/tls). */
+  private releaseFrames: (bytes: number) => void = () => undefined;
 
   constructor(options: SyslogOptions, context: SinkContext) {
     super(context);
@@ -174,9 +176,11 @@ class SyslogSink extends Sink {
         connectTimeoutMs: options.connect_timeout_ms,
         replay: { maxBytes: options.replay_max_bytes, maxAgeMs: options.replay_max_age_ms },
         onReconnect: () => this.countReconnect(),
+        onHeld: (bytes) => this.holdElsewhere(bytes),
         log: context.log,
       });
       this.transport = { write: (batch) => stream.write(encoder.octetCounted(batch)), close: () => stream.close() };
+      this.releaseFrames = (bytes) => stream.release(bytes);
     }
   }
 
@@ -186,6 +190,10 @@ class SyslogSink extends Sink {
 
   protected async close(): Promise<void> {
     this.transport.close();
+  }
+
+  protected override makeRoom(bytes: number): void {
+    this.releaseFrames(bytes);
   }
 }
 
