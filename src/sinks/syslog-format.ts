@@ -92,8 +92,11 @@ interface MetaParts {
   partialTail: Buffer;
 }
 
+/** Where a batch is encoded: a Buffer of exactly `size` bytes. */
+export type OutputSpace = (size: number) => Buffer;
+
 /**
- * Encodes records as RFC 5424 messages into one Buffer per batch: octet-counted frames (RFC 6587) for stream
+ * Encodes records as RFC 5424 messages into one Buffer per batch, from the caller's OutputSpace: octet-counted frames (RFC 6587) for stream
  * transports, or bare messages for datagrams. Everything but the timestamp and MSG is cached per metadata object,
  * and the whole header for the last millisecond seen (the lines of one read share it), so a line costs two copies.
  */
@@ -113,14 +116,14 @@ export class SyslogEncoder {
 
   constructor(private readonly format: SyslogFormat) {}
 
-  /** `LEN SP MSG` for each line, concatenated: one socket write. */
-  octetCounted(batch: LineBatch): Buffer {
-    return this.encode(batch, true).out;
+  /** `LEN SP MSG` for each line, concatenated into `space(size)`: one socket write. */
+  octetCounted(batch: LineBatch, space: OutputSpace): Buffer {
+    return this.encode(batch, true, space).out;
   }
 
-  /** One message per line, as slices of one allocation: one datagram each. */
-  datagrams(batch: LineBatch): Buffer[] {
-    const { out, ends } = this.encode(batch, false);
+  /** One message per line, as slices of `space(size)`: one datagram each. */
+  datagrams(batch: LineBatch, space: OutputSpace): Buffer[] {
+    const { out, ends } = this.encode(batch, false, space);
     const datagrams: Buffer[] = new Array(batch.count);
     let start = 0;
     for (let i = 0; i < batch.count; i++) {
@@ -130,7 +133,7 @@ export class SyslogEncoder {
     return datagrams;
   }
 
-  private encode(batch: LineBatch, framed: boolean): { out: Buffer; ends: number[] } {
+  private encode(batch: LineBatch, framed: boolean, space: OutputSpace): { out: Buffer; ends: number[] } {
     const { count, partials, times, metas } = batch;
     const { messages, headers, lengths } = this;
     const limit = this.format.maxMessageBytes;
@@ -145,7 +148,7 @@ export class SyslogEncoder {
       lengths[i] = length;
       total += length + (framed ? decimalDigits(length) + 1 : 0);
     }
-    const out = Buffer.allocUnsafe(total);
+    const out = space(total);
     const ends: number[] = framed ? [] : new Array(count);
     let at = 0;
     for (let i = 0; i < count; i++) {

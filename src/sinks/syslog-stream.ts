@@ -2,6 +2,7 @@ import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import type { Logger } from '../diagnostics.js';
 import { RateLimitedLog } from '../diagnostics.js';
+import { FrameRing } from './frame-ring.js';
 
 export interface ReplayWindow {
   /** Most bytes of recent frames kept for resending; 0 turns replay off. */
@@ -19,73 +20,68 @@ export interface StreamTransportOptions {
   replay: ReplayWindow;
   /** Called for each connection made after the first. */
   onReconnect: () => void;
-  /** Called with the bytes of frames kept for replay whenever that figure changes. */
+  /** Called with the bytes the frame ring holds whenever that figure changes. */
   onHeld: (bytes: number) => void;
   log: Logger;
 }
 
 const TLS13_SETTLE_MS = 250;
 
-interface SentFrames {
-  frames: Buffer;
-  at: number;
-}
-
 /**
  * One TCP or TLS connection at a time, opened on demand by `write`. Plain syslog has no acknowledgements: a write
- * the kernel took may still be lost when the peer dies. So the newest frames the kernel took are kept (bounded by
- * bytes and age) and, after an unexpected loss, are written again ahead of anything else on the next connection:
- * at least once for those, with duplicates.
+ * the kernel took may still be lost when the peer dies. So the newest frames the kernel took are kept (in the ring
+ * they are encoded into, bounded by bytes and age) and, after an unexpected loss, are written again ahead of
+ * anything else on the next connection: at least once for those, with duplicates.
  */
 export class StreamTransport {
   private socket: Socket | undefined;
   private ready: Promise<Socket> | undefined;
   private connections = 0;
   private closed = false;
-  /** Frames the kernel took on the current connection, oldest first. */
-  private recent: SentFrames[] = [];
-  private recentBytes = 0;
-  /** Frames to write again first, after a connection was lost. */
-  private replay: Buffer[] = [];
-  private replayBytes = 0;
+  /** The frames encoded lately: the one being written and the replay window before it. */
+  private readonly ring: FrameRing;
+  /** A connection was lost: the replay window goes out first on the next one. */
+  private resendPending = false;
   /** Rejects the write in flight when the connection goes away. */
   private failWrite: ((err: Error) => void) | undefined;
   private readonly lossLog: RateLimitedLog;
 
   constructor(private readonly options: StreamTransportOptions) {
     this.lossLog = new RateLimitedLog(options.log);
+    this.ring = new FrameRing(options.replay.maxBytes, options.replay.maxAgeMs);
   }
 
-  /** Resolves when the kernel has taken `frames` (and any replay before them); rejects if the connection fails. */
+  /** Space to encode the next frames into: valid until the next call; `write` them before asking again. */
+  frameSpace(size: number): Buffer {
+    const space = this.ring.reserve(size);
+    this.options.onHeld(this.ring.windowBytes);
+    return space;
+  }
+
+  /**
+   * Writes frames from `frameSpace` (after the replay window, if a connection was lost). Resolves when the kernel
+   * has taken them; rejects if the connection fails, and then they must be encoded again.
+   */
   async write(frames: Buffer): Promise<void> {
-    const socket = await this.connect();
-    const buffers = this.replay.length > 0 ? [...this.replay, frames] : [frames];
-    await new Promise<void>((resolve, reject) => {
-      this.failWrite = reject;
-      const last = buffers.length - 1;
-      for (let i = 0; i < last; i++) socket.write(buffers[i]);
-      // Node completes a write cut short by destroy() without an error: the bytes were not all taken.
-      socket.write(buffers[last], (err) => {
-        if (err || socket.destroyed) reject(err ?? new Error(`connection to ${this.options.peer} closed`));
-        else resolve();
-      });
-    }).finally(() => (this.failWrite = undefined));
-    this.replay = [];
-    this.replayBytes = 0;
-    for (const buffer of buffers) this.remember(buffer);
-    this.options.onHeld(this.recentBytes);
-  }
-
-  /** Gives up the oldest frames kept for replay until `bytes` are freed, or none is left. */
-  release(bytes: number): void {
-    const target = this.recentBytes + this.replayBytes - bytes;
-    while (this.recent.length > 0 && this.recentBytes + this.replayBytes > target) {
-      this.recentBytes -= this.recent.shift()!.frames.length;
+    try {
+      const socket = await this.connect();
+      const buffers = this.resendPending ? [...this.ring.replayable(), frames] : [frames];
+      await new Promise<void>((resolve, reject) => {
+        this.failWrite = reject;
+        const last = buffers.length - 1;
+        for (let i = 0; i < last; i++) socket.write(buffers[i]);
+        // Node completes a write cut short by destroy() without an error: the bytes were not all taken.
+        socket.write(buffers[last], (err) => {
+          if (err || socket.destroyed) reject(err ?? new Error(`connection to ${this.options.peer} closed`));
+          else resolve();
+        });
+      }).finally(() => (this.failWrite = undefined));
+    } catch (err) {
+      this.ring.abandon();
+      throw err;
     }
-    while (this.replay.length > 0 && this.recentBytes + this.replayBytes > target) {
-      this.replayBytes -= this.replay.shift()!.length;
-    }
-    this.options.onHeld(this.recentBytes + this.replayBytes);
+    this.resendPending = false;
+    this.ring.written(Date.now());
   }
 
   /** Destroys the connection: a write in flight rejects, and so does every later one. */
@@ -143,27 +139,12 @@ export class StreamTransport {
     return this.ready;
   }
 
-  private remember(frames: Buffer): void {
-    const { maxBytes } = this.options.replay;
-    if (maxBytes === 0) return;
-    this.recent.push({ frames, at: Date.now() });
-    this.recentBytes += frames.length;
-    // Always keep the newest batch: it is the one most likely lost.
-    while (this.recent.length > 1 && this.recentBytes > maxBytes) this.recentBytes -= this.recent.shift()!.frames.length;
-  }
-
   private keepForReplay(err: Error): void {
-    const oldest = Date.now() - this.options.replay.maxAgeMs;
-    const resend = this.recent.filter((sent) => sent.at >= oldest).map((sent) => sent.frames);
-    this.recent = [];
-    this.recentBytes = 0;
-    this.replay.push(...resend);
-    let bytes = this.replay.reduce((sum, frames) => sum + frames.length, 0);
-    while (this.replay.length > 1 && bytes > this.options.replay.maxBytes) bytes -= this.replay.shift()!.length;
-    this.replayBytes = bytes;
-    this.options.onHeld(bytes);
+    this.ring.expire(Date.now());
+    const replay = this.ring.replayable();
+    this.resendPending = replay.length > 0;
     this.lossLog.error(
-      { peer: this.options.peer, err: err.message, replayBytes: bytes },
+      { peer: this.options.peer, err: err.message, replayBytes: replay.reduce((sum, frames) => sum + frames.length, 0) },
       'syslog connection lost; will reconnect and resend the newest frames',
     );
   }

@@ -20,6 +20,7 @@ import {
 } from './syslog-format.js';
 import { StreamTransport } from './syslog-stream.js';
 import { DatagramTransport } from './syslog-udp.js';
+import { FrameRing } from './frame-ring.js';
 
 const TRANSPORTS = ['tcp', 'tls', 'udp'] as const;
 type Transport = (typeof TRANSPORTS)[number];
@@ -152,8 +153,6 @@ function parse(reader: ConfigReader): SyslogOptions {
 /** Forwards lines as RFC 5424 messages over TCP (RFC 6587 octet counting), TLS (RFC 5425) or UDP (RFC 5426). */
 class SyslogSink extends Sink {
   private readonly transport: { write(batch: LineBatch): Promise<void>; close(): void };
-  /** Gives up frames kept for replay (tcp/tls). */
-  private releaseFrames: (bytes: number) => void = () => undefined;
 
   constructor(options: SyslogOptions, context: SinkContext) {
     super(context);
@@ -168,19 +167,25 @@ class SyslogSink extends Sink {
     });
     if (options.transport === 'udp') {
       const datagrams = new DatagramTransport(options.host, options.port);
-      this.transport = { write: (batch) => datagrams.write(encoder.datagrams(batch)), close: () => datagrams.close() };
+      const scratch = new FrameRing(0, 0);
+      const write = (batch: LineBatch): Promise<void> => datagrams.write(encoder.datagrams(batch, (n) => scratch.reserve(n)));
+      this.transport = { write, close: () => datagrams.close() };
     } else {
       const stream = new StreamTransport({
         open: openConnection(options),
         peer: `${options.transport}://${options.host}:${options.port}`,
         connectTimeoutMs: options.connect_timeout_ms,
-        replay: { maxBytes: options.replay_max_bytes, maxAgeMs: options.replay_max_age_ms },
+        // The window counts against max_bytes: at most half of it, so lines not yet sent keep the rest.
+        replay: {
+          maxBytes: Math.min(options.replay_max_bytes, Math.floor(context.buffer.maxBytes / 2)),
+          maxAgeMs: options.replay_max_age_ms,
+        },
         onReconnect: () => this.countReconnect(),
         onHeld: (bytes) => this.holdElsewhere(bytes),
         log: context.log,
       });
-      this.transport = { write: (batch) => stream.write(encoder.octetCounted(batch)), close: () => stream.close() };
-      this.releaseFrames = (bytes) => stream.release(bytes);
+      const write = (batch: LineBatch): Promise<void> => stream.write(encoder.octetCounted(batch, (n) => stream.frameSpace(n)));
+      this.transport = { write, close: () => stream.close() };
     }
   }
 
@@ -192,9 +197,6 @@ class SyslogSink extends Sink {
     this.transport.close();
   }
 
-  protected override makeRoom(bytes: number): void {
-    this.releaseFrames(bytes);
-  }
 }
 
 /** How to start one connection. Key and certificate files are read per connection, so renewed ones are picked up. */

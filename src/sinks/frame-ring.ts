@@ -1,0 +1,88 @@
+interface Frames {
+  start: number;
+  end: number;
+  /** When the kernel took them; undefined while their write is pending. */
+  at: number | undefined;
+}
+
+/**
+ * Where a stream transport's frames are encoded, and the replay window at once: one buffer of `capacity` bytes
+ * that each batch is encoded into, after the previous one. The frames written lately stay there until newer ones
+ * overwrite them, so keeping them for replay costs neither a copy nor an allocation per batch. (Keeping each
+ * batch's own buffer instead left megabytes of dead ones for the GC, and they fragment the malloc heap.)
+ *
+ * With capacity 0 (replay off) the space is a scratch buffer that nothing is kept in.
+ */
+export class FrameRing {
+  private buffer: Buffer = Buffer.alloc(0);
+  private frames: Frames[] = [];
+  /** Frames larger than the ring: kept in a buffer of their own while they are the newest. */
+  private oversized: Buffer | undefined;
+  private next = 0;
+
+  constructor(
+    readonly capacity: number,
+    private readonly maxAgeMs: number,
+  ) {}
+
+  /**
+   * What the replay window holds for good: the ring's buffer. Oversized frames and the scratch buffer of replay off
+   * are, like the encoded batch in flight, not counted.
+   */
+  get windowBytes(): number {
+    return this.capacity > 0 ? this.buffer.length : 0;
+  }
+
+  /**
+   * Space for the next frames, `size` bytes, to be written at once (`written`) or given up (`abandon`). Older
+   * frames it overlaps leave the window.
+   */
+  reserve(size: number): Buffer {
+    if (this.oversized !== undefined) {
+      this.oversized = undefined;
+      this.frames = [];
+    }
+    if (this.capacity === 0) {
+      // Replay off: a scratch buffer, grown up to a batch's usual size; a larger batch gets a buffer of its own.
+      if (size <= this.buffer.length) return this.buffer.subarray(0, size);
+      return size <= MAX_SCRATCH_BYTES ? (this.buffer = Buffer.allocUnsafeSlow(size)) : Buffer.allocUnsafe(size);
+    }
+    if (size > this.capacity) {
+      this.oversized = Buffer.allocUnsafe(size);
+      this.frames = [{ start: 0, end: size, at: undefined }];
+      return this.oversized;
+    }
+    if (this.buffer.length === 0) this.buffer = Buffer.allocUnsafeSlow(this.capacity);
+    const start = this.next + size <= this.capacity ? this.next : 0;
+    const end = start + size;
+    this.frames = this.frames.filter((frames) => frames.end <= start || frames.start >= end);
+    this.frames.push({ start, end, at: undefined });
+    this.next = end;
+    return this.buffer.subarray(start, end);
+  }
+
+  /** The kernel took the reserved frames. */
+  written(now: number): void {
+    const newest = this.frames.at(-1);
+    if (newest !== undefined && newest.at === undefined) newest.at = now;
+  }
+
+  /** The reserved frames were not all written: they leave the window (their lines are sent again anyway). */
+  abandon(): void {
+    if (this.frames.at(-1)?.at === undefined) this.frames.pop();
+  }
+
+  /** Forgets frames the kernel took more than maxAgeMs before `now`: they count as received. */
+  expire(now: number): void {
+    this.frames = this.frames.filter((frames) => frames.at === undefined || frames.at >= now - this.maxAgeMs);
+  }
+
+  /** The frames written and still kept, oldest first: what a lost connection may not have delivered. */
+  replayable(): Buffer[] {
+    const source = this.oversized ?? this.buffer;
+    return this.frames.filter((frames) => frames.at !== undefined).map((frames) => source.subarray(frames.start, frames.end));
+  }
+}
+
+/** The largest scratch buffer kept for the next batch when nothing is kept for replay (a batch of 1024 usual lines encodes to ~400 KB). */
+const MAX_SCRATCH_BYTES = 1 << 20;

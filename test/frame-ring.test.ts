@@ -1,0 +1,64 @@
+// The frame ring: frames are encoded into it and kept there for replay until newer ones overwrite them.
+import { describe, expect, it } from 'vitest';
+import { FrameRing } from '../src/sinks/frame-ring.js';
+
+/** Reserves space for `text`, fills it, and marks it written (or abandoned) as the transport does. */
+function put(ring: FrameRing, text: string, at: number | 'failed'): Buffer {
+  const space = ring.reserve(text.length);
+  space.write(text, 'latin1');
+  if (at === 'failed') ring.abandon();
+  else ring.written(at);
+  return space;
+}
+
+const kept = (ring: FrameRing): string[] => ring.replayable().map((frames) => frames.toString('latin1'));
+
+describe('FrameRing', () => {
+  it('keeps the newest written frames that fit; newer frames overwrite the oldest', () => {
+    const ring = new FrameRing(10, 1000);
+    const first = put(ring, 'aaaa', 0);
+    put(ring, 'bbbb', 1);
+    expect(kept(ring)).toEqual(['aaaa', 'bbbb']);
+    // 'cccc' does not fit after 'bbbb': it goes to the start, over 'aaaa', in the same memory.
+    const third = put(ring, 'cccc', 2);
+    expect(third.buffer).toBe(first.buffer);
+    expect(third.byteOffset).toBe(first.byteOffset);
+    expect(kept(ring)).toEqual(['bbbb', 'cccc']);
+    expect(ring.windowBytes).toBe(10);
+  });
+
+  it('a write that failed leaves the window; pending frames are not replayable', () => {
+    const ring = new FrameRing(100, 1000);
+    put(ring, 'sent', 0);
+    put(ring, 'lost', 'failed');
+    ring.reserve(7).write('pending');
+    expect(kept(ring)).toEqual(['sent']);
+  });
+
+  it('expire() forgets frames the kernel took more than maxAgeMs ago', () => {
+    const ring = new FrameRing(100, 1000);
+    put(ring, 'old', 0);
+    put(ring, 'new', 900);
+    ring.expire(1500);
+    expect(kept(ring)).toEqual(['new']);
+  });
+
+  it('frames larger than the ring get a buffer of their own, kept only while they are the newest', () => {
+    const ring = new FrameRing(8, 1000);
+    put(ring, 'ab', 0);
+    put(ring, 'x'.repeat(20), 1);
+    expect(kept(ring)).toEqual(['x'.repeat(20)]);
+    put(ring, 'cd', 2);
+    expect(kept(ring)).toEqual(['cd']);
+    expect(ring.windowBytes).toBe(8);
+  });
+
+  it('capacity 0 (replay off): one reused scratch buffer, nothing kept or counted', () => {
+    const ring = new FrameRing(0, 0);
+    const first = put(ring, 'abcd', 0);
+    const second = put(ring, 'ef', 1);
+    expect(second.buffer).toBe(first.buffer);
+    expect(kept(ring)).toEqual([]);
+    expect(ring.windowBytes).toBe(0);
+  });
+});
