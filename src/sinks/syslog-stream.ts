@@ -4,7 +4,7 @@ import type { Logger } from '../diagnostics.js';
 import { RateLimitedLog } from '../diagnostics.js';
 import { FrameRing } from './frame-ring.js';
 
-export interface ReplayWindow {
+export interface ReplayLimits {
   /** Most bytes of recent frames kept for resending; 0 turns replay off. */
   maxBytes: number;
   /** Frames older than this (since the kernel took them) are taken as received. */
@@ -17,7 +17,7 @@ export interface StreamTransportOptions {
   /** Where, for messages. */
   peer: string;
   connectTimeoutMs: number;
-  replay: ReplayWindow;
+  replay: ReplayLimits;
   /** Called for each connection made after the first. */
   onReconnect: () => void;
   /** Called with the bytes the frame ring holds whenever that figure changes. */
