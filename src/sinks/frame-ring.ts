@@ -21,7 +21,7 @@ export class FrameRing {
   private next = 0;
 
   constructor(
-    readonly capacity: number,
+    private readonly capacity: number,
     private readonly maxAgeMs: number,
   ) {}
 
