@@ -20,7 +20,6 @@ import {
 } from './syslog-format.js';
 import { StreamTransport } from './syslog-stream.js';
 import { DatagramTransport } from './syslog-udp.js';
-import { FrameRing } from './frame-ring.js';
 
 const TRANSPORTS = ['tcp', 'tls', 'udp'] as const;
 type Transport = (typeof TRANSPORTS)[number];
@@ -167,8 +166,8 @@ class SyslogSink extends Sink {
     });
     if (options.transport === 'udp') {
       const datagrams = new DatagramTransport(options.host, options.port);
-      const scratch = new FrameRing(0, 0);
-      const write = (batch: LineBatch): Promise<void> => datagrams.write(encoder.datagrams(batch, (n) => scratch.reserve(n)));
+      // A fresh buffer per batch: after a failed send, datagrams of it may still wait in the socket's queue.
+      const write = (batch: LineBatch): Promise<void> => datagrams.write(encoder.datagrams(batch, (n) => Buffer.allocUnsafe(n)));
       this.transport = { write, close: () => datagrams.close() };
     } else {
       const stream = new StreamTransport({
