@@ -1,6 +1,5 @@
-import { isUtf8 } from 'node:buffer';
 import type { StreamMetadata } from '../mesos/metadata.js';
-import { ChunkLine, type LogRecord } from './record.js';
+import { asValidUtf8, ChunkLine, type LogRecord } from './record.js';
 
 /**
  * Lines taken for one send, as a struct of arrays over one copy of their bytes: line i is data[starts[i], stops[i]).
@@ -26,14 +25,17 @@ export class LineBatch {
     readonly validUtf8: boolean,
     /** Newlines consumed (plus one for a last line without newline at EOF): what `linesSent` grows by. */
     readonly lines: number,
-    /** Stream bytes consumed: data.length. */
-    readonly bytes: number,
   ) {
     this.view = new Uint8Array(data.buffer, data.byteOffset, data.length);
   }
 
   get count(): number {
     return this.starts.length;
+  }
+
+  /** Stream bytes consumed. */
+  get bytes(): number {
+    return this.data.length;
   }
 
   /** Line i's raw bytes (a view into `data`). */
@@ -43,9 +45,7 @@ export class LineBatch {
 
   /** Line i as valid UTF-8: the raw bytes when they already are, else with U+FFFD replacements. */
   utf8(i: number): Uint8Array {
-    const raw = this.raw(i);
-    if (this.validUtf8 || isUtf8(raw)) return raw;
-    return Buffer.from(Buffer.from(raw.buffer, raw.byteOffset, raw.length).toString('utf8'));
+    return asValidUtf8(this.raw(i), this.validUtf8);
   }
 
   /** The lines as record objects. */

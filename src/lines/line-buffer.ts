@@ -90,6 +90,8 @@ export class LineBuffer {
   constructor(
     private readonly limits: BufferConfig,
     private options: LineOptions,
+    /** Called when an arrival needs `bytes` more room: the sink may give up what it holds elsewhere first. */
+    private readonly makeRoom?: (bytes: number) => void,
   ) {}
 
   /** Copies a chunk in, never blocking. When it does not fit, `when_full` decides what is dropped. */
@@ -110,7 +112,11 @@ export class LineBuffer {
       start = end;
     }
     if (start === chunk.length) return;
-    const room = this.room();
+    let room = this.room();
+    if (chunk.length - start > room && this.makeRoom !== undefined) {
+      this.makeRoom(chunk.length - start - room);
+      room = this.room();
+    }
     if (chunk.length - start <= room) return this.copyIn(chunk, start, chunk.length, time, meta);
     if (this.limits.whenFull === 'drop_newest') return this.dropNewest(chunk, start, room, time, meta);
     this.dropOldest(chunk, start, time, meta);
@@ -199,7 +205,6 @@ export class LineBuffer {
       // each line of a valid batch is valid too.
       isUtf8(copy),
       lines,
-      bytes,
     );
     let entry = this.first;
     for (let i = 0; i < count; i++) {
@@ -247,7 +252,7 @@ export class LineBuffer {
   }
 
   /** Stream bytes one more arrival could bring without a drop. */
-  room(): number {
+  private room(): number {
     return this.limits.maxBytes - this.cost() - CHUNK_ENTRY_BYTES;
   }
 

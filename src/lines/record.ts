@@ -17,10 +17,15 @@ export interface LogRecord {
   readonly validUtf8?: boolean;
 }
 
+/** `bytes` as valid UTF-8: themselves when they are (or are `known` to be), else a copy with U+FFFD replacements. */
+export function asValidUtf8<T extends Uint8Array>(bytes: T, known: boolean): T | Buffer {
+  if (known || isUtf8(bytes)) return bytes;
+  return Buffer.from(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString('utf8'));
+}
+
 /** The line as valid UTF-8 bytes: the raw bytes when they already are, else with U+FFFD replacements. */
 export function utf8Bytes(record: LogRecord): Buffer {
-  const bytes = record.bytes;
-  return record.validUtf8 === true || isUtf8(bytes) ? bytes : Buffer.from(bytes.toString('utf8'));
+  return asValidUtf8(record.bytes, record.validUtf8 === true);
 }
 
 /** The line as text (invalid UTF-8 replaced with U+FFFD). */
@@ -28,10 +33,7 @@ export function text(record: LogRecord): string {
   return record.bytes.toString('utf8');
 }
 
-/**
- * A line as a range of the buffer it was cut from. The Buffer view is made only when a sink reads `bytes`, so a line
- * held and then dropped unsent (a stalled sink) costs one small object, which dies young instead of being promoted.
- */
+/** A line as a range of the buffer it was cut from; the Buffer view is made only when `bytes` is read. */
 export class ChunkLine implements LogRecord {
   constructor(
     private readonly chunk: Buffer,

@@ -51,7 +51,7 @@ export abstract class Sink {
   constructor(context: SinkContext) {
     this.name = context.name;
     this.log = context.log;
-    this.lineBuffer = new LineBuffer(context.buffer, context.lines);
+    this.lineBuffer = new LineBuffer(context.buffer, context.lines, (bytes) => this.makeRoom(bytes));
     this.errors = new RateLimitedLog(context.log);
   }
 
@@ -65,8 +65,6 @@ export abstract class Sink {
    * `when_full` decides which lines are dropped.
    */
   append(chunk: Buffer, time: number, meta: StreamMetadata): void {
-    const short = chunk.length - this.lineBuffer.room();
-    if (short > 0) this.makeRoom(short);
     this.lineBuffer.append(chunk, time, meta);
     this.wake?.();
   }
