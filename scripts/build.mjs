@@ -30,6 +30,19 @@ if (process.argv.includes('--release')) {
   }
   console.log('dist/release/: mesos-logrotate-logger, mesos-log-splitter, mesos-log-splitter.mjs');
   shipUnixDgram('dist/release/node_modules');
+  shipNewlineCount('dist/release');
+}
+
+/** The sinks' native newline counter, beside the bundle where it looks first; without it they count in JavaScript. */
+function shipNewlineCount(dir) {
+  const addon = 'build/Release/newline_count.node';
+  rmSync(`${dir}/newline_count.node`, { force: true });
+  if (!existsSync(addon)) {
+    console.log('native/newline-count.c is not built: release sinks will count dropped lines in JavaScript (slower)');
+    return;
+  }
+  copyFileSync(addon, `${dir}/newline_count.node`);
+  console.log(`dist/release/newline_count.node (N-API: any Node 20 or newer on ${process.platform}-${process.arch})`);
 }
 
 /**

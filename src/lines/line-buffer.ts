@@ -1,6 +1,7 @@
 import { isUtf8 } from 'node:buffer';
 import type { StreamMetadata } from '../mesos/metadata.js';
 import { LineBatch } from './line-batch.js';
+import { countNewlines } from './newline-count.js';
 
 export interface LineOptions {
   /** A longer line is cut into records of at most this many bytes, flagged partial. */
@@ -241,7 +242,7 @@ export class LineBuffer {
   buffered(): { lines: number; bytes: number } {
     const unterminated = this.ended && this.tail > Math.max(this.head, this.lineEnd) ? 1 : 0;
     return {
-      lines: this.countNewlines(this.head, this.tail) + unterminated + this.outstandingLines,
+      lines: this.newlinesBetween(this.head, this.tail) + unterminated + this.outstandingLines,
       bytes: this.tail - this.head + this.outstandingBytes,
     };
   }
@@ -288,7 +289,7 @@ export class LineBuffer {
     const keep = newline >= start ? newline + 1 : start;
     if (keep > start) this.copyIn(chunk, start, keep, time, meta);
     else this.dropUnterminated('buffer_full');
-    this.drop('buffer_full', newlinesIn(chunk, keep, chunk.length), chunk.length - keep);
+    this.drop('buffer_full', countNewlines(chunk, keep, chunk.length), chunk.length - keep);
     this.droppingLine = chunk[chunk.length - 1] !== LF;
   }
 
@@ -300,7 +301,7 @@ export class LineBuffer {
       this.evict(this.tail);
       const fits = chunk.length - Math.max(room, 0);
       const keep = chunk.indexOf(LF, fits - 1) + 1 || fits;
-      this.drop('buffer_full', newlinesIn(chunk, start, keep), keep - start);
+      this.drop('buffer_full', countNewlines(chunk, start, keep), keep - start);
       if (keep < chunk.length) this.copyIn(chunk, keep, chunk.length, time, meta);
       return;
     }
@@ -325,7 +326,7 @@ export class LineBuffer {
   }
 
   private evict(to: number): void {
-    this.drop('buffer_full', this.countNewlines(this.head, to), to - this.head);
+    this.drop('buffer_full', this.newlinesBetween(this.head, to), to - this.head);
     this.owedNewline = false;
     this.advanceHead(to);
   }
@@ -409,15 +410,14 @@ export class LineBuffer {
     }
   }
 
-  /** Newlines in [from, to): segment by segment, as the one hot loop of a full drop_oldest buffer. */
-  private countNewlines(from: number, to: number): number {
+  /** Newlines in [from, to), segment by segment: the one hot loop of a full drop_oldest buffer. */
+  private newlinesBetween(from: number, to: number): number {
     let n = 0;
     for (let at = from, stop = Math.min(to, this.lineEnd); at < stop; ) {
       const offset = at - this.base;
       const within = offset & SEGMENT_MASK;
       const end = within + Math.min(SEGMENT_BYTES - within, stop - at);
-      const segment = this.segments[offset >> SEGMENT_SHIFT];
-      for (let i = segment.indexOf(LF, within); i >= 0 && i < end; i = segment.indexOf(LF, i + 1)) n++;
+      n += countNewlines(this.segments[offset >> SEGMENT_SHIFT], within, end);
       at += end - within;
     }
     return n;
@@ -432,10 +432,4 @@ export class LineBuffer {
       at += n;
     }
   }
-}
-
-function newlinesIn(buf: Buffer, from: number, to: number): number {
-  let n = 0;
-  for (let at = buf.indexOf(LF, from); at >= 0 && at < to; at = buf.indexOf(LF, at + 1)) n++;
-  return n;
 }
