@@ -35,6 +35,24 @@ describe('FrameRing', () => {
     expect(kept(ring)).toEqual(['sent']);
   });
 
+  it("the encoder's scratch after the frames overwrites older frames, but is neither kept nor skipped", () => {
+    const ring = new FrameRing(16, 1000);
+    put(ring, 'aaaa', 0);
+    put(ring, 'bbbb', 1);
+    put(ring, 'cccc', 2);
+    // 'dd' and 4 bytes of scratch do not fit after 'cccc': they go to the start. 'dd' alone would cover 'aaaa' only,
+    // the scratch covers 'bbbb' too.
+    const space = ring.reserve(2, 4);
+    expect(space.length).toBe(6);
+    space.write('ddSCRA', 'latin1');
+    ring.written(3);
+    expect(kept(ring)).toEqual(['cccc', 'dd']);
+    // The next frames start right after 'dd', over the scratch.
+    const next = put(ring, 'ee', 4);
+    expect(next.byteOffset - space.byteOffset).toBe(2);
+    expect(kept(ring)).toEqual(['cccc', 'dd', 'ee']);
+  });
+
   it('expire() forgets frames the kernel took more than maxAgeMs ago', () => {
     const ring = new FrameRing(100, 1000);
     put(ring, 'old', 0);

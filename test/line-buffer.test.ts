@@ -606,6 +606,20 @@ describe('LineBuffer: segments and take()', () => {
     expect(b.counters.bytesSent).toBe(70);
   });
 
+  it('take() copies a batch into the buffer it is given when the batch fits, else into a new one', () => {
+    const b = make();
+    const into = Buffer.alloc(12);
+    put(b, 'one\ntwo\nthree\nfour and more\n');
+    const first = b.take(2, 1 << 20, T, into)!;
+    expect(first.data.buffer).toBe(into.buffer);
+    expect(first.data.toString()).toBe('one\ntwo\n');
+    expect(texts(first.records)).toEqual(['one', 'two']);
+    b.settle(first);
+    const second = b.take(2, 1 << 20, T, into)!;
+    expect(second.data.buffer).not.toBe(into.buffer);
+    expect(texts(second.records)).toEqual(['three', 'four and more']);
+  });
+
   it('take() counts the pieces of a long line against maxLines, and the line when its last piece goes', () => {
     const b = make({ maxLineBytes: 64 });
     put(b, `${'x'.repeat(150)}\r\nok\n`);

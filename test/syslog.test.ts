@@ -180,6 +180,24 @@ describe('RFC 5424 bytes as rsyslogd receives them', () => {
   });
 });
 
+describe('max_message_bytes over TCP', () => {
+  const line = `${'x'.repeat(200)}${'é'.repeat(300)}`;
+  const header = `<14>1 ${STAMP} agent-7.example web.1 - stdout ${SD('stdout')} `;
+
+  it('cuts a line of a valid batch on a character boundary', async () => {
+    const { raw } = await roundTrip('tcp', { max_message_bytes: 480 }, [{ lines: ['short', line, 'after'] }]);
+    const room = 480 - Buffer.byteLength(header) - 200;
+    expect(raw).toEqual([`${header}short`, `${header}${'x'.repeat(200)}${'é'.repeat(Math.floor(room / 2))}`, `${header}after`]);
+  });
+
+  it('cuts a line with invalid bytes after replacing them', async () => {
+    const invalid = Buffer.concat([Buffer.from([0xff]), Buffer.from(line)]);
+    const { raw } = await roundTrip('tcp', { max_message_bytes: 480 }, [{ lines: ['short', invalid, 'after'] }]);
+    const room = 480 - Buffer.byteLength(header) - 3 - 200;
+    expect(raw).toEqual([`${header}short`, `${header}\ufffd${'x'.repeat(200)}${'é'.repeat(Math.floor(room / 2))}`, `${header}after`]);
+  });
+});
+
 describe('TLS verification', () => {
   it('refuses a server its CA did not sign, and stops promptly', async () => {
     const before = rsyslog().messages('tls').length;

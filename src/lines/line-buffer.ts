@@ -153,9 +153,10 @@ export class LineBuffer {
 
   /**
    * Cuts up to `maxLines` records and about `maxBytes` from the front: whole lines, full-size pieces of long lines,
-   * and an unterminated line once it has been idle for partial_flush_ms (or at end of stream).
+   * and an unterminated line once it has been idle for partial_flush_ms (or at end of stream). The batch's bytes are
+   * copied into `into` when they fit (the caller then owns its reuse), else into a new Buffer.
    */
-  take(maxLines: number, maxBytes: number, now: number): LineBatch | undefined {
+  take(maxLines: number, maxBytes: number, now: number, into?: Buffer): LineBatch | undefined {
     if (this.owedNewline && this.head < this.tail) {
       this.owedNewline = false;
       if (this.byteAt(this.head) === LF) {
@@ -192,7 +193,7 @@ export class LineBuffer {
     }
     if (starts.length === 0) return undefined;
     const bytes = pos - this.head;
-    const copy = Buffer.allocUnsafe(bytes);
+    const copy = into !== undefined && bytes <= into.length ? into.subarray(0, bytes) : Buffer.allocUnsafe(bytes);
     this.copyOut(this.head, pos, copy);
     const count = starts.length;
     const batch = new LineBatch(

@@ -34,31 +34,31 @@ export class FrameRing {
   }
 
   /**
-   * Space for the next frames, `size` bytes, to be written at once (`written`) or given up (`abandon`). Older
-   * frames it overlaps leave the window.
+   * Space for the next frames, `size` bytes, to be written at once (`written`) or given up (`abandon`), followed by
+   * `scratch` bytes the encoder may use until then. Older frames it overlaps, scratch included, leave the window.
    */
-  reserve(size: number): Buffer {
+  reserve(size: number, scratch = 0): Buffer {
+    const span = size + scratch;
     if (this.oversized !== undefined) {
       this.oversized = undefined;
       this.frames = [];
     }
     if (this.capacity === 0) {
       // Replay off: a scratch buffer, grown up to a batch's usual size; a larger batch gets a buffer of its own.
-      if (size <= this.buffer.length) return this.buffer.subarray(0, size);
-      return size <= MAX_SCRATCH_BYTES ? (this.buffer = Buffer.allocUnsafeSlow(size)) : Buffer.allocUnsafe(size);
+      if (span <= this.buffer.length) return this.buffer.subarray(0, span);
+      return span <= MAX_SCRATCH_BYTES ? (this.buffer = Buffer.allocUnsafeSlow(span)) : Buffer.allocUnsafe(span);
     }
-    if (size > this.capacity) {
-      this.oversized = Buffer.allocUnsafe(size);
+    if (span > this.capacity) {
+      this.oversized = Buffer.allocUnsafe(span);
       this.frames = [{ start: 0, end: size, at: undefined }];
       return this.oversized;
     }
     if (this.buffer.length === 0) this.buffer = Buffer.allocUnsafeSlow(this.capacity);
-    const start = this.next + size <= this.capacity ? this.next : 0;
-    const end = start + size;
-    this.frames = this.frames.filter((frames) => frames.end <= start || frames.start >= end);
-    this.frames.push({ start, end, at: undefined });
-    this.next = end;
-    return this.buffer.subarray(start, end);
+    const start = this.next + span <= this.capacity ? this.next : 0;
+    this.frames = this.frames.filter((frames) => frames.end <= start || frames.start >= start + span);
+    this.frames.push({ start, end: start + size, at: undefined });
+    this.next = start + size;
+    return this.buffer.subarray(start, start + span);
   }
 
   /** The kernel took the reserved frames. */
@@ -84,5 +84,5 @@ export class FrameRing {
   }
 }
 
-/** The largest scratch buffer kept for the next batch when nothing is kept for replay (a batch of 1024 usual lines encodes to ~400 KB). */
+/** The largest scratch buffer kept for the next batch when nothing is kept for replay (a batch of 1024 usual lines encodes to ~400 KB, plus its ~110 KB staged). */
 const MAX_SCRATCH_BYTES = 1 << 20;

@@ -51,9 +51,9 @@ export class StreamTransport {
     this.ring = new FrameRing(options.replay.maxBytes, options.replay.maxAgeMs);
   }
 
-  /** Space to encode the next frames into: valid until the next call; `write` them before asking again. */
-  frameSpace(size: number): Buffer {
-    const space = this.ring.reserve(size);
+  /** Space to encode the next frames into (plus scratch): valid until the next call; `write` them before asking again. */
+  frameSpace(size: number, scratch: number): Buffer {
+    const space = this.ring.reserve(size, scratch);
     this.options.onHeld(this.ring.windowBytes);
     return space;
   }

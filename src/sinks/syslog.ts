@@ -151,6 +151,8 @@ function parse(reader: ConfigReader): SyslogOptions {
 
 /** Forwards lines as RFC 5424 messages over TCP (RFC 6587 octet counting), TLS (RFC 5425) or UDP (RFC 5426). */
 class SyslogSink extends Sink {
+  /** Each batch is encoded into frames or datagrams of their own: nothing refers to its bytes after the send. */
+  protected override reuseBatchBytes = true;
   private readonly transport: { write(batch: LineBatch): Promise<void>; close(): void };
 
   constructor(options: SyslogOptions, context: SinkContext) {
@@ -167,7 +169,7 @@ class SyslogSink extends Sink {
     if (options.transport === 'udp') {
       const datagrams = new DatagramTransport(options.host, options.port);
       // A fresh buffer per batch: after a failed send, datagrams of it may still wait in the socket's queue.
-      const write = (batch: LineBatch): Promise<void> => datagrams.write(encoder.datagrams(batch, (n) => Buffer.allocUnsafe(n)));
+      const write = (batch: LineBatch): Promise<void> => datagrams.write(encoder.datagrams(batch, (n, scratch) => Buffer.allocUnsafe(n + scratch)));
       this.transport = { write, close: () => datagrams.close() };
     } else {
       const stream = new StreamTransport({
@@ -183,7 +185,7 @@ class SyslogSink extends Sink {
         onHeld: (bytes) => this.holdElsewhere(bytes),
         log: context.log,
       });
-      const write = (batch: LineBatch): Promise<void> => stream.write(encoder.octetCounted(batch, (n) => stream.frameSpace(n)));
+      const write = (batch: LineBatch): Promise<void> => stream.write(encoder.octetCounted(batch, (n, scratch) => stream.frameSpace(n, scratch)));
       this.transport = { write, close: () => stream.close() };
     }
   }
@@ -195,7 +197,6 @@ class SyslogSink extends Sink {
   protected async close(): Promise<void> {
     this.transport.close();
   }
-
 }
 
 /** How to start one connection. Key and certificate files are read per connection, so renewed ones are picked up. */
