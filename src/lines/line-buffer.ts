@@ -83,10 +83,11 @@ export class LineBuffer {
     buffer_full: { lines: 0, bytes: 0 },
     detached: { lines: 0, bytes: 0 },
   };
-  // Scratch for take(): record positions, kept between calls to spare the allocation.
-  private readonly starts: number[] = [];
-  private readonly stops: number[] = [];
-  private readonly partials: boolean[] = [];
+  // Scratch for take(): record positions relative to head, grown to the most records one batch took.
+  private starts = new Uint32Array(64);
+  private stops = new Uint32Array(64);
+  private partials = new Uint8Array(64);
+  private records = 0;
 
   constructor(
     private readonly limits: BufferConfig,
@@ -165,60 +166,53 @@ export class LineBuffer {
         this.advanceHead(this.head + 1);
       }
     }
-    const { starts, stops, partials } = this;
-    starts.length = stops.length = partials.length = 0;
+    this.records = 0;
     let pos = this.head;
     let lines = 0;
-    while (starts.length < maxLines && pos - this.head < maxBytes && pos < this.lineEnd) {
+    const maxLine = this.options.maxLineBytes;
+    while (this.records < maxLines && pos - this.head < maxBytes && pos < this.lineEnd) {
       const newline = this.findNewline(pos);
       let stop = newline;
       if (stop > pos && this.byteAt(stop - 1) === CR) stop--;
-      pos = this.cutPieces(pos, stop, 0, maxLines);
-      if (starts.length === maxLines) break;
-      this.push(pos, stop, false);
+      if (stop - pos > maxLine) pos = this.cutPieces(pos, stop, 0, maxLines);
+      if (this.records === maxLines) break;
+      this.push(pos, stop, 0);
       pos = newline + 1;
       lines++;
     }
-    if (pos >= this.lineEnd && starts.length < maxLines && pos - this.head < maxBytes) {
+    if (pos >= this.lineEnd && this.records < maxLines && pos - this.head < maxBytes) {
       // One byte over the limit stays: it may be the CR of a CRLF, which sinks do not get.
       pos = this.cutPieces(pos, this.tail, 1, maxLines);
       const flush = this.ended || now - this.lastArrival >= this.options.partialFlushMs;
       if (flush) pos = this.cutPieces(pos, this.tail, 0, maxLines);
-      if (flush && pos < this.tail && pos >= this.lineEnd && starts.length < maxLines) {
-        this.push(pos, this.tail, true);
+      if (flush && pos < this.tail && pos >= this.lineEnd && this.records < maxLines) {
+        this.push(pos, this.tail, 1);
         pos = this.tail;
         if (this.ended) lines++;
         else this.owedNewline = true;
       }
     }
-    if (starts.length === 0) return undefined;
+    const count = this.records;
+    if (count === 0) return undefined;
     const bytes = pos - this.head;
     const copy = into !== undefined && bytes <= into.length ? into.subarray(0, bytes) : Buffer.allocUnsafe(bytes);
     this.copyOut(this.head, pos, copy);
-    const count = starts.length;
-    const batch = new LineBatch(
-      copy,
-      new Uint32Array(count),
-      new Uint32Array(count),
-      new Uint8Array(count),
-      new Float64Array(count),
-      new Array<StreamMetadata>(count),
-      // One check for the batch instead of one per line. Cuts fall between characters (cutPieces backs off), so
-      // each line of a valid batch is valid too.
-      isUtf8(copy),
-      lines,
-    );
+    const stops = this.stops.slice(0, count);
+    const partials = this.partials.slice(0, count);
+    const times = new Float64Array(count);
+    const metas = new Array<StreamMetadata>(count);
+    const { ends, head } = this;
     let entry = this.first;
     for (let i = 0; i < count; i++) {
       // A whole line is stamped with its newline's arrival, a piece with its last byte's.
-      const at = partials[i] ? stops[i] - 1 : stops[i];
-      while (this.ends[entry] <= at) entry++;
-      batch.starts[i] = starts[i] - this.head;
-      batch.stops[i] = stops[i] - this.head;
-      batch.partials[i] = partials[i] ? 1 : 0;
-      batch.times[i] = this.times[entry];
-      batch.metas[i] = this.metas[entry];
+      const at = head + stops[i] - partials[i];
+      while (ends[entry] <= at) entry++;
+      times[i] = this.times[entry];
+      metas[i] = this.metas[entry];
     }
+    // One UTF-8 check for the batch instead of one per line. Cuts fall between characters (cutPieces backs off),
+    // so each line of a valid batch is valid too.
+    const batch = new LineBatch(copy, this.starts.slice(0, count), stops, partials, times, metas, isUtf8(copy), lines);
     this.advanceHead(pos);
     this.outstandingBytes += bytes;
     this.outstandingLines += lines;
@@ -264,21 +258,27 @@ export class LineBuffer {
     return this.tail - this.head + this.outstandingBytes + this.heldElsewhere + entries;
   }
 
-  private push(start: number, stop: number, partial: boolean): void {
-    this.starts.push(start);
-    this.stops.push(stop);
-    this.partials.push(partial);
+  private push(start: number, stop: number, partial: 0 | 1): void {
+    if (this.records === this.starts.length) {
+      const grown = this.records * 2;
+      this.starts = copyInto(new Uint32Array(grown), this.starts);
+      this.stops = copyInto(new Uint32Array(grown), this.stops);
+      this.partials = copyInto(new Uint8Array(grown), this.partials);
+    }
+    this.starts[this.records] = start - this.head;
+    this.stops[this.records] = stop - this.head;
+    this.partials[this.records++] = partial;
   }
 
   /** Takes full-size pieces off the front of [start, stop) while it is longer than the limit (+ slack). */
   private cutPieces(start: number, stop: number, slack: number, maxLines: number): number {
     const max = this.options.maxLineBytes;
-    while (stop - start > max + slack && this.starts.length < maxLines) {
+    while (stop - start > max + slack && this.records < maxLines) {
       // Back off to a character boundary so a multi-byte character is not split between records.
       let cut = start + max;
       while (cut > start + max - 3 && (this.byteAt(cut) & 0xc0) === 0x80) cut--;
       if ((this.byteAt(cut) & 0xc0) === 0x80) cut = start + max;
-      this.push(start, cut, true);
+      this.push(start, cut, 1);
       start = cut;
     }
     return start;
@@ -433,4 +433,9 @@ export class LineBuffer {
       at += n;
     }
   }
+}
+
+function copyInto<T extends Uint32Array | Uint8Array>(target: T, source: T): T {
+  target.set(source);
+  return target;
 }
