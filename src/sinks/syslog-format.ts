@@ -172,7 +172,7 @@ export class SyslogEncoder {
       at += header.length;
       const messageBytes = length - header.length;
       if (staged) bytes.copyWithin(at, total + starts[i], total + starts[i] + messageBytes);
-      else bytes.set(messages[i].subarray(0, messageBytes), at);
+      else bytes.set(messageBytes === messages[i].length ? messages[i] : messages[i].subarray(0, messageBytes), at);
       at += messageBytes;
       if (!framed) ends[i] = at;
     }
