@@ -620,6 +620,22 @@ describe('LineBuffer: segments and take()', () => {
     expect(texts(second.records)).toEqual(['three', 'four and more']);
   });
 
+  it('the most of the reused buffer a batch took counts against max_bytes for good; a batch of its own until settled', () => {
+    // max_bytes 64: an arrival costs 32, so an empty buffer has room for 32 bytes, less what stays pinned.
+    const line = `${'y'.repeat(24)}\n`;
+    const reused = make({}, { maxBytes: 64 });
+    put(reused, 'one\ntwo\n');
+    reused.settle(reused.take(10, 1 << 20, T, Buffer.alloc(16))!);
+    put(reused, line);
+    expect(reused.counters.linesDropped).toBe(1);
+    const own = make({}, { maxBytes: 64 });
+    put(own, 'one\ntwo\n');
+    own.settle(own.take(10, 1 << 20, T)!);
+    put(own, line);
+    expect(own.counters.linesDropped).toBe(0);
+    expect(texts(drain(own))).toEqual(['y'.repeat(24)]);
+  });
+
   it('take() counts the pieces of a long line against maxLines, and the line when its last piece goes', () => {
     const b = make({ maxLineBytes: 64 });
     put(b, `${'x'.repeat(150)}\r\nok\n`);

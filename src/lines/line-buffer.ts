@@ -16,7 +16,7 @@ export type WhenFull = 'drop_oldest' | 'drop_newest';
 export type DropReason = 'buffer_full' | 'detached';
 
 export interface BufferConfig {
-  /** Stream bytes a sink may hold (plus CHUNK_ENTRY_BYTES per arrival); beyond it `when_full` applies. */
+  /** What a sink may hold: stream bytes, CHUNK_ENTRY_BYTES per arrival, and what is pinned (see pinned()); beyond it `when_full` applies. */
   maxBytes: number;
   whenFull: WhenFull;
 }
@@ -67,6 +67,11 @@ export class LineBuffer {
   private lastArrival = 0;
   /** Taken and not yet settled. */
   private outstandingBytes = 0;
+  /** Of those, the bytes of batches in their own buffer rather than the caller's reused one. */
+  private outstandingOwnBytes = 0;
+  /** The caller's reused batch buffer (take's `into`), and the most of it one batch used: memory held for good. */
+  private reusedBuffer: ArrayBufferLike | undefined;
+  private reusedBytes = 0;
   /** What the sink holds for these lines elsewhere (a replay window), counted against max_bytes too. */
   private heldElsewhere = 0;
   private outstandingLines = 0;
@@ -195,7 +200,15 @@ export class LineBuffer {
     const count = this.records;
     if (count === 0) return undefined;
     const bytes = pos - this.head;
-    const copy = into !== undefined && bytes <= into.length ? into.subarray(0, bytes) : Buffer.allocUnsafe(bytes);
+    let copy: Buffer;
+    if (into !== undefined && bytes <= into.length) {
+      copy = into.subarray(0, bytes);
+      this.reusedBuffer = into.buffer;
+      this.reusedBytes = Math.max(this.reusedBytes, bytes);
+    } else {
+      copy = Buffer.allocUnsafe(bytes);
+      this.outstandingOwnBytes += bytes;
+    }
     this.copyOut(this.head, pos, copy);
     const stops = this.stops.slice(0, count);
     const partials = this.partials.slice(0, count);
@@ -222,6 +235,7 @@ export class LineBuffer {
   /** A taken batch was delivered. (A failed one stays outstanding and is sent again.) */
   settle(batch: LineBatch): void {
     this.outstandingBytes -= batch.bytes;
+    if (batch.data.buffer !== this.reusedBuffer) this.outstandingOwnBytes -= batch.bytes;
     this.outstandingLines -= batch.lines;
     this.counters.linesSent += batch.lines;
     this.counters.bytesSent += batch.bytes;
@@ -255,7 +269,12 @@ export class LineBuffer {
   /** What is held now, against max_bytes. */
   private cost(): number {
     const entries = (this.ends.length - this.first) * CHUNK_ENTRY_BYTES;
-    return this.tail - this.head + this.outstandingBytes + this.heldElsewhere + entries;
+    return this.tail - this.head + this.pinned() + entries;
+  }
+
+  /** What drop_oldest cannot evict: batches in flight, the reused batch buffer, and what the sink holds elsewhere. */
+  private pinned(): number {
+    return this.outstandingOwnBytes + this.reusedBytes + this.heldElsewhere;
   }
 
   private push(start: number, stop: number, partial: 0 | 1): void {
@@ -296,7 +315,7 @@ export class LineBuffer {
 
   private dropOldest(chunk: Buffer, start: number, time: number, meta: StreamMetadata): void {
     const incoming = chunk.length - start;
-    const room = this.limits.maxBytes - this.outstandingBytes - this.heldElsewhere - CHUNK_ENTRY_BYTES;
+    const room = this.limits.maxBytes - this.pinned() - CHUNK_ENTRY_BYTES;
     if (incoming > room) {
       // The chunk alone is more than the buffer can hold: all that is held goes, and the chunk's oldest lines too.
       this.evict(this.tail);
