@@ -153,6 +153,30 @@ describe('Sink base', () => {
     await sink.stop(Date.now() + 1000);
   });
 
+  it('a sink that reuses one buffer for batch bytes takes batches of an eighth of max_bytes, and reads them before the next', async () => {
+    class ReusingSink extends ScriptedSink {
+      protected override reuseBatchBytes = true;
+      readonly texts: string[][] = [];
+      protected override async send(batch: LineBatch): Promise<void> {
+        // Read now: the next batch's bytes go into the same buffer.
+        this.texts.push(batch.records.map((r) => r.bytes.toString()));
+        return super.send(batch);
+      }
+    }
+    const sink = new ReusingSink({ maxBytes: 8 * 250 });
+    sink.hold();
+    sink.start();
+    feed(sink, META, [line(0)]);
+    await waitFor(() => sink.attempts.length === 1, { what: 'first send' });
+    for (let i = 1; i <= 6; i++) feed(sink, META, [line(i)]);
+    sink.release();
+    await waitFor(() => sink.stats.linesSent === 7, { what: 'delivery' });
+    // 101 B lines, batches of 250 B: taken until they hold that much (the third line reaches it).
+    expect(sink.texts.map((batch) => batch.map((text) => parseInt(text, 10)))).toEqual([[0], [1, 2, 3], [4, 5, 6]]);
+    expectCountersAddUp(sink);
+    await sink.stop(Date.now() + 1000);
+  });
+
   it('drop_oldest: a full buffer drops the oldest held lines, never the batch in flight', async () => {
     // 99-byte lines: 100 B with the newline. Fed at one time from one meta, so they share one arrival entry; the
     // check reserves an entry for the incoming chunk too.

@@ -47,6 +47,8 @@ export abstract class Sink {
    */
   protected reuseBatchBytes = false;
   private batchBytes: Buffer | undefined;
+  /** With reuseBatchBytes, a batch takes at most an eighth of max_bytes: the reused buffer counts against it for good. */
+  private readonly reusedBatchBytesCap: number;
   private readonly lineBuffer: LineBuffer;
   private reconnects = 0;
   private failedSends = 0;
@@ -59,6 +61,7 @@ export abstract class Sink {
     this.name = context.name;
     this.log = context.log;
     this.lineBuffer = new LineBuffer(context.buffer, context.lines, (bytes) => this.makeRoom(bytes));
+    this.reusedBatchBytesCap = Math.max(1, Math.floor(context.buffer.maxBytes / 8));
     this.errors = new RateLimitedLog(context.log);
   }
 
@@ -175,7 +178,7 @@ export abstract class Sink {
     let backoff = MIN_BACKOFF_MS;
     let batch: LineBatch | undefined;
     while (!this.aborted) {
-      batch ??= this.lineBuffer.take(this.maxBatchLines, this.maxBatchBytes, Date.now(), this.reusableBatchBytes());
+      batch ??= this.lineBuffer.take(this.maxBatchLines, this.batchBytesLimit(), Date.now(), this.reusableBatchBytes());
       if (batch === undefined) {
         if (this.stopping) return;
         await this.idle(this.lineBuffer.flushDueAt());
@@ -199,10 +202,14 @@ export abstract class Sink {
     }
   }
 
+  private batchBytesLimit(): number {
+    return this.reuseBatchBytes ? Math.min(this.maxBatchBytes, this.reusedBatchBytesCap) : this.maxBatchBytes;
+  }
+
   /** Allocated on first use; pages a batch never reached stay untouched, so they cost no memory. */
   private reusableBatchBytes(): Buffer | undefined {
     if (!this.reuseBatchBytes) return undefined;
-    return (this.batchBytes ??= Buffer.allocUnsafeSlow(this.maxBatchBytes));
+    return (this.batchBytes ??= Buffer.allocUnsafeSlow(this.batchBytesLimit()));
   }
 
   /** Waits for new input, or until an unterminated line is due to be flushed. */
