@@ -28,11 +28,6 @@ export function utf8Bytes(record: LogRecord): Buffer {
   return asValidUtf8(record.bytes, record.validUtf8 === true);
 }
 
-/** The line as text (invalid UTF-8 replaced with U+FFFD). */
-export function text(record: LogRecord): string {
-  return record.bytes.toString('utf8');
-}
-
 /** A line as a range of the buffer it was cut from; the Buffer view is made only when `bytes` is read. */
 export class ChunkLine implements LogRecord {
   constructor(
