@@ -605,10 +605,10 @@ describe('LineBuffer: segments and take()', () => {
     expect(b.counters.bytesSent).toBe(70);
   });
 
-  it('take() copies a batch into the buffer it is given when the batch fits, else into a new one', () => {
+  it('take(..., into) reuses memory: bytes go into `into` when they fit, arrays are views of its scratch', () => {
     const b = make();
     const into = Buffer.alloc(12);
-    put(b, 'one\ntwo\nthree\nfour and more\n');
+    put(b, 'one\ntwo\nthree\nfour and more\nfive\n');
     const first = b.take(2, 1 << 20, T, into)!;
     expect(first.data.buffer).toBe(into.buffer);
     expect(first.data.toString()).toBe('one\ntwo\n');
@@ -617,6 +617,12 @@ describe('LineBuffer: segments and take()', () => {
     const second = b.take(2, 1 << 20, T, into)!;
     expect(second.data.buffer).not.toBe(into.buffer);
     expect(texts(second.records)).toEqual(['three', 'four and more']);
+    expect(second.starts.buffer).toBe(first.starts.buffer);
+    b.settle(second);
+    // Without `into`, a batch owns all it holds.
+    const third = b.take(2, 1 << 20, T)!;
+    expect(third.starts.buffer).not.toBe(second.starts.buffer);
+    expect(texts(third.records)).toEqual(['five']);
   });
 
   it('the most of the reused buffer a batch took counts against max_bytes for good; a batch of its own until settled', () => {

@@ -155,7 +155,7 @@ describe('Sink base', () => {
 
   it('a sink that reuses one buffer for batch bytes takes batches of an eighth of max_bytes, and reads them before the next', async () => {
     class ReusingSink extends ScriptedSink {
-      protected override reuseBatchBytes = true;
+      protected override reuseBatches = true;
       readonly texts: string[][] = [];
       protected override async send(batch: LineBatch): Promise<void> {
         // Read now: the next batch's bytes go into the same buffer.

@@ -88,10 +88,11 @@ export class LineBuffer {
     buffer_full: { lines: 0, bytes: 0 },
     detached: { lines: 0, bytes: 0 },
   };
-  // Scratch for take(): record positions relative to head, grown to the most records one batch took.
+  // Scratch for take(): record positions relative to head and times, grown to the most records one batch took.
   private starts = new Uint32Array(64);
   private stops = new Uint32Array(64);
   private partials = new Uint8Array(64);
+  private recordTimes = new Float64Array(64);
   private records = 0;
 
   constructor(
@@ -159,8 +160,10 @@ export class LineBuffer {
 
   /**
    * Cuts up to `maxLines` records and about `maxBytes` from the front: whole lines, full-size pieces of long lines,
-   * and an unterminated line once it has been idle for partial_flush_ms (or at end of stream). The batch's bytes are
-   * copied into `into` when they fit (the caller then owns its reuse), else into a new Buffer.
+   * and an unterminated line once it has been idle for partial_flush_ms (or at end of stream).
+   *
+   * With `into`, the batch reuses memory and is valid only until the next take(): its bytes are copied into `into`
+   * when they fit (else into a new Buffer), and its arrays are views of this buffer's scratch. Without, it is its own.
    */
   take(maxLines: number, maxBytes: number, now: number, into?: Buffer): LineBatch | undefined {
     if (this.owedNewline && this.head < this.tail) {
@@ -210,22 +213,30 @@ export class LineBuffer {
       this.outstandingOwnBytes += bytes;
     }
     this.copyOut(this.head, pos, copy);
-    const stops = this.stops.slice(0, count);
-    const partials = this.partials.slice(0, count);
-    const times = new Float64Array(count);
+    if (this.recordTimes.length < count) this.recordTimes = new Float64Array(this.starts.length);
+    const { ends, head, stops, partials, recordTimes } = this;
     const metas = new Array<StreamMetadata>(count);
-    const { ends, head } = this;
     let entry = this.first;
     for (let i = 0; i < count; i++) {
       // A whole line is stamped with its newline's arrival, a piece with its last byte's.
       const at = head + stops[i] - partials[i];
       while (ends[entry] <= at) entry++;
-      times[i] = this.times[entry];
+      recordTimes[i] = this.times[entry];
       metas[i] = this.metas[entry];
     }
-    // One UTF-8 check for the batch instead of one per line. Cuts fall between characters (cutPieces backs off),
-    // so each line of a valid batch is valid too.
-    const batch = new LineBatch(copy, this.starts.slice(0, count), stops, partials, times, metas, isUtf8(copy), lines);
+    const own = into === undefined;
+    const batch = new LineBatch(
+      copy,
+      own ? this.starts.slice(0, count) : this.starts.subarray(0, count),
+      own ? stops.slice(0, count) : stops.subarray(0, count),
+      own ? partials.slice(0, count) : partials.subarray(0, count),
+      own ? recordTimes.slice(0, count) : recordTimes.subarray(0, count),
+      metas,
+      // One UTF-8 check for the batch instead of one per line. Cuts fall between characters (cutPieces backs off),
+      // so each line of a valid batch is valid too.
+      isUtf8(copy),
+      lines,
+    );
     this.advanceHead(pos);
     this.outstandingBytes += bytes;
     this.outstandingLines += lines;

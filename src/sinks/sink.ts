@@ -41,13 +41,13 @@ export abstract class Sink {
   protected maxBatchLines = 1024;
   protected maxBatchBytes = 1 << 20;
   /**
-   * The sink keeps nothing of a batch's bytes once its send settled (it copies or encodes them). Then every batch
-   * reuses one buffer for its bytes, instead of a new one per batch that only a GC frees: at full speed those dead
-   * batches were ~2 MB of the helper's peak RSS.
+   * The sink keeps nothing of a batch once its send settled (it copies or encodes the lines). Then every batch
+   * reuses the same memory, one buffer for its bytes and the buffer's scratch arrays, instead of new allocations
+   * that only a GC frees: at full speed those dead batches were ~2 MB of the helper's peak RSS.
    */
-  protected reuseBatchBytes = false;
+  protected reuseBatches = false;
   private batchBytes: Buffer | undefined;
-  /** With reuseBatchBytes, a batch takes at most an eighth of max_bytes: the reused buffer counts against it for good. */
+  /** With reuseBatches, a batch takes at most an eighth of max_bytes: the reused buffer counts against it for good. */
   private readonly reusedBatchBytesCap: number;
   private readonly lineBuffer: LineBuffer;
   private reconnects = 0;
@@ -203,12 +203,12 @@ export abstract class Sink {
   }
 
   private batchBytesLimit(): number {
-    return this.reuseBatchBytes ? Math.min(this.maxBatchBytes, this.reusedBatchBytesCap) : this.maxBatchBytes;
+    return this.reuseBatches ? Math.min(this.maxBatchBytes, this.reusedBatchBytesCap) : this.maxBatchBytes;
   }
 
   /** Allocated on first use; pages a batch never reached stay untouched, so they cost no memory. */
   private reusableBatchBytes(): Buffer | undefined {
-    if (!this.reuseBatchBytes) return undefined;
+    if (!this.reuseBatches) return undefined;
     return (this.batchBytes ??= Buffer.allocUnsafeSlow(this.batchBytesLimit()));
   }
 

@@ -152,7 +152,7 @@ function parse(reader: ConfigReader): SyslogOptions {
 /** Forwards lines as RFC 5424 messages over TCP (RFC 6587 octet counting), TLS (RFC 5425) or UDP (RFC 5426). */
 class SyslogSink extends Sink {
   /** Each batch is encoded into frames or datagrams of their own: nothing refers to its bytes after the send. */
-  protected override reuseBatchBytes = true;
+  protected override reuseBatches = true;
   private readonly transport: { write(batch: LineBatch): Promise<void>; close(): void };
 
   constructor(options: SyslogOptions, context: SinkContext) {
