@@ -16,7 +16,10 @@ export type WhenFull = 'drop_oldest' | 'drop_newest';
 export type DropReason = 'buffer_full' | 'detached';
 
 export interface BufferConfig {
-  /** What a sink may hold: stream bytes, CHUNK_ENTRY_BYTES per arrival, and what is pinned (see pinned()); beyond it `when_full` applies. */
+  /**
+   * What a sink may hold: stream bytes, CHUNK_ENTRY_BYTES per arrival, and what is pinned (see pinned()). Beyond it,
+   * `when_full` applies.
+   */
   maxBytes: number;
   whenFull: WhenFull;
 }
