@@ -2,8 +2,6 @@ import type { LogRecord } from '../lines/record.js';
 import { utf8Bytes } from '../lines/record.js';
 import { SEVERITY, writerName, type StreamMetadata } from '../mesos/metadata.js';
 
-/** syslog priorities, as the Mesos journald loggers set them: INFO for stdout, ERR for stderr. */
-
 /** Set on an entry whose line had no newline: a cut long line, or a last line flushed after idle. */
 export const PARTIAL_FIELD = 'PARTIAL_MESSAGE';
 

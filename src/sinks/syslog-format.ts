@@ -31,8 +31,6 @@ export const FACILITIES = {
 
 export type FacilityName = keyof typeof FACILITIES;
 
-/** informational for stdout, error for stderr, as the journald container loggers do. */
-
 /** 32473 is the Private Enterprise Number RFC 5612 reserves for examples: no one's registered number. */
 export const DEFAULT_SD_ID = 'mesos@32473';
 
