@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_CONFIG } from '../src/config/config.js';
 import { ConfigReader } from '../src/config/reader.js';
 import type { LineOptions } from '../src/lines/line-buffer.js';
-import { lineRecord, type LogRecord } from '../src/lines/record.js';
+import { ChunkLine, type LogRecord } from '../src/lines/record.js';
 import type { StreamMetadata } from '../src/mesos/metadata.js';
 import { journaldSink, type JournaldOptions } from '../src/sinks/journald.js';
 import { EntryEncoder, journaldFieldName } from '../src/sinks/journald-entry.js';
@@ -33,8 +33,10 @@ function metaFor(overrides: Partial<StreamMetadata> = {}): StreamMetadata {
 }
 
 /** For the encoder only; sinks are fed stream bytes. */
-const record = (meta: StreamMetadata, line: string | Buffer, partial = false): LogRecord =>
-  lineRecord(typeof line === 'string' ? Buffer.from(line) : line, partial, Date.now(), meta);
+const record = (meta: StreamMetadata, line: string | Buffer, partial = false): LogRecord => {
+  const bytes = typeof line === 'string' ? Buffer.from(line) : line;
+  return new ChunkLine(bytes, 0, bytes.length, partial, Date.now(), meta);
+};
 
 const created: Sink[] = [];
 afterAll(async () => {

@@ -44,7 +44,3 @@ export class ChunkLine implements LogRecord {
     return this.chunk.subarray(this.start, this.start + this.size);
   }
 }
-
-/** A record of a whole buffer. */
-export const lineRecord = (bytes: Buffer, partial: boolean, time: number, meta: StreamMetadata): LogRecord =>
-  new ChunkLine(bytes, 0, bytes.length, partial, time, meta);
