@@ -8,7 +8,7 @@ import { numberedLines } from './helpers/data.js';
 import { rsyslogForFile, type SyslogTransport } from './helpers/rsyslog.js';
 import { makeSandbox } from './helpers/sandbox.js';
 import { agentEnv } from './helpers/env.js';
-import { spawnLogger, type Diagnostic, type PipedProcess } from './helpers/spawn.js';
+import { expectSummaryAddsUp, spawnLogger, type Diagnostic, type PipedProcess } from './helpers/spawn.js';
 import { sleep, waitFor } from './helpers/wait.js';
 
 const SHUTDOWN_MS = 1000;
@@ -35,13 +35,6 @@ const start = (logFilename: string, configFile: string): Promise<PipedProcess> =
 
 function summaries(helper: PipedProcess): Map<string, Diagnostic> {
   return new Map(helper.diagnostics().filter((d) => d.msg === 'sink summary').map((d) => [d.sink as string, d]));
-}
-
-function expectCountersAddUp(summary: Diagnostic | undefined): void {
-  expect(summary).toBeDefined();
-  const s = summary as Record<string, number>;
-  expect(s.linesIn).toBe(s.linesSent + s.linesDropped + s.bufferedLines);
-  expect(s.bytesIn).toBe(s.bytesSent + s.bytesDropped + s.bufferedBytes);
 }
 
 /** The body of each received message (after the structured data), for the lines that start with `prefix`. */
@@ -107,7 +100,7 @@ describe('syslog sink in the helper', () => {
       const summary = summaries(helper).get(transport);
       // 7 messages, 5 lines: the long line went as three pieces.
       expect(summary).toMatchObject({ type: 'syslog', linesIn: 5, linesSent: 5, linesDropped: 0, bufferedLines: 0 });
-      expectCountersAddUp(summary);
+      expectSummaryAddsUp(summary);
     }
   });
 
@@ -128,7 +121,7 @@ describe('syslog sink in the helper', () => {
     const summary = summaries(helper).get('tcp');
     expect(summary).toMatchObject({ linesIn: 500, linesSent: 500, linesDropped: 0 });
     expect(summary!.failedSends).toBeGreaterThan(0);
-    expectCountersAddUp(summary);
+    expectSummaryAddsUp(summary);
   });
 
   it('rsyslogd never up: exit 0 within the shutdown timeout, undelivered lines counted as buffered', async () => {
@@ -146,7 +139,7 @@ describe('syslog sink in the helper', () => {
       const summary = summaries(helper).get('tcp');
       expect(summary).toMatchObject({ linesIn: 300, linesSent: 0, bufferedLines: 300, state: 'down' });
       expect(summary!.lastError).toMatch(/ECONNREFUSED/);
-      expectCountersAddUp(summary);
+      expectSummaryAddsUp(summary);
     } finally {
       await rsyslog().start();
     }
@@ -181,7 +174,7 @@ describe('syslog sink in the helper', () => {
     const summary = summaries(helper).get('tcp');
     expect(summary).toMatchObject({ linesIn: total, linesSent: total, linesDropped: 0, bufferedLines: 0 });
     expect(summary!.reconnects).toBeGreaterThanOrEqual(1);
-    expectCountersAddUp(summary);
+    expectSummaryAddsUp(summary);
   });
 
   describe('a TCP peer that accepts and never reads', () => {
@@ -211,7 +204,7 @@ describe('syslog sink in the helper', () => {
       // The batch stuck in the socket at exit was cut short: failed and still buffered, not sent.
       expect(summary.failedSends).toBeGreaterThanOrEqual(1);
       expect(summary.bufferedLines).toBeGreaterThan(0);
-      expectCountersAddUp(summary as Diagnostic);
+      expectSummaryAddsUp(summary);
     });
   });
 });

@@ -4,7 +4,7 @@ import { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { inject } from 'vitest';
+import { expect, inject } from 'vitest';
 import { agentEnv } from './env.js';
 import { makePipe } from './pipe.js';
 
@@ -22,6 +22,14 @@ export interface Exit {
 
 /** One JSON line of the helper's own diagnostics (pino on stderr). */
 export type Diagnostic = Record<string, unknown> & { level: number; msg: string };
+
+/** A `sink summary` diagnostic's counters add up: in = sent + dropped + still buffered, for lines and bytes. */
+export function expectSummaryAddsUp(summary: Record<string, unknown> | undefined): void {
+  expect(summary).toBeDefined();
+  const s = summary as Record<string, number>;
+  expect(s.linesIn).toBe(s.linesSent + s.linesDropped + s.bufferedLines);
+  expect(s.bytesIn).toBe(s.bytesSent + s.bytesDropped + s.bufferedBytes);
+}
 
 /** A process whose stdin is the read end of a real pipe held by the test. */
 export interface PipedProcess {
