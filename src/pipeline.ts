@@ -123,7 +123,7 @@ export class StreamPipeline {
           name: spec.name,
           buffer: spec.buffer,
           lines: this.config.lines,
-          log: this.options.log.child({ sink: spec.name }),
+          log: this.options.log,
           meta: this.meta,
         });
         sink.start();

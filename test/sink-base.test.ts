@@ -345,7 +345,7 @@ describe('Sink base', () => {
   });
 
   it('retries a failed batch with backoff, keeping the order; logs the failure rate-limited', async () => {
-    const { log, entries } = captureLog();
+    const { log, entries, lines } = captureLog();
     const sink = new ScriptedSink({ maxBytes: 1 << 20 }, log);
     sink.setBatchLimits(3, 1 << 20);
     sink.failNext = 2;
@@ -365,6 +365,8 @@ describe('Sink base', () => {
     const failures = entries().filter((l) => l.msg === 'sink send failed; will retry');
     expect(failures).toHaveLength(1);
     expect(failures[0]).toMatchObject({ sink: 'test', err: 'refused (attempt 1)', retryInMs: 100 });
+    // Named once: the sink's own child logger carries `sink`, and JSON with a repeated key is ambiguous to readers.
+    expect(lines().filter((l) => l.includes('sink send failed')).map((l) => l.split('"sink":').length - 1)).toEqual([1]);
     expectCountersAddUp(sink);
     await sink.stop(Date.now() + 1000);
   });
@@ -471,7 +473,8 @@ describe('Sink base', () => {
   });
 
   it('stop() at the deadline aborts a send that never settles, when close() settles it', async () => {
-    const sink = new ScriptedSink({ maxBytes: 1 << 20 });
+    const { log, entries } = captureLog();
+    const sink = new ScriptedSink({ maxBytes: 1 << 20 }, log);
     sink.hold();
     sink.start();
     for (let i = 0; i < 5; i++) feed(sink, META, [line(i)]);
@@ -484,7 +487,10 @@ describe('Sink base', () => {
     expect(elapsed).toBeLessThan(600);
     expect(sink.delivered).toEqual([]);
     expect(sink.buffered()).toEqual({ lines: 8, bytes: 808 });
-    expect(sink.stats.failedSends).toBe(1);
+    // The send failed because stop() closed the transport: not the peer's failure, and no retry is announced.
+    expect(sink.stats.failedSends).toBe(0);
+    expect(sink.status()).toMatchObject({ state: 'down', lastError: 'a send was still pending at the stop deadline' });
+    expect(entries().filter((e) => e.msg === 'sink send failed; will retry')).toEqual([]);
     expectCountersAddUp(sink);
   });
 

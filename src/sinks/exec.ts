@@ -52,7 +52,7 @@ class ExecSink extends Sink {
     this.meta = context.meta;
     this.replay = new ReplayWindow(options.replay_bytes);
     this.restartDelay = options.restart_backoff_ms.min;
-    this.exits = new RateLimitedLog(context.log);
+    this.exits = new RateLimitedLog(this.log);
   }
 
   /** Notes the newest metadata (agent enrichment arrives after the start): the next restart's environment uses it. */
@@ -122,7 +122,7 @@ class ExecSink extends Sink {
     this.health.state = 'down';
     this.health.lastError = `exec process ${this.lastExit}`;
     this.exits.error(
-      { sink: this.name, command: this.options.command, status: this.lastExit, restartInMs: delay },
+      { command: this.options.command, status: this.lastExit, restartInMs: delay },
       'exec process ended; restarting it',
     );
     this.restarted = new Promise((resolve) => (this.announceRestart = resolve));
@@ -142,7 +142,7 @@ class ExecSink extends Sink {
         if (this.replay.size === 0) return;
         if (this.nextStartAt >= deadline) {
           this.log.warn(
-            { sink: this.name, status: this.lastExit },
+            { status: this.lastExit },
             'exec process is down at stream end; lines it had not read are lost',
           );
           return;
@@ -156,13 +156,13 @@ class ExecSink extends Sink {
         incarnation.kill();
         await incarnation.exited;
         this.log.warn(
-          { sink: this.name, graceMs: this.options.stop_grace_ms },
+          { graceMs: this.options.stop_grace_ms },
           'exec process did not exit after EOF; killed',
         );
         return;
       }
       if (isCleanExit(status)) return;
-      this.exits.error({ sink: this.name, status: describeExit(status) }, 'exec process failed at stream end');
+      this.exits.error({ status: describeExit(status) }, 'exec process failed at stream end');
       incarnation = undefined;
     }
   }

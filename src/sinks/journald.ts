@@ -46,7 +46,7 @@ class JournaldSink extends Sink {
     );
     const onReconnect = (): void => this.countReconnect();
     const dgram = options.transport === 'native' ? loadUnixDgram() : undefined;
-    if (dgram instanceof Error) warnFieldsLost(context.log, dgram, options.stream_socket);
+    if (dgram instanceof Error) warnFieldsLost(this.log, dgram, options.stream_socket);
     this.transport =
       dgram === undefined || dgram instanceof Error
         ? new StreamTransport(options.stream_socket, onReconnect)

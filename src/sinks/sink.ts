@@ -59,10 +59,11 @@ export abstract class Sink {
 
   constructor(context: SinkContext) {
     this.name = context.name;
-    this.log = context.log;
+    // Every message of a sink names it, once: sinks log through this child, not context.log.
+    this.log = context.log.child({ sink: context.name });
     this.lineBuffer = new LineBuffer(context.buffer, context.lines, (bytes) => this.makeRoom(bytes));
     this.reusedBatchBytesCap = Math.max(1, Math.floor(context.buffer.maxBytes / 8));
-    this.errors = new RateLimitedLog(context.log);
+    this.errors = new RateLimitedLog(this.log);
   }
 
   /** Deliver a batch; reject to have it retried (after backoff): the same batch, so lines stay in order. */
@@ -192,10 +193,16 @@ export abstract class Sink {
         this.health.lastSent = Date.now();
         backoff = MIN_BACKOFF_MS;
       } catch (err) {
+        if (this.aborted) {
+          // abort() closed the transport at the stop deadline: the peer did not fail it, and nothing is retried.
+          this.health.state = 'down';
+          this.health.lastError = 'a send was still pending at the stop deadline';
+          break;
+        }
         this.failedSends++;
         this.health.state = 'down';
         this.health.lastError = (err as Error).message;
-        this.errors.error({ sink: this.name, err: this.health.lastError, retryInMs: backoff }, 'sink send failed; will retry');
+        this.errors.error({ err: this.health.lastError, retryInMs: backoff }, 'sink send failed; will retry');
         await this.sleep(backoff);
         backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
       }

@@ -183,7 +183,7 @@ class SyslogSink extends Sink {
         },
         onReconnect: () => this.countReconnect(),
         onHeld: (bytes) => this.holdElsewhere(bytes),
-        log: context.log,
+        log: this.log,
       });
       const write = (batch: LineBatch): Promise<void> => stream.write(encoder.octetCounted(batch, (n, scratch) => stream.frameSpace(n, scratch)));
       this.transport = { write, close: () => stream.close() };

@@ -3,7 +3,7 @@ import pino from 'pino';
 import type { Logger } from '../../src/diagnostics.js';
 
 /** A pino logger whose JSON lines the test can read back. */
-export function captureLog(): { log: Logger; entries: () => Record<string, unknown>[] } {
+export function captureLog(): { log: Logger; entries: () => Record<string, unknown>[]; lines: () => string[] } {
   const lines: string[] = [];
   const stream = new Writable({
     write(chunk: Buffer, _encoding, done) {
@@ -11,5 +11,5 @@ export function captureLog(): { log: Logger; entries: () => Record<string, unkno
       done();
     },
   });
-  return { log: pino({ level: 'debug' }, stream), entries: () => lines.map((line) => JSON.parse(line)) };
+  return { log: pino({ level: 'debug' }, stream), entries: () => lines.map((line) => JSON.parse(line)), lines: () => [...lines] };
 }
