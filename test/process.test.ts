@@ -1,7 +1,7 @@
 // The helper as a process: session leadership, prompt exit at EOF, latency, backpressure and memory, and the
 // installed layout (launcher plus bundle, nothing else).
 import { once } from 'node:events';
-import { chmodSync, copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -9,6 +9,7 @@ import { numberedLines } from './helpers/data.js';
 import { childPids, hasExited, procStat, procStatusKb } from './helpers/proc.js';
 import { listDir, makeSandbox, readKept, readLog } from './helpers/sandbox.js';
 import { finalStats, LAUNCHER_DIR, LOGGER_BIN, loggerArgv, pipeThrough, spawnLogger, spawnPiped } from './helpers/spawn.js';
+import { agentEnv } from './helpers/env.js';
 import { sleep, waitFor } from './helpers/wait.js';
 
 const fileHas = (file: string, bytes: number): boolean => existsSync(file) && statSync(file).size >= bytes;
@@ -186,6 +187,45 @@ describe('backpressure and memory', () => {
     expect(peakKb).toBeLessThan(100 * 1024);
     const kept = readKept(stdout);
     expect(kept.length).toBeGreaterThan(8 * 1024 * 1024);
+  });
+});
+
+describe('start-up cost', () => {
+  /** The Node built-ins a helper had loaded when it exited (recorded by a --require'd script), with `config` or none. */
+  async function builtinsLoaded(config?: string): Promise<string[]> {
+    const { dir, stdout } = makeSandbox();
+    const record = join(dir, 'modules');
+    const preload = join(dir, 'record-modules.cjs');
+    writeFileSync(
+      preload,
+      `process.on('exit', () => require('fs').writeFileSync(${JSON.stringify(record)}, process.moduleLoadList.join('\\n')));`,
+    );
+    const configFile = join(dir, 'config.yaml');
+    if (config !== undefined) writeFileSync(configFile, config);
+    const env = agentEnv({ NODE_OPTIONS: `--require=${preload}`, LOG_SPLITTER_CONFIG: configFile });
+    const { helper, exit } = await pipeThrough({ log_filename: stdout }, Buffer.from('one line\n'), { env });
+    expect(exit.code, helper.stderr()).toBe(0);
+    return readFileSync(record, 'utf8')
+      .split('\n')
+      .filter((m) => m.startsWith('NativeModule '))
+      .map((m) => m.slice('NativeModule '.length));
+  }
+
+  /** One syslog sink to a port where nothing listens: starting it is enough. */
+  const syslogConfig = (transport: 'tls' | 'udp'): string =>
+    `agent: {enrich: false}\nsinks:\n  s: {type: syslog, transport: ${transport}, host: localhost, port: 9}\n`;
+
+  it('a sandbox-only helper loads no TLS, crypto, zlib or DNS code (about 1.5 MiB of RSS, see the README)', async () => {
+    const loaded = await builtinsLoaded();
+    expect(loaded).toContain('net');
+    expect(['tls', 'crypto', 'zlib', 'dns/promises'].filter((m) => loaded.includes(m))).toEqual([]);
+  });
+
+  it('a TLS syslog sink loads node:tls when it starts; a UDP one loads DNS for its first datagram', async () => {
+    expect(await builtinsLoaded(syslogConfig('tls'))).toEqual(expect.arrayContaining(['tls', 'crypto']));
+    const udp = await builtinsLoaded(syslogConfig('udp'));
+    expect(udp).toContain('dns/promises');
+    expect(udp).not.toContain('tls');
   });
 });
 

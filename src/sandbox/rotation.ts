@@ -14,7 +14,6 @@ import {
   type Stats,
 } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
-import { createGzip } from 'node:zlib';
 import type { Logger } from '../diagnostics.js';
 import { RateLimitedLog } from '../diagnostics.js';
 import { lookupGroup, lookupUser } from '../system.js';
@@ -134,6 +133,8 @@ export class NativeRotation implements Rotation {
       return;
     }
     try {
+      // Loaded here: only a `compress` directive needs zlib, and loading it costs every helper memory at start.
+      const { createGzip } = await import('node:zlib');
       await pipeline(createReadStream(file), createGzip(), createWriteStream(`${file}.gz`, { mode: stats.mode & 0o777 }));
       unlinkSync(file);
     } catch (err) {

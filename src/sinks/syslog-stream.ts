@@ -1,5 +1,5 @@
 import type { Socket } from 'node:net';
-import { TLSSocket } from 'node:tls';
+import type { TLSSocket } from 'node:tls';
 import type { Logger } from '../diagnostics.js';
 import { RateLimitedLog } from '../diagnostics.js';
 import { FrameRing } from './frame-ring.js';
@@ -16,6 +16,8 @@ export interface StreamTransportOptions {
   open: () => Socket;
   /** Where, for messages. */
   peer: string;
+  /** `open` makes TLS connections (ready at secureConnect). */
+  tls: boolean;
   connectTimeoutMs: number;
   replay: ReplayLimits;
   /** Called for each connection made after the first. */
@@ -93,9 +95,8 @@ export class StreamTransport {
   private connect(): Promise<Socket> {
     if (this.closed) return Promise.reject(new Error('the syslog sink is closed'));
     this.ready ??= new Promise<Socket>((resolve, reject) => {
-      const { open, connectTimeoutMs, peer } = this.options;
+      const { open, connectTimeoutMs, peer, tls } = this.options;
       const socket = open();
-      const tls = socket instanceof TLSSocket;
       this.socket = socket;
       let lastError: Error | undefined;
       let connected = false;
@@ -119,7 +120,7 @@ export class StreamTransport {
         // certificate, and a refusal comes a round trip later (rsyslog sends no session ticket to confirm). Waiting
         // twice the handshake, and at least TLS13_SETTLE_MS, keeps a refused connection from taking a batch that
         // would then count as sent.
-        if (tls && socket.getProtocol() === 'TLSv1.3') {
+        if (tls && (socket as TLSSocket).getProtocol() === 'TLSv1.3') {
           setTimeout(ready, Math.max(TLS13_SETTLE_MS, 2 * (Date.now() - started)));
         } else ready();
       });

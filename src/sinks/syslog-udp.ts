@@ -1,5 +1,4 @@
-import { createSocket, type Socket } from 'node:dgram';
-import { lookup } from 'node:dns/promises';
+import type { Socket } from 'node:dgram';
 
 /**
  * Datagrams to one host and port. The socket stays unconnected, so an ICMP "port unreachable" is not reported
@@ -41,8 +40,10 @@ export class DatagramTransport {
   /** Resolves the host once per socket; a failure (or a socket error) makes the next write start over. */
   private open(): Promise<{ socket: Socket; address: string }> {
     if (this.closed) return Promise.reject(new Error('the syslog sink is closed'));
-    const target = (this.target ??= lookup(this.host).then(({ address, family }) => {
-      const socket = createSocket(family === 6 ? 'udp6' : 'udp4');
+    // node:dgram and node:dns are loaded here, by the first datagram: helpers without a UDP sink never pay for them.
+    const target = (this.target ??= Promise.all([import('node:dns/promises'), import('node:dgram')]).then(async ([dns, dgram]) => {
+      const { address, family } = await dns.lookup(this.host);
+      const socket = dgram.createSocket(family === 6 ? 'udp6' : 'udp4');
       socket.on('error', () => {
         if (this.target === target) this.target = undefined;
         socket.close();
