@@ -216,7 +216,6 @@ export class LineBuffer {
       this.outstandingOwnBytes += bytes;
     }
     this.copyOut(this.head, pos, copy);
-    if (this.recordTimes.length < count) this.recordTimes = new Float64Array(this.starts.length);
     const { ends, head, stops, partials, recordTimes } = this;
     const metas = new Array<StreamMetadata>(count);
     let entry = this.first;
@@ -297,6 +296,7 @@ export class LineBuffer {
       this.starts = copyInto(new Uint32Array(grown), this.starts);
       this.stops = copyInto(new Uint32Array(grown), this.stops);
       this.partials = copyInto(new Uint8Array(grown), this.partials);
+      this.recordTimes = new Float64Array(grown);
     }
     this.starts[this.records] = start - this.head;
     this.stops[this.records] = stop - this.head;
