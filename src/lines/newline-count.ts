@@ -9,8 +9,10 @@ type Count = (bytes: Uint8Array, from: number, to: number) => number;
 
 /** Newlines in bytes[from, to) with native indexOf once per newline: the fallback when the addon is not built. */
 export const countNewlinesJs: Count = (bytes, from, to) => {
+  // Ending the view at `to` keeps the last indexOf from scanning on to the next newline past it.
+  const view = to < bytes.length ? bytes.subarray(0, Math.max(to, 0)) : bytes;
   let n = 0;
-  for (let at = bytes.indexOf(LF, from); at >= 0 && at < to; at = bytes.indexOf(LF, at + 1)) n++;
+  for (let at = view.indexOf(LF, from); at >= 0; at = view.indexOf(LF, at + 1)) n++;
   return n;
 };
 
