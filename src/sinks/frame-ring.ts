@@ -84,5 +84,8 @@ export class FrameRing {
   }
 }
 
-/** The largest scratch buffer kept for the next batch when nothing is kept for replay (a batch of 1024 usual lines encodes to ~400 KB, plus its ~110 KB staged). */
+/**
+ * The largest scratch buffer kept for the next batch when nothing is kept for replay (a batch of 1024 usual lines
+ * encodes to ~400 KB, plus its ~110 KB staged).
+ */
 const MAX_SCRATCH_BYTES = 1 << 20;

@@ -97,8 +97,8 @@ interface MetaParts {
 export type OutputSpace = (size: number, scratch: number) => Buffer;
 
 /**
- * Encodes records as RFC 5424 messages into one Buffer per batch, from the caller's OutputSpace: octet-counted frames (RFC 6587) for stream
- * transports, or bare messages for datagrams. Everything but the timestamp and MSG is cached per metadata object,
+ * Encodes records as RFC 5424 messages into one Buffer per batch, from the caller's OutputSpace: octet-counted
+ * frames (RFC 6587) for stream transports, or bare messages for datagrams. Everything but the timestamp and MSG is cached per metadata object,
  * and the whole header for the last millisecond seen (the lines of one read share it), so a line costs two copies.
  */
 export class SyslogEncoder {
@@ -225,7 +225,7 @@ export class SyslogEncoder {
   }
 }
 
-/** The longest prefix of the valid UTF-8 bytes[start, start + size) no longer than `max` that does not split a character. */
+/** The longest prefix of the valid UTF-8 bytes[start, start + size), at most `max` long, that splits no character. */
 function utf8Prefix(bytes: Uint8Array, start: number, size: number, max: number): number {
   if (max <= 0) return 0;
   if (max >= size) return size;
