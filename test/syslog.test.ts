@@ -1,4 +1,7 @@
 // The syslog sink driven directly against a real rsyslogd (TCP, TLS, UDP), plus its config validation.
+import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { startStalledPeer, type StalledPeer } from './helpers/stalled-peer.js';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -251,6 +254,24 @@ describe('TLS verification', () => {
     expect(rsyslog().messages('tls').length).toBe(before);
   });
 
+  it('a key file unreadable for a while (being renewed) fails only those attempts; lines arrive once it is back', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'syslog-key-'));
+    const key = join(dir, 'client.key');
+    copyFileSync(rsyslog().certs.clientKey, key);
+    const before = rsyslog().messages('tls').length;
+    const { sink } = makeSink({ transport: 'tls', port: rsyslog().ports.tls, tls: { ...TLS_CONFIG().tls, key_file: key } });
+    rmSync(key);
+    feed(sink, META, ['while renewing'], { time: TIME });
+    await waitFor(() => sink.stats.failedSends >= 2, { what: 'two failed sends' });
+    expect(sink.status()).toMatchObject({ state: 'down', lastError: expect.stringMatching(/ENOENT.*client\.key/) });
+    copyFileSync(rsyslog().certs.clientKey, key);
+    const got = await rsyslog().waitForMessages('tls', before + 1);
+    expect(got.slice(before)).toEqual([`<14>1 ${STAMP} agent-7.example web.1 - stdout ${SD('stdout')} while renewing`]);
+    await sink.stop(Date.now() + 1000);
+    expect(sink.stats).toMatchObject({ linesSent: 1, reconnects: 0 });
+    rmSync(dir, { recursive: true });
+  });
+
   it('reject_unauthorized: false is the explicit opt-out', async () => {
     const { raw } = await roundTrip(
       'tls',
@@ -450,6 +471,7 @@ describe('config', () => {
     [{ transport: 'udp', replay_max_bytes: '1MB' }, 'sinks.out.replay_max_bytes: "1MB" applies only to transport tcp or tls'],
     [{ tls: { ca_file: '/ca.pem' } }, 'sinks.out.tls: {"ca_file":"/ca.pem"} applies only to transport tls'],
     [{ transport: 'tls', tls: { cert_file: '/c.pem' } }, 'sinks.out.tls.cert_file: "/c.pem" needs both cert_file and key_file'],
+    [{ transport: 'tls', tls: { ca_file: '/nonexistent/ca.pem' } }, 'sinks.out.tls.ca_file: "/nonexistent/ca.pem" cannot be read (ENOENT)'],
     [{ transport: 'tls', tls: { ca: '/ca.pem' } }, 'sinks.out.tls.ca: "/ca.pem" is not a known key'],
     [{ transport: 'tls', tls: { reject_unauthorized: 'no' } }, 'sinks.out.tls.reject_unauthorized: "no" must be true or false'],
     [{ colour: 'blue' }, 'sinks.out.colour: "blue" is not a known key'],

@@ -94,10 +94,13 @@ export class StreamTransport {
 
   private connect(): Promise<Socket> {
     if (this.closed) return Promise.reject(new Error('the syslog sink is closed'));
-    this.ready ??= new Promise<Socket>((resolve, reject) => {
-      const { open, connectTimeoutMs, peer, tls } = this.options;
-      const socket = open();
-      this.socket = socket;
+    if (this.ready !== undefined) return this.ready;
+    const { open, connectTimeoutMs, peer, tls } = this.options;
+    // Outside the promise: if open() throws (a TLS key file unreadable just now), nothing is kept as `ready`, so
+    // the next write tries again instead of failing for good.
+    const socket = open();
+    this.socket = socket;
+    this.ready = new Promise<Socket>((resolve, reject) => {
       let lastError: Error | undefined;
       let connected = false;
       const timer = setTimeout(

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { accessSync, constants, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { connect as netConnect, type Socket } from 'node:net';
 import { ConfigError, type ConfigReader } from '../config/reader.js';
@@ -124,6 +124,16 @@ function parseTls(reader: ConfigReader): SyslogTlsOptions {
   if ((tls.cert_file === undefined) !== (tls.key_file === undefined)) {
     const given = tls.cert_file === undefined ? 'key_file' : 'cert_file';
     throw new ConfigError(reader.key(given), tls[given], 'needs both cert_file and key_file for a client certificate');
+  }
+  // A typo is caught here; a file that goes missing later (being renewed) fails only that connection attempt.
+  for (const name of ['ca_file', 'cert_file', 'key_file'] as const) {
+    const file = tls[name];
+    if (file === undefined) continue;
+    try {
+      accessSync(file, constants.R_OK);
+    } catch (err) {
+      throw new ConfigError(reader.key(name), file, `cannot be read (${(err as NodeJS.ErrnoException).code})`);
+    }
   }
   // The caller checks the sink's own keys; this nested map is ours to check.
   reader.done();
