@@ -4,7 +4,7 @@ import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { agentState, executorDirectory, startFakeAgent, type ExecutorSpec } from './helpers/agent.js';
-import { JOURNALD_BIN, TestJournald, type JournalEntry } from './helpers/journald.js';
+import { TestJournald, type JournalEntry } from './helpers/journald.js';
 import { makeSandbox } from './helpers/sandbox.js';
 import { expectSummaryAddsUp, loggerArgv, LOGGER_BIN, ROOT, spawnLogger, spawnPiped, type Diagnostic, type PipedProcess } from './helpers/spawn.js';
 import { isRoot } from './helpers/tmpfs.js';
@@ -58,7 +58,7 @@ const messages = (entries: JournalEntry[]): unknown[] => entries.map((entry) => 
 const failedSend = (helper: PipedProcess): Diagnostic | undefined =>
   helper.diagnostics().find((d) => d.msg === 'sink send failed; will retry');
 
-describe.skipIf(!isRoot() || JOURNALD_BIN === undefined)('journald sink in the helper', () => {
+describe.skipIf(!isRoot())('journald sink in the helper', () => {
   it('tees stdout and stderr to journald with their fields while the sandbox stays byte-exact', async () => {
     const journald = journaldInstance();
     await journald.start();

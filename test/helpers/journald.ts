@@ -6,7 +6,7 @@ import { waitFor } from './wait.js';
 
 const execFileAsync = promisify(execFile);
 
-export const JOURNALD_BIN = ['/lib/systemd/systemd-journald', '/usr/lib/systemd/systemd-journald'].find((path) =>
+const JOURNALD_BIN = ['/lib/systemd/systemd-journald', '/usr/lib/systemd/systemd-journald'].find((path) =>
   existsSync(path),
 );
 
