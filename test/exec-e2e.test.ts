@@ -149,6 +149,8 @@ describe('exec sink end to end', () => {
     expect(mesosVariables(second)).toEqual({
       ...pathOnly,
       MESOS_LOG_TASK_ID: 'web.1',
+      MESOS_LOG_TASK_NAME: 'web',
+      MESOS_LOG_FRAMEWORK_NAME: 'marathon',
       MESOS_LOG_EXECUTORINFO_JSON: enrichedJson,
       MESOS_EXECUTORINFO_JSON: enrichedJson,
     });

@@ -109,7 +109,7 @@ describe.skipIf(!isRoot())('journald sink in the helper', () => {
     }
   });
 
-  it('with agent enrichment: task id as identifier and TASK_ID, executor and task labels as fields', async () => {
+  it('with agent enrichment: task id as identifier and TASK_ID, TASK_NAME, FRAMEWORK_NAME, executor and task labels as fields', async () => {
     const journald = journaldInstance();
     await journald.start();
     const executor: ExecutorSpec = {
@@ -146,6 +146,8 @@ describe.skipIf(!isRoot())('journald sink in the helper', () => {
         expect(entry).toMatchObject({
           SYSLOG_IDENTIFIER: taskId,
           TASK_ID: taskId,
+          TASK_NAME: 'web',
+          FRAMEWORK_NAME: 'marathon',
           EXECUTOR_ID: executor.id,
           CONTAINER_ID: 'C1',
           TEAM: 'payments',

@@ -157,6 +157,17 @@ describe('RFC 5424 bytes as rsyslogd receives them', () => {
     expect(parsed.map((p) => p.pri)).toEqual(['158', '155']);
   });
 
+  it('the task and framework names from agent enrichment are SD params on request', async () => {
+    const named: StreamMetadata = { ...META, task_name: 'web "blue"', framework_name: 'marathon' };
+    const { raw } = await roundTrip('tcp', { sd_params: ['task_id', 'task_name', 'framework_name'] }, [{ lines: ['named'], meta: named }]);
+    expect(raw).toEqual([
+      `<14>1 ${STAMP} agent-7.example web.1 - stdout [mesos@32473 task_id="web.1" task_name="web \\"blue\\"" framework_name="marathon"] named`,
+    ]);
+    // Not by default: the element carries the ids.
+    const { raw: plain } = await roundTrip('tcp', {}, [{ lines: ['ids only'], meta: named }]);
+    expect(plain).toEqual([`<14>1 ${STAMP} agent-7.example web.1 - stdout ${SD('stdout')} ids only`]);
+  });
+
   it('app-name falls back to the executor id, then mesos-task; header fields keep RFC limits', async () => {
     const longTask = `${'t'.repeat(40)}.0123456789abcdef`;
     const noTask: StreamMetadata = { ...META, task_id: undefined, hostname: 'bad host\u00e9' };
@@ -465,7 +476,7 @@ describe('config', () => {
     [{ hostname: 'bad host' }, 'sinks.out.hostname'],
     [{ sd_id: 'mesos' }, 'sinks.out.sd_id: "mesos" must be name@enterprise-number'],
     [{ sd_id: 'me=sos@1' }, 'sinks.out.sd_id'],
-    [{ sd_params: ['task_name'] }, 'has task_name; choose from'],
+    [{ sd_params: ['task_labels'] }, 'has task_labels; choose from'],
     [{ transport: 'udp', max_message_bytes: '64KB' }, 'sinks.out.max_message_bytes: "64KB" must be from 480 to 65507 bytes'],
     [{ max_message_bytes: 100 }, 'must be 0 (no limit) or at least 480 bytes'],
     [{ transport: 'udp', replay_max_bytes: '1MB' }, 'sinks.out.replay_max_bytes: "1MB" applies only to transport tcp or tls'],

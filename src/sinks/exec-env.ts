@@ -50,6 +50,8 @@ export function execEnvironment(
     MESOS_LOG_EXECUTOR_ID: meta.executor_id,
     MESOS_LOG_CONTAINER_ID: meta.container_id,
     MESOS_LOG_TASK_ID: meta.task_id,
+    MESOS_LOG_TASK_NAME: meta.task_name,
+    MESOS_LOG_FRAMEWORK_NAME: meta.framework_name,
   };
   // Unknown means unset, never set empty.
   for (const [name, value] of Object.entries(own)) if (value !== undefined && value !== '') env[name] = value;

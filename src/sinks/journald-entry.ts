@@ -15,6 +15,8 @@ const OWN_FIELDS = new Set([
   'EXECUTOR_ID',
   'CONTAINER_ID',
   'TASK_ID',
+  'TASK_NAME',
+  'FRAMEWORK_NAME',
   'STREAM',
   PARTIAL_FIELD,
 ]);
@@ -120,6 +122,8 @@ export class EntryEncoder {
       ['EXECUTOR_ID', meta.executor_id],
       ['CONTAINER_ID', meta.container_id],
       ['TASK_ID', meta.task_id],
+      ['TASK_NAME', meta.task_name],
+      ['FRAMEWORK_NAME', meta.framework_name],
     ];
     const parts = own.filter(([, value]) => value !== undefined).map(([name, value]) => encodeField(name, value!));
     // Labels must leave room for the message: they get at most half of an entry.

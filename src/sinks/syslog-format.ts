@@ -44,7 +44,9 @@ export const MIN_MESSAGE_BYTES = 480;
 const BOM = '\ufeff';
 
 /** What the structured-data element can carry, in this order. `partial="true"` is added to cut lines regardless. */
-export const SD_PARAMS = ['agent_id', 'framework_id', 'executor_id', 'container_id', 'task_id', 'stream'] as const;
+/** What the element may carry, in this order. The names (from agent enrichment) are not in it unless asked for. */
+export const SD_PARAMS = ['agent_id', 'framework_id', 'executor_id', 'container_id', 'task_id', 'stream', 'task_name', 'framework_name'] as const;
+export const DEFAULT_SD_PARAMS = SD_PARAMS.slice(0, 6);
 export type SdParam = (typeof SD_PARAMS)[number];
 
 export interface SyslogFormat {

@@ -11,6 +11,7 @@ import {
   MAX_APP_NAME,
   MAX_HOSTNAME,
   MIN_MESSAGE_BYTES,
+  DEFAULT_SD_PARAMS,
   SD_PARAMS,
   SyslogEncoder,
   isPrintableAscii,
@@ -80,7 +81,7 @@ function parseMessageOptions(reader: ConfigReader, transport: Transport): Syslog
     const why = 'must be name@enterprise-number, at most 32 printable characters, without =, ], " or spaces';
     throw new ConfigError(reader.key('sd_id'), sdId, why);
   }
-  const sdParams = reader.stringList('sd_params') ?? [...SD_PARAMS];
+  const sdParams = reader.stringList('sd_params') ?? [...DEFAULT_SD_PARAMS];
   const unknownParam = sdParams.find((name) => !(SD_PARAMS as readonly string[]).includes(name));
   if (unknownParam !== undefined) {
     throw new ConfigError(reader.key('sd_params'), sdParams, `has ${unknownParam}; choose from ${SD_PARAMS.join(', ')}`);
