@@ -67,7 +67,7 @@ function summaryOf(helper: PipedProcess): Diagnostic {
   expect(summary, helper.stderr()).toBeDefined();
   const s = summary!;
   expect(s.type).toBe('exec');
-  expectSummaryAddsUp(s);
+  expectSummaryAddsUp(s, helper.written());
   return s;
 }
 

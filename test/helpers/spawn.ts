@@ -23,10 +23,25 @@ export interface Exit {
 /** One JSON line of the helper's own diagnostics (pino on stderr). */
 export type Diagnostic = Record<string, unknown> & { level: number; msg: string };
 
-/** A `sink summary` diagnostic's counters add up: in = sent + dropped + still buffered, for lines and bytes. */
-export function expectSummaryAddsUp(summary: Record<string, unknown> | undefined): void {
+const LF = 0x0a;
+
+export interface Written {
+  lines: number;
+  bytes: number;
+}
+
+/**
+ * A `sink summary` diagnostic's counters add up: in = sent + dropped + still buffered, for lines and bytes; with
+ * `written`, what went in is what the test wrote.
+ */
+export function expectSummaryAddsUp(summary: Record<string, unknown> | undefined, written?: Written): void {
   expect(summary).toBeDefined();
   const s = summary as Record<string, number>;
+  // linesIn is the sum of the others (lines are counted by their newlines when sent or dropped): only a count from
+  // outside shows a line the sink lost.
+  if (written !== undefined) {
+    expect({ linesIn: s.linesIn, bytesIn: s.bytesIn }).toEqual({ linesIn: written.lines, bytesIn: written.bytes });
+  }
   expect(s.linesIn).toBe(s.linesSent + s.linesDropped + s.bufferedLines);
   expect(s.bytesIn).toBe(s.bytesSent + s.bytesDropped + s.bufferedBytes);
 }
@@ -42,6 +57,8 @@ export interface PipedProcess {
   end(): Promise<void>;
   /** Hands the write end to a new process (a task writing its stdout) and closes the test's copy. */
   spawnWriter(command: string, args: string[], options?: SpawnOptions): ChildProcess;
+  /** What `write` gave the pipe so far, in lines (an unterminated last one counts once the end is closed). */
+  written(): Written;
   stdout(): string;
   stderr(): string;
   diagnostics(): Diagnostic[];
@@ -91,6 +108,7 @@ export async function spawnPiped(command: string, args: string[], options: Spawn
   child.stdout?.on('data', (chunk: Buffer) => out.push(chunk));
   child.stderr!.on('data', (chunk: Buffer) => err.push(chunk));
 
+  const sent = { bytes: 0, newlines: 0, last: LF, ended: false };
   let fd: number | undefined = writeFd;
   let socket: Socket | undefined;
   let endedAt: number | undefined;
@@ -130,13 +148,19 @@ export async function spawnPiped(command: string, args: string[], options: Spawn
         socket.on('error', () => undefined);
       }
       const s = socket;
+      const bytes = typeof data === 'string' ? Buffer.from(data) : data;
+      sent.bytes += bytes.length;
+      for (let at = bytes.indexOf(LF); at >= 0; at = bytes.indexOf(LF, at + 1)) sent.newlines++;
+      if (bytes.length > 0) sent.last = bytes[bytes.length - 1];
       return new Promise((resolve, reject) => {
         s.write(data, (error) => (error ? reject(error) : resolve()));
       });
     },
     async end() {
       if (fd !== undefined) closeOurEnd();
+      sent.ended = true;
     },
+    written: () => ({ lines: sent.newlines + (sent.ended && sent.last !== LF ? 1 : 0), bytes: sent.bytes }),
     spawnWriter(writerCommand, writerArgs, writerOptions = {}) {
       if (fd === undefined || socket !== undefined) throw new Error('the write end is already in use');
       const writer = spawn(writerCommand, writerArgs, { ...writerOptions, stdio: ['ignore', fd, 'inherit'] });
