@@ -1,6 +1,7 @@
 // End to end: the built helper, started as the agent starts it, tees a real pipe into the sandbox and a real rsyslogd.
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { startStalledPeer, type StalledPeer } from './helpers/stalled-peer.js';
+import { createServer, type AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -43,6 +44,18 @@ const bodies = (transport: SyslogTransport, prefix: string): string[] =>
     .messages(transport)
     .map((m) => m.slice(m.indexOf('] ') + 2))
     .filter((body) => body.startsWith(prefix));
+
+/** One syslog sink of `transport` to the test's rsyslogd, named after the transport. */
+const sinkTo = (transport: SyslogTransport): Record<string, Record<string, unknown>> => ({
+  [transport]: {
+    type: 'syslog',
+    transport,
+    port: rsyslog().ports[transport],
+    ...(transport === 'tls' && {
+      tls: { ca_file: rsyslog().certs.ca, cert_file: rsyslog().certs.clientCert, key_file: rsyslog().certs.clientKey },
+    }),
+  },
+});
 
 const SD = (stream: string, partial = ''): string =>
   `[mesos@32473 agent_id="S1" framework_id="F1" executor_id="E1" container_id="C1" stream="${stream}"${partial}]`;
@@ -104,21 +117,21 @@ describe('syslog sink in the helper', () => {
     }
   });
 
-  it('rsyslogd down at start, then started: lines wait and arrive; exit 0', async () => {
+  it.each(['tcp', 'tls'] as const)('%s: rsyslogd down at start, then started: lines wait and arrive; exit 0', async (transport) => {
     await rsyslog().stop();
-    const { logFilename, configFile } = setup('stdout', { tcp: { type: 'syslog', port: rsyslog().ports.tcp } });
-    const input = numberedLines(500, 64, 'late');
+    const { logFilename, configFile } = setup('stdout', sinkTo(transport));
+    const input = numberedLines(500, 64, `late-${transport}`);
     const helper = await start(logFilename, configFile);
     await helper.write(input);
     await sleep(400);
     await rsyslog().start();
-    await waitFor(() => bodies('tcp', 'late ').length >= 500, { timeoutMs: 10_000, what: '500 lines' });
+    await waitFor(() => bodies(transport, `late-${transport} `).length >= 500, { timeoutMs: 10_000, what: '500 lines' });
     await helper.end();
     const exit = await helper.exited;
     expect(exit.code).toBe(0);
     expect(readFileSync(logFilename).equals(input)).toBe(true);
-    expect(new Set(bodies('tcp', 'late ')).size).toBe(500);
-    const summary = summaries(helper).get('tcp');
+    expect(new Set(bodies(transport, `late-${transport} `)).size).toBe(500);
+    const summary = summaries(helper).get(transport);
     expect(summary).toMatchObject({ linesIn: 500, linesSent: 500, linesDropped: 0 });
     expect(summary!.failedSends).toBeGreaterThan(0);
     expectSummaryAddsUp(summary, helper.written());
@@ -145,10 +158,11 @@ describe('syslog sink in the helper', () => {
     }
   });
 
-  it('rsyslogd hung and killed mid-stream, then restarted: every line at least once, sandbox exact', async () => {
-    const { logFilename, configFile } = setup('stdout', { tcp: { type: 'syslog', port: rsyslog().ports.tcp } });
+  it.each(['tcp', 'tls'] as const)('%s: rsyslogd hung and killed mid-stream, then restarted: every line at least once, sandbox exact', async (transport) => {
+    const { logFilename, configFile } = setup('stdout', sinkTo(transport));
     const total = 4000;
-    const input = numberedLines(total, 80, 'mid');
+    const label = `mid-${transport}`;
+    const input = numberedLines(total, 80, label);
     const helper = await start(logFilename, configFile);
     const writeLines = async (from: number, to: number): Promise<void> => {
       for (let i = from; i < to; i += 100) {
@@ -157,6 +171,8 @@ describe('syslog sink in the helper', () => {
       }
     };
     await writeLines(0, 1500);
+    // Connected first (a TLS handshake takes a while): the fault must cut a connection, not an attempt.
+    await waitFor(() => bodies(transport, `${label} `).length > 0, { what: 'the first lines' });
     rsyslog().hang();
     await writeLines(1500, 2000);
     await sleep(100);
@@ -164,17 +180,84 @@ describe('syslog sink in the helper', () => {
     await writeLines(2000, 2500);
     await rsyslog().start();
     await writeLines(2500, total);
-    await waitFor(() => new Set(bodies('tcp', 'mid ')).size >= total, { timeoutMs: 15_000, what: 'every line' });
+    await waitFor(() => new Set(bodies(transport, `${label} `)).size >= total, { timeoutMs: 15_000, what: 'every line' });
     await helper.end();
     const exit = await helper.exited;
     expect(exit.code).toBe(0);
     expect(readFileSync(logFilename).equals(input)).toBe(true);
-    const received = new Set(bodies('tcp', 'mid ').map((body) => body.split(' ')[1]));
+    const received = new Set(bodies(transport, `${label} `).map((body) => body.split(' ')[1]));
     expect(Array.from({ length: total }, (_, i) => String(i)).filter((i) => !received.has(i))).toEqual([]);
-    const summary = summaries(helper).get('tcp');
+    const summary = summaries(helper).get(transport);
     expect(summary).toMatchObject({ linesIn: total, linesSent: total, linesDropped: 0, bufferedLines: 0 });
     expect(summary!.reconnects).toBeGreaterThanOrEqual(1);
     expectSummaryAddsUp(summary, helper.written());
+  });
+
+  it('udp: rsyslogd down at start, then killed and restarted mid-stream: no crash, exit 0, sandbox exact', async () => {
+    // UDP cannot know what arrived: datagrams sent while rsyslogd is down are lost, and count as sent.
+    await rsyslog().stop();
+    const { logFilename, configFile } = setup('stdout', sinkTo('udp'));
+    const input = numberedLines(4000, 64, 'udp-fault');
+    const helper = await start(logFilename, configFile);
+    const part = (i: number): Buffer => input.subarray(i * 64_000, (i + 1) * 64_000);
+    await helper.write(part(0));
+    await sleep(200);
+    await rsyslog().start();
+    await helper.write(part(1));
+    await waitFor(() => bodies('udp', 'udp-fault 1').length > 0, { what: 'datagrams once rsyslogd is up' });
+    await rsyslog().stop('SIGKILL');
+    await helper.write(part(2));
+    await sleep(200);
+    await rsyslog().start();
+    for (let i = 3000; i < 4000; i += 100) {
+      await helper.write(input.subarray(i * 64, (i + 100) * 64));
+      await sleep(20);
+    }
+    await helper.end();
+    const exit = await helper.exited;
+    expect(exit.code, helper.stderr()).toBe(0);
+    expect(readFileSync(logFilename).equals(input)).toBe(true);
+    // The last lines were sent after the restart: they arrive.
+    await waitFor(() => bodies('udp', 'udp-fault 3999 ').length === 1, { what: 'the last line' });
+    const summary = summaries(helper).get('udp');
+    expect(summary).toMatchObject({ linesIn: 4000, linesSent: 4000, linesDropped: 0, bufferedLines: 0 });
+    expectSummaryAddsUp(summary, helper.written());
+  });
+
+  it.each(['tcp', 'tls'] as const)('%s: a peer that answers with garbage and resets the connection: no crash, exit 0, sandbox exact', async (transport) => {
+    const server = createServer((socket) => {
+      socket.on('error', () => undefined);
+      socket.write(Buffer.from('\x16\x03\x01garbage\r\n\x00\xff not syslog, not TLS\n', 'latin1'));
+      setTimeout(() => socket.resetAndDestroy(), 20);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (server.address() as AddressInfo).port;
+      const sink = { ...sinkTo(transport)[transport], port };
+      const { logFilename, configFile } = setup('stdout', { [transport]: sink });
+      const input = numberedLines(2000, 64, 'garbage');
+      const helper = await start(logFilename, configFile);
+      for (let i = 0; i < 4; i++) {
+        await helper.write(input.subarray(i * 32_000, (i + 1) * 32_000));
+        await sleep(100);
+      }
+      await helper.end();
+      const exit = await helper.exited;
+      expect(exit.code, helper.stderr()).toBe(0);
+      expect(readFileSync(logFilename).equals(input)).toBe(true);
+      const summary = summaries(helper).get(transport)!;
+      // TCP: the kernel took each batch before the reset, so it counts as sent, and the reset as a lost connection.
+      // TLS: no handshake ever completes, so every send fails.
+      if (transport === 'tcp') {
+        expect(summary.reconnects).toBeGreaterThan(0);
+      } else {
+        expect(summary).toMatchObject({ linesSent: 0, reconnects: 0, state: 'down' });
+        expect(summary.failedSends).toBeGreaterThan(0);
+      }
+      expectSummaryAddsUp(summary, helper.written());
+    } finally {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
   });
 
   describe('a TCP peer that accepts and never reads', () => {
