@@ -1,15 +1,16 @@
 // End to end through bin/mesos-logrotate-logger, as the agent starts it (real pipe, agent argv and env): an invalid
 // config, SIGHUP reloads mid-stream, and agent enrichment, with the exec sink (`cat >> file`) as the real receiver.
-import { mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { agentState, startFakeAgent, startSilentServer, refusedUrl, type FakeAgent } from './helpers/agent.js';
 import { chunks, numberedLines } from './helpers/data.js';
 import { agentEnv } from './helpers/env.js';
-import { readEnvFile, readIfExists } from './helpers/exec.js';
+import { readEnvFile } from './helpers/exec.js';
 import { procStat } from './helpers/proc.js';
+import { replaceConfig, streamWithSighups, writeThrough } from './helpers/reload.js';
 import { makeSandbox } from './helpers/sandbox.js';
-import { spawnLogger, type Diagnostic, type PipedProcess } from './helpers/spawn.js';
+import { expectSummaryAddsUp, spawnLogger, type Diagnostic, type PipedProcess } from './helpers/spawn.js';
 import { sleep, waitFor } from './helpers/wait.js';
 
 const AGENT_ID = 'b3c1e6f2-5a8d-4e1f-9c3a-0d2e7f6a1b2c-S3';
@@ -59,15 +60,6 @@ function execSink(name: string, out: string, options: { prefix?: string; extra?:
 
 const withSinks = (...sinks: string[]): string => `sinks:\n${sinks.join('')}`;
 
-/**
- * Replaces the config as an operator should: write a new file, rename it over the old. (Written in place, a SIGHUP
- * can catch the file empty, which is a valid sandbox-only config.)
- */
-function replaceConfig(path: string, text: string): void {
-  writeFileSync(`${path}.new`, text);
-  renameSync(`${path}.new`, path);
-}
-
 /** The files an exec sink wrote, oldest process first (by pid is not by age, so by the order of first line). */
 function outputs(out: string, prefix: string): Buffer[] {
   return readdirSync(out)
@@ -84,13 +76,6 @@ const waitForDiagnostic = (helper: PipedProcess, msg: string, count = 1): Promis
     { timeoutMs: 10_000, what: `${count} × "${msg}"` },
   );
 
-/** Writes and waits until the sandbox holds everything written so far: the helper has read it. */
-async function writeThrough(run: Run, data: Buffer, total: { bytes: number }): Promise<void> {
-  await run.helper.write(data);
-  total.bytes += data.length;
-  await waitFor(() => readIfExists(run.log).length === total.bytes, { timeoutMs: 10_000, what: 'the sandbox to catch up' });
-}
-
 async function finish(run: Run, input: Buffer): Promise<Diagnostic[]> {
   await run.helper.end();
   const exit = await run.helper.exited;
@@ -101,10 +86,7 @@ async function finish(run: Run, input: Buffer): Promise<Diagnostic[]> {
   expect(sandbox.length).toBe(input.length);
   expect(sandbox.equals(input), 'the sandbox file is byte-exact').toBe(true);
   const summaries = run.helper.diagnostics().filter((d) => d.msg === 'sink summary');
-  for (const s of summaries) {
-    expect(s.linesIn, `sink ${String(s.sink)}`).toBe((s.linesSent as number) + (s.linesDropped as number) + (s.bufferedLines as number));
-    expect(s.bytesIn, `sink ${String(s.sink)}`).toBe((s.bytesSent as number) + (s.bytesDropped as number) + (s.bufferedBytes as number));
-  }
+  for (const s of summaries) expectSummaryAddsUp(s);
   return summaries;
 }
 
@@ -138,7 +120,7 @@ describe('the helper process', () => {
   it('child.pid is the node process itself, leading its own session (the launcher execs setsid, which execs node)', async () => {
     const run = await start(undefined);
     const input = numberedLines(10, 50);
-    await writeThrough(run, input, { bytes: 0 });
+    await writeThrough(run.helper, run.log, input);
     const cmdline = readFileSync(`/proc/${run.helper.pid}/cmdline`, 'utf8').split('\0');
     expect(cmdline[0]).toMatch(/node$/);
     expect(cmdline.some((arg) => arg.endsWith('mesos-log-splitter.mjs'))).toBe(true);
@@ -193,13 +175,12 @@ describe('SIGHUP mid-stream', () => {
     const run = await start(() => '');
     const before = numberedLines(2000, 80, 'before');
     const after = numberedLines(2000, 80, 'after');
-    const total = { bytes: 0 };
-    await writeThrough(run, before, total);
+    await writeThrough(run.helper, run.log, before);
     writeFileSync(run.configPath, withSinks(execSink('fwd', run.out)));
     process.kill(run.helper.pid, 'SIGHUP');
     const [reloaded] = await waitForDiagnostic(run.helper, 'config reloaded');
     expect(reloaded.sinks).toEqual(['fwd']);
-    await writeThrough(run, after, total);
+    await writeThrough(run.helper, run.log, after);
     const summaries = await finish(run, Buffer.concat([before, after]));
     const files = outputs(run.out, 'fwd');
     expect(files).toHaveLength(1);
@@ -211,14 +192,13 @@ describe('SIGHUP mid-stream', () => {
     const run = await start((out) => withSinks(execSink('fwd', out)));
     const before = numberedLines(3000, 80, 'one');
     const after = numberedLines(3000, 80, 'two');
-    const total = { bytes: 0 };
-    await writeThrough(run, before, total);
+    await writeThrough(run.helper, run.log, before);
     writeFileSync(run.configPath, 'sinks:\n  fwd: {type: exec, command: cat, buffer: {when_full: block}}\n');
     process.kill(run.helper.pid, 'SIGHUP');
     const [failed] = await waitForDiagnostic(run.helper, 'config reload failed; keeping the running config');
     expect(failed.level).toBe(50);
     expect(String(failed.err)).toContain('sinks.fwd.buffer.when_full: "block" must be one of drop_oldest, drop_newest');
-    await writeThrough(run, after, total);
+    await writeThrough(run.helper, run.log, after);
     const summaries = await finish(run, Buffer.concat([before, after]));
     const files = outputs(run.out, 'fwd');
     expect(files).toHaveLength(1);
@@ -231,13 +211,12 @@ describe('SIGHUP mid-stream', () => {
     const out = run.out;
     const before = numberedLines(3000, 80, 'kept');
     const after = numberedLines(3000, 80, 'gone');
-    const total = { bytes: 0 };
-    await writeThrough(run, before, total);
+    await writeThrough(run.helper, run.log, before);
     writeFileSync(run.configPath, '# sandbox only\n');
     process.kill(run.helper.pid, 'SIGHUP');
     const [reloaded] = await waitForDiagnostic(run.helper, 'config reloaded');
     expect(reloaded.sinks).toEqual([]);
-    await writeThrough(run, after, total);
+    await writeThrough(run.helper, run.log, after);
     const summaries = await finish(run, Buffer.concat([before, after]));
     const files = outputs(out, 'fwd');
     expect(files).toHaveLength(1);
@@ -249,17 +228,16 @@ describe('SIGHUP mid-stream', () => {
     const config = (out: string): string => `lines: {partial_flush_ms: 60000}\n${withSinks(execSink('fwd', out))}`;
     const run = await start(config);
     const parts = ['line A\npartial-start', '-middle\nline B\nanother-partial', '-end\nline C\n'].map((p) => Buffer.from(p));
-    const total = { bytes: 0 };
     const reload = async (text: string, count: number): Promise<void> => {
       replaceConfig(run.configPath, text);
       process.kill(run.helper.pid, 'SIGHUP');
       await waitForDiagnostic(run.helper, 'config reloaded', count);
     };
-    await writeThrough(run, parts[0], total);
+    await writeThrough(run.helper, run.log, parts[0]);
     await reload('# sandbox only\n', 1);
-    await writeThrough(run, parts[1], total);
+    await writeThrough(run.helper, run.log, parts[1]);
     await reload(config(run.out), 2);
-    await writeThrough(run, parts[2], total);
+    await writeThrough(run.helper, run.log, parts[2]);
     await finish(run, Buffer.concat(parts));
     const files = outputs(run.out, 'fwd');
     expect(files).toHaveLength(2);
@@ -273,7 +251,7 @@ describe('SIGHUP mid-stream', () => {
     const out = run.out;
     const config = withSinks(execSink('fwd', out));
     const input = numberedLines(100_000, 100, 'stream');
-    const reloads = await streamWithSighups(run, input, () => replaceConfig(run.configPath, config));
+    const reloads = await streamWithSighups(run.helper, run.log, input, () => replaceConfig(run.configPath, config));
     expect(reloads).toBeGreaterThan(20);
     const summaries = await finish(run, input);
     expect(run.helper.diagnostics().filter((d) => d.msg === 'config reloaded').length).toBe(reloads);
@@ -295,7 +273,7 @@ describe('SIGHUP mid-stream', () => {
     const configs = configsFor(out);
     const input = numberedLines(100_000, 100, 'stream');
     let n = 0;
-    const reloads = await streamWithSighups(run, input, () => replaceConfig(run.configPath, configs[++n % configs.length]));
+    const reloads = await streamWithSighups(run.helper, run.log, input, () => replaceConfig(run.configPath, configs[++n % configs.length]));
     const summaries = await finish(run, input);
     expect(reloads).toBeGreaterThan(20);
     const counts = lineCounts(outputs(out, 'fwd'), input);
@@ -312,43 +290,6 @@ describe('SIGHUP mid-stream', () => {
   });
 });
 
-const RELOAD_MESSAGES = ['config reloaded', 'config reload failed; keeping the running config'];
-const handledReloads = (helper: PipedProcess): number =>
-  helper.diagnostics().filter((d) => RELOAD_MESSAGES.includes(d.msg)).length;
-
-/**
- * Streams `input` in 64 KiB chunks over ~2 s while sending SIGHUP every 20 ms (after `change`). Returns how many
- * reloads the helper handled: signals sent while one is still pending merge into one, as POSIX allows.
- */
-async function streamWithSighups(run: Run, input: Buffer, change: () => void): Promise<number> {
-  const parts = chunks(input, 65536);
-  // The first chunk is through before the first SIGHUP: the handler is installed by the time data flows.
-  const total = { bytes: 0 };
-  await writeThrough(run, parts[0], total);
-  let sent = 0;
-  const timer = setInterval(() => {
-    change();
-    process.kill(run.helper.pid, 'SIGHUP');
-    sent++;
-  }, 20);
-  try {
-    for (const part of parts.slice(1)) {
-      await run.helper.write(part);
-      await sleep(10);
-    }
-  } finally {
-    clearInterval(timer);
-  }
-  // Settled: no new reload for 300 ms.
-  let last = -1;
-  while (handledReloads(run.helper) !== last) {
-    last = handledReloads(run.helper);
-    await sleep(300);
-  }
-  expect(last).toBeLessThanOrEqual(sent);
-  expect(last).toBeGreaterThan(sent / 2);
-  return last;
-}
 
 describe('agent enrichment end to end', () => {
   let agent: FakeAgent | undefined;
@@ -384,8 +325,7 @@ describe('agent enrichment end to end', () => {
     const run = await start(() => agentConfig + withSinks(execSink('first', out)), { LOG_SPLITTER_LOG_LEVEL: 'debug' }, dir);
     await waitFor(() => agent!.requests.length >= 1, { timeoutMs: 10_000, what: 'the request to the agent' });
     const input1 = numberedLines(100, 60, 'early');
-    const total = { bytes: 0 };
-    await writeThrough(run, input1, total);
+    await writeThrough(run.helper, run.log, input1);
     await waitFor(() => Buffer.concat(outputs(out, 'first')).equals(input1), { what: 'the sink to get the early lines' });
     expect(run.helper.diagnostics().some((d) => d.msg === 'agent metadata found'), 'the agent had not answered yet').toBe(false);
     await waitForDiagnostic(run.helper, 'agent metadata found');
@@ -394,7 +334,7 @@ describe('agent enrichment end to end', () => {
     process.kill(run.helper.pid, 'SIGHUP');
     await waitForDiagnostic(run.helper, 'config reloaded');
     const input2 = numberedLines(100, 60, 'late');
-    await writeThrough(run, input2, total);
+    await writeThrough(run.helper, run.log, input2);
     await finish(run, Buffer.concat([input1, input2]));
 
     const envs = readdirSync(out)
@@ -429,7 +369,6 @@ describe('agent enrichment end to end', () => {
     try {
       const run = await start((out) => `agent: {url: "${silent.url}", timeout_ms: 10000}\n` + withSinks(execSink('fwd', out)));
       const out = run.out;
-      const total = { bytes: 0 };
       const input: Buffer[] = [];
       // The helper is up and its /state request hangs.
       await waitFor(() => silent.connections() >= 1, { timeoutMs: 10_000, what: 'the request to the agent' });
@@ -438,7 +377,7 @@ describe('agent enrichment end to end', () => {
         const lines = numberedLines(10, 40, `batch${i}`);
         input.push(lines);
         const sent = Date.now();
-        await writeThrough(run, lines, total);
+        await writeThrough(run.helper, run.log, lines);
         latencies.push(Date.now() - sent);
         await sleep(20);
       }
@@ -460,7 +399,7 @@ describe('agent enrichment end to end', () => {
         const run = await start((out) => config + withSinks(execSink('fwd', out)));
         const line = Buffer.from('first line\n');
         const sent = Date.now();
-        await writeThrough(run, line, { bytes: 0 });
+        await writeThrough(run.helper, run.log, line);
         const elapsed = Date.now() - sent;
         await finish(run, line);
         return elapsed;

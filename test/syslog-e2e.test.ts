@@ -6,6 +6,7 @@ import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { numberedLines } from './helpers/data.js';
+import { replaceConfig, streamWithSighups } from './helpers/reload.js';
 import { rsyslogForFile, type SyslogTransport } from './helpers/rsyslog.js';
 import { makeSandbox } from './helpers/sandbox.js';
 import { agentEnv } from './helpers/env.js';
@@ -258,6 +259,37 @@ describe('syslog sink in the helper', () => {
     } finally {
       await new Promise<void>((resolve) => server.close(() => resolve()));
     }
+  });
+
+  it.each(['tcp', 'tls'] as const)('%s: SIGHUPs mid-stream keeping the sink (every line once, in order), then changing it (every line at least once)', async (transport) => {
+    const label = `hup-${transport}`;
+    const { logFilename, configFile } = setup('stdout', sinkTo(transport));
+    const config = readFileSync(configFile, 'utf8');
+    const changed = JSON.stringify({ ...JSON.parse(config), sinks: { [transport]: { ...sinkTo(transport)[transport], app_name: 'changed' } } });
+    const total = 100_000;
+    const input = numberedLines(total, 50, label);
+    const helper = await start(logFilename, configFile);
+    const half = (total / 2) * 50;
+    const kept = await streamWithSighups(helper, logFilename, input.subarray(0, half), () => replaceConfig(configFile, config));
+    let n = 0;
+    const changes = await streamWithSighups(helper, logFilename, input.subarray(half), () =>
+      replaceConfig(configFile, ++n % 2 === 0 ? config : changed),
+    );
+    expect(kept + changes).toBeGreaterThan(20);
+    await waitFor(() => new Set(bodies(transport, `${label} `)).size >= total, { timeoutMs: 15_000, what: 'every line' });
+    await helper.end();
+    const exit = await helper.exited;
+    expect(exit.code, helper.stderr()).toBe(0);
+    expect(readFileSync(logFilename).equals(input)).toBe(true);
+    const numbers = bodies(transport, `${label} `).map((body) => Number(body.split(' ')[1]));
+    // The first half went through one unchanged sink: exactly once, in order.
+    expect(numbers.slice(0, total / 2)).toEqual(Array.from({ length: total / 2 }, (_, i) => i));
+    expect(new Set(numbers).size).toBe(total);
+    const generations = helper.diagnostics().filter((d) => d.msg === 'sink summary');
+    expect(generations.length).toBeGreaterThan(1);
+    for (const summary of generations) expectSummaryAddsUp(summary);
+    expect(generations.reduce((sum, s) => sum + (s.linesIn as number), 0)).toBe(total);
+    expect(generations.every((s) => s.linesDropped === 0)).toBe(true);
   });
 
   describe('a TCP peer that accepts and never reads', () => {
