@@ -4,7 +4,9 @@ import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { agentState, executorDirectory, startFakeAgent, type ExecutorSpec } from './helpers/agent.js';
+import { numberedLines } from './helpers/data.js';
 import { TestJournald, type JournalEntry } from './helpers/journald.js';
+import { replaceConfig, streamWithSighups } from './helpers/reload.js';
 import { makeSandbox } from './helpers/sandbox.js';
 import { expectSummaryAddsUp, loggerArgv, LOGGER_BIN, ROOT, spawnLogger, spawnPiped, type Diagnostic, type PipedProcess } from './helpers/spawn.js';
 import { isRoot } from './helpers/tmpfs.js';
@@ -221,6 +223,62 @@ describe.skipIf(!isRoot())('journald sink in the helper', () => {
     const s = summary(helper);
     expect(s).toMatchObject({ linesIn: 50, linesSent: 0, linesDropped: 0, bufferedLines: 50, state: 'down' });
     expectSummaryAddsUp(s, helper.written());
+  });
+
+  it('journald hung (never reads) while 8 MB stream: sandbox byte-exact, drops counted, exit 0 promptly', async () => {
+    const journald = journaldInstance();
+    await journald.start();
+    const { logFilename, executorId, env } = setup(journald, 'stdout', { buffer: { max_bytes: '256KB' } });
+    const helper = await spawnLogger({ log_filename: logFilename, max_size: '64MB' }, { env });
+    await helper.write(text(lines(0, 10, 'before')));
+    await journald.waitForEntries({ EXECUTOR_ID: executorId }, 10);
+    journald.pause();
+    try {
+      const input = numberedLines(100_000, 80, 'hung');
+      for (let at = 0; at < input.length; at += 1 << 20) await helper.write(input.subarray(at, at + (1 << 20)));
+      await helper.end();
+      const exit = await helper.exited;
+      expect(exit.code, helper.stderr()).toBe(0);
+      expect(exit.afterEndMs).toBeLessThan(SHUTDOWN_MS + 2000);
+      expect(readFileSync(logFilename).equals(Buffer.concat([text(lines(0, 10, 'before')), input]))).toBe(true);
+      const s = summary(helper);
+      expect(s.linesDropped).toBeGreaterThan(0);
+      expect(s).toMatchObject({ linesIn: 100_010, linesDropped: (s.droppedBy as unknown as Record<string, { lines: number }>).buffer_full.lines });
+      expectSummaryAddsUp(s, helper.written());
+    } finally {
+      journald.resume();
+    }
+  });
+
+  it('SIGHUPs mid-stream, unchanged sink: every line once and in order; a changed sink: every line at least once', async () => {
+    const journald = journaldInstance();
+    await journald.start();
+    const { logFilename, executorId, env } = setup(journald, 'stdout');
+    const configFile = env.LOG_SPLITTER_CONFIG;
+    const config = readFileSync(configFile, 'utf8');
+    const parsed = JSON.parse(config);
+    const changed = JSON.stringify({ ...parsed, sinks: { journal: { ...parsed.sinks.journal, identifier: 'changed' } } });
+    const total = 60_000;
+    const input = numberedLines(total, 60, 'hup');
+    const helper = await spawnLogger({ log_filename: logFilename, max_size: '64MB' }, { env });
+    const half = (total / 2) * 60;
+    const kept = await streamWithSighups(helper, logFilename, input.subarray(0, half), () => replaceConfig(configFile, config));
+    let n = 0;
+    const changes = await streamWithSighups(helper, logFilename, input.subarray(half), () =>
+      replaceConfig(configFile, ++n % 2 === 0 ? config : changed),
+    );
+    expect(kept + changes).toBeGreaterThan(10);
+    await helper.end();
+    const exit = await helper.exited;
+    expect(exit.code, helper.stderr()).toBe(0);
+    expect(readFileSync(logFilename).equals(input)).toBe(true);
+    const entries = await journald.waitForEntries({ EXECUTOR_ID: executorId }, total, 20_000);
+    const numbers = messages(entries).map((m) => Number(String(m).split(' ')[1]));
+    expect(numbers.slice(0, total / 2)).toEqual(Array.from({ length: total / 2 }, (_, i) => i));
+    expect(new Set(numbers).size).toBe(total);
+    const generations = helper.diagnostics().filter((d) => d.msg === 'sink summary');
+    for (const generation of generations) expectSummaryAddsUp(generation);
+    expect(generations.reduce((sum, g) => sum + (g.linesIn as number), 0)).toBe(total);
   });
 
   it('a release without the addon falls back to the stream socket and warns once that fields are lost', async () => {
