@@ -17,6 +17,8 @@ import { sleep, waitFor } from './helpers/wait.js';
 
 const TIME = Date.UTC(2024, 0, 2, 3, 4, 5, 678);
 const STAMP = '2024-01-02T03:04:05.678Z';
+/** The marker a cut line ends with is sized for the whole line's length: ` [truncated: 800 of 800 bytes kept]`. */
+const MARKER_ROOM = ' [truncated: 800 of 800 bytes kept]'.length;
 
 /** Ids holding every character SD-PARAM values must escape. */
 const META: StreamMetadata = {
@@ -184,12 +186,12 @@ describe('RFC 5424 bytes as rsyslogd receives them', () => {
     ]);
   });
 
-  it('UDP truncates to max_message_bytes without splitting a UTF-8 character', async () => {
+  it('UDP cuts a line to max_message_bytes, on a UTF-8 character boundary, with a visible marker', async () => {
     const line = `${'x'.repeat(200)}${'é'.repeat(300)}`;
     const { raw } = await roundTrip('udp', { max_message_bytes: 480 }, [{ lines: [line] }]);
     const header = `<14>1 ${STAMP} agent-7.example web.1 - stdout ${SD('stdout')} `;
-    const room = 480 - Buffer.byteLength(header) - 200;
-    expect(raw).toEqual([`${header}${'x'.repeat(200)}${'é'.repeat(Math.floor(room / 2))}`]);
+    const pairs = Math.floor((480 - Buffer.byteLength(header) - MARKER_ROOM - 200) / 2);
+    expect(raw).toEqual([`${header}${'x'.repeat(200)}${'é'.repeat(pairs)} [truncated: ${200 + 2 * pairs} of 800 bytes kept]`]);
     expect(Buffer.byteLength(raw[0])).toBeLessThanOrEqual(480);
   });
 });
@@ -200,15 +202,18 @@ describe('max_message_bytes over TCP', () => {
 
   it('cuts a line of a valid batch on a character boundary', async () => {
     const { raw } = await roundTrip('tcp', { max_message_bytes: 480 }, [{ lines: ['short', line, 'after'] }]);
-    const room = 480 - Buffer.byteLength(header) - 200;
-    expect(raw).toEqual([`${header}short`, `${header}${'x'.repeat(200)}${'é'.repeat(Math.floor(room / 2))}`, `${header}after`]);
+    const pairs = Math.floor((480 - Buffer.byteLength(header) - MARKER_ROOM - 200) / 2);
+    const cut = `${header}${'x'.repeat(200)}${'é'.repeat(pairs)} [truncated: ${200 + 2 * pairs} of 800 bytes kept]`;
+    expect(raw).toEqual([`${header}short`, cut, `${header}after`]);
+    expect(Buffer.byteLength(cut)).toBeLessThanOrEqual(480);
   });
 
   it('cuts a line with invalid bytes after replacing them', async () => {
     const invalid = Buffer.concat([Buffer.from([0xff]), Buffer.from(line)]);
     const { raw } = await roundTrip('tcp', { max_message_bytes: 480 }, [{ lines: ['short', invalid, 'after'] }]);
-    const room = 480 - Buffer.byteLength(header) - 3 - 200;
-    expect(raw).toEqual([`${header}short`, `${header}\ufffd${'x'.repeat(200)}${'é'.repeat(Math.floor(room / 2))}`, `${header}after`]);
+    const pairs = Math.floor((480 - Buffer.byteLength(header) - MARKER_ROOM - 3 - 200) / 2);
+    const cut = `${header}\ufffd${'x'.repeat(200)}${'é'.repeat(pairs)} [truncated: ${203 + 2 * pairs} of 803 bytes kept]`;
+    expect(raw).toEqual([`${header}short`, cut, `${header}after`]);
   });
 });
 

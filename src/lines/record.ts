@@ -28,6 +28,18 @@ export function utf8Bytes(record: LogRecord): Buffer {
   return asValidUtf8(record.bytes, record.validUtf8 === true);
 }
 
+/** How many bytes of bytes[start, start + size) fit in `max` without splitting a UTF-8 character. */
+export function utf8Prefix(bytes: Uint8Array, start: number, size: number, max: number): number {
+  if (max <= 0) return 0;
+  if (max >= size) return size;
+  let end = max;
+  while (end > 0 && (bytes[start + end] & 0xc0) === 0x80) end--;
+  return end;
+}
+
+/** What a line cut to fit a sink's limit ends with, so whoever reads it sees it was cut (ASCII). */
+export const truncationMarker = (kept: number, of: number): string => ` [truncated: ${kept} of ${of} bytes kept]`;
+
 /** A line as a range of the buffer it was cut from; the Buffer view is made only when `bytes` is read. */
 export class ChunkLine implements LogRecord {
   constructor(

@@ -1,5 +1,5 @@
 import type { LogRecord } from '../lines/record.js';
-import { utf8Bytes } from '../lines/record.js';
+import { truncationMarker, utf8Bytes, utf8Prefix } from '../lines/record.js';
 import { SEVERITY, writerName, type StreamMetadata } from '../mesos/metadata.js';
 
 /** Set on an entry whose line had no newline: a cut long line, or a last line flushed after idle. */
@@ -61,10 +61,9 @@ const NEWLINE = Buffer.from('\n');
  */
 export function truncateMessage(message: Buffer, limit: number): Buffer {
   if (message.length <= limit) return message;
-  const marker = (kept: number): string => ` [truncated: ${kept} of ${message.length} bytes kept]`;
-  let kept = Math.max(0, limit - Buffer.byteLength(marker(message.length)));
-  while (kept > 0 && (message[kept] & 0xc0) === 0x80) kept--;
-  return Buffer.concat([message.subarray(0, kept), Buffer.from(marker(kept))]);
+  const size = message.length;
+  const kept = utf8Prefix(message, 0, size, limit - truncationMarker(size, size).length);
+  return Buffer.concat([message.subarray(0, kept), Buffer.from(truncationMarker(kept, size), 'latin1')]);
 }
 
 export interface EntryOptions {

@@ -1,4 +1,5 @@
 import type { LineBatch } from '../lines/line-batch.js';
+import { truncationMarker, utf8Prefix } from '../lines/record.js';
 import { SEVERITY, writerName, type StreamMetadata } from '../mesos/metadata.js';
 
 /** RFC 5424 facility codes, by the names syslog.conf uses. */
@@ -116,6 +117,8 @@ export class SyslogEncoder {
   private readonly messages: Uint8Array[] = [];
   private readonly headers: Buffer[] = [];
   private readonly lengths: number[] = [];
+  /** The truncation marker of each line cut to max_message_bytes (rare), else undefined. */
+  private readonly markers: (Buffer | undefined)[] = [];
 
   constructor(private readonly format: SyslogFormat) {}
 
@@ -138,7 +141,7 @@ export class SyslogEncoder {
 
   private encode(batch: LineBatch, framed: boolean, space: OutputSpace): { out: Buffer; ends: number[] } {
     const { count, data, starts, stops, partials, times, metas } = batch;
-    const { messages, headers, lengths } = this;
+    const { messages, headers, lengths, markers } = this;
     const limit = this.format.maxMessageBytes;
     // A valid batch's lines are copied from a copy of it staged in the scratch after the frames: copyWithin() inside
     // one buffer makes no view object per line, as set() from the batch must (measured: half the time, and no GC).
@@ -150,9 +153,12 @@ export class SyslogEncoder {
       let size = stops[i] - starts[i];
       if (!staged) size = (messages[i] = batch.utf8(i)).length;
       let length = header.length + size;
+      if (limit > 0) markers[i] = undefined;
       if (limit > 0 && length > limit) {
         const [source, start] = staged ? [data, starts[i]] : [messages[i], 0];
-        length = header.length + utf8Prefix(source, start, size, limit - header.length);
+        const kept = utf8Prefix(source, start, size, limit - header.length - truncationMarker(size, size).length);
+        markers[i] = Buffer.from(truncationMarker(kept, size), 'latin1');
+        length = header.length + kept + markers[i]!.length;
       }
       headers[i] = header;
       lengths[i] = length;
@@ -170,10 +176,15 @@ export class SyslogEncoder {
       // TypedArray.set: far cheaper than Buffer.copy for these short pieces.
       bytes.set(header, at);
       at += header.length;
-      const messageBytes = length - header.length;
+      const marker = limit > 0 ? markers[i] : undefined;
+      const messageBytes = length - header.length - (marker === undefined ? 0 : marker.length);
       if (staged) bytes.copyWithin(at, total + starts[i], total + starts[i] + messageBytes);
       else bytes.set(messageBytes === messages[i].length ? messages[i] : messages[i].subarray(0, messageBytes), at);
       at += messageBytes;
+      if (marker !== undefined) {
+        bytes.set(marker, at);
+        at += marker.length;
+      }
       if (!framed) ends[i] = at;
     }
     if (!staged) messages.fill(undefined as unknown as Uint8Array, 0, count);
@@ -228,14 +239,6 @@ export class SyslogEncoder {
 }
 
 /** The longest prefix of the valid UTF-8 bytes[start, start + size), at most `max` long, that splits no character. */
-function utf8Prefix(bytes: Uint8Array, start: number, size: number, max: number): number {
-  if (max <= 0) return 0;
-  if (max >= size) return size;
-  let end = max;
-  while (end > 0 && (bytes[start + end] & 0xc0) === 0x80) end--;
-  return end;
-}
-
 function decimalDigits(n: number): number {
   let digits = 1;
   for (let power = 10; n >= power; power *= 10) digits++;
