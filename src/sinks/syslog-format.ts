@@ -45,8 +45,17 @@ export const MIN_MESSAGE_BYTES = 480;
 const BOM = '\ufeff';
 
 /** What the structured-data element can carry, in this order. `partial="true"` is added to cut lines regardless. */
-/** What the element may carry, in this order. The names (from agent enrichment) are not in it unless asked for. */
-export const SD_PARAMS = ['agent_id', 'framework_id', 'executor_id', 'container_id', 'task_id', 'stream', 'task_name', 'framework_name'] as const;
+export const SD_PARAMS = [
+  'agent_id',
+  'framework_id',
+  'executor_id',
+  'container_id',
+  'task_id',
+  'stream',
+  'task_name',
+  'framework_name',
+] as const;
+/** The ids; the names (from agent enrichment too) only when `sd_params` asks for them. */
 export const DEFAULT_SD_PARAMS = SD_PARAMS.slice(0, 6);
 export type SdParam = (typeof SD_PARAMS)[number];
 
