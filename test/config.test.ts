@@ -1,4 +1,5 @@
 // Config: validation names key, value and why; sizes; defaults; loading from files and the environment; match.
+import { execFileSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -197,6 +198,15 @@ describe('config files and the environment', () => {
     const dir = join(makeSandbox().dir, 'is-a-dir.yaml');
     mkdirSync(dir);
     expect(() => loadConfigFile(dir, true)).toThrow(/cannot be read: EISDIR/);
+  });
+
+  it('a FIFO, a device or a huge file is refused without reading it (a FIFO with no writer would block)', () => {
+    const fifo = join(makeSandbox().dir, 'fifo.yaml');
+    execFileSync('mkfifo', [fifo]);
+    expect(() => loadConfigFile(fifo, false)).toThrow(new RegExp(`^${fifo} cannot be read: not a regular file`));
+    expect(() => loadConfigFile('/dev/zero', false)).toThrow(/^\/dev\/zero cannot be read: not a regular file/);
+    const huge = write('huge.yaml', `# ${'x'.repeat(1 << 20)}\n`);
+    expect(() => loadConfigFile(huge, false)).toThrow(/cannot be read: 1048579 bytes, more than 1048576/);
   });
 
   it('an unreadable file (permissions) is an error, for a non-root reader', () => {

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import type { BufferConfig, LineOptions } from '../lines/line-buffer.js';
 import { SINK_TYPES } from '../sinks/registry.js';
@@ -94,11 +94,31 @@ function parseSink(name: string, reader: ConfigReader): SinkSpec {
   return { name, type, options, match, buffer };
 }
 
+/** Larger is not a config someone wrote: reading it could take the helper's memory. */
+const MAX_CONFIG_BYTES = 1 << 20;
+
+/**
+ * The file's text. Opened non-blocking and checked before it is read: a FIFO with no writer (or a device such as
+ * /dev/zero) named as the config would otherwise block or never end, and with it the stream the helper must copy.
+ */
+function readConfigText(path: string): string {
+  const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  try {
+    const stat = fstatSync(fd);
+    // A directory fails in readFileSync, with EISDIR.
+    if (!stat.isFile() && !stat.isDirectory()) throw new Error('not a regular file');
+    if (stat.size > MAX_CONFIG_BYTES) throw new Error(`${stat.size} bytes, more than ${MAX_CONFIG_BYTES}`);
+    return readFileSync(fd, 'utf8');
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /** Reads and validates a config file. A missing file at the default path means the built-in default. */
 export function loadConfigFile(path: string, missingIsDefault: boolean): SplitterConfig {
   let text: string;
   try {
-    text = readFileSync(path, 'utf8');
+    text = readConfigText(path);
   } catch (err) {
     if (missingIsDefault && (err as NodeJS.ErrnoException).code === 'ENOENT') return DEFAULT_CONFIG;
     throw new ConfigError(path, undefined, `cannot be read: ${(err as Error).message}`);
