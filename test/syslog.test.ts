@@ -488,6 +488,7 @@ describe('config', () => {
     [{ tls: { ca_file: '/ca.pem' } }, 'sinks.out.tls: {"ca_file":"/ca.pem"} applies only to transport tls'],
     [{ transport: 'tls', tls: { cert_file: '/c.pem' } }, 'sinks.out.tls.cert_file: "/c.pem" needs both cert_file and key_file'],
     [{ transport: 'tls', tls: { ca_file: '/nonexistent/ca.pem' } }, 'sinks.out.tls.ca_file: "/nonexistent/ca.pem" cannot be read (ENOENT)'],
+    [{ transport: 'tls', tls: { ca_file: '/dev/zero' } }, 'sinks.out.tls.ca_file: "/dev/zero" is not a regular file'],
     [{ transport: 'tls', tls: { ca: '/ca.pem' } }, 'sinks.out.tls.ca: "/ca.pem" is not a known key'],
     [{ transport: 'tls', tls: { reject_unauthorized: 'no' } }, 'sinks.out.tls.reject_unauthorized: "no" must be true or false'],
     [{ colour: 'blue' }, 'sinks.out.colour: "blue" is not a known key'],

@@ -1,4 +1,4 @@
-import { accessSync, constants, readFileSync } from 'node:fs';
+import { accessSync, constants, readFileSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { connect as netConnect, type Socket } from 'node:net';
 import { ConfigError, type ConfigReader } from '../config/reader.js';
@@ -135,6 +135,8 @@ function parseTls(reader: ConfigReader): SyslogTlsOptions {
     } catch (err) {
       throw new ConfigError(reader.key(name), file, `cannot be read (${(err as NodeJS.ErrnoException).code})`);
     }
+    // Each connection reads it whole, synchronously: a FIFO or device would block the helper.
+    if (!statSync(file).isFile()) throw new ConfigError(reader.key(name), file, 'is not a regular file');
   }
   // The caller checks the sink's own keys; this nested map is ours to check.
   reader.done();
