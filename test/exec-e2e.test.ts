@@ -15,7 +15,7 @@ import {
   writeScript,
 } from './helpers/exec.js';
 import { makeSandbox, readKept } from './helpers/sandbox.js';
-import { expectSummaryAddsUp, spawnLogger, type Diagnostic, type PipedProcess } from './helpers/spawn.js';
+import { expectSummaryAddsUp, LOGGER_BIN, loggerArgv, spawnLogger, spawnPiped, type Diagnostic, type PipedProcess } from './helpers/spawn.js';
 import { waitFor } from './helpers/wait.js';
 
 const EXECUTOR: ExecutorSpec = {
@@ -200,6 +200,28 @@ describe('exec sink end to end', () => {
       const pid = Number(readFileSync(join(scripts, file), 'utf8'));
       await waitFor(() => !isAlive(pid), { what: `${file} ${pid} to be gone`, timeoutMs: 1000 });
     }
+  });
+
+  it('out of file descriptors (EMFILE) when starting processes: no crash, exit 0, every sink accounted for', async () => {
+    const { stdout, config } = setUp(() => ({ command: 'cat > /dev/null' }));
+    const document = JSON.parse(readFileSync(config, 'utf8'));
+    const sinks = Object.fromEntries(Array.from({ length: 10 }, (_, i) => [`e${i}`, { ...document.sinks.fwd, restart_backoff_ms: { min: 20, max: 100 } }]));
+    writeFileSync(config, JSON.stringify({ ...document, agent: { enrich: false }, sinks }));
+    // 24 descriptors: enough for the helper and a few processes' pipes, not for ten.
+    const helper = await spawnPiped('prlimit', ['--nofile=24:24', LOGGER_BIN, ...loggerArgv({ log_filename: stdout, max_size: '1MB' })], {
+      env: agentEnv({ LOG_SPLITTER_CONFIG: config }),
+    });
+    const input = numberedLines(2000, 64);
+    await helper.write(input);
+    await helper.end();
+    const exit = await helper.exited;
+    expect(exit.code, helper.stderr()).toBe(0);
+    expect(exit.afterEndMs).toBeLessThan(2500);
+    expect(readKept(stdout).equals(input)).toBe(true);
+    const summaries = helper.diagnostics().filter((d) => d.msg === 'sink summary');
+    expect(summaries).toHaveLength(10);
+    for (const summary of summaries) expectSummaryAddsUp(summary, helper.written());
+    expect(summaries.some((summary) => /EMFILE/.test(String(summary.lastError)))).toBe(true);
   });
 
   it('a command that does not exist: sandbox byte-exact, helper exits 0, the error logged and counted', async () => {

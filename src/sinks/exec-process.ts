@@ -56,8 +56,15 @@ export class ExecProcess {
       return;
     }
     this.child = child;
+    // Before 'spawn' this is a start failure (ENOENT, EACCES, EMFILE), which brings no 'exit'; a later one (a failed
+    // kill) is followed by 'exit'.
+    child.on('error', (err) => {
+      if (child.pid === undefined) this.finish({ startError: err.message });
+    });
+    // Out of file descriptors (EMFILE): Node gave up before making the pipes, and the 'error' above follows.
+    if (child.stdin === null || child.stdin === undefined) return;
     // EPIPE: it closed its stdin and can take no more lines. Kill it, so it is restarted rather than kept idle.
-    child.stdin!.on('error', (err) => {
+    child.stdin.on('error', (err) => {
       this.dying = true;
       this.failPending(new Error(`exec process stopped reading its stdin (${err.message})`));
       this.kill();
@@ -65,11 +72,6 @@ export class ExecProcess {
     child.once('spawn', () => {
       reapAtExit(this);
       this.markStarted(true);
-    });
-    // Before 'spawn' this is a start failure (ENOENT, EACCES), which brings no 'exit'; a later one (a failed kill)
-    // is followed by 'exit'.
-    child.on('error', (err) => {
-      if (child.pid === undefined) this.finish({ startError: err.message });
     });
     child.once('exit', (code, signal) => this.finish({ code, signal }));
     if (first.length > 0) this.write(first).catch(() => undefined);
@@ -79,13 +81,15 @@ export class ExecProcess {
   write(data: Buffer): Promise<void> {
     return new Promise((resolve, reject) => {
       if (this.status !== undefined) return reject(new Error(`exec process ${describeExit(this.status)}`));
+      const stdin = this.child?.stdin;
+      if (stdin === null || stdin === undefined) return reject(new Error('exec process could not be given a stdin'));
       const settle = (err?: Error | null): void => {
         if (!this.pending.delete(settle)) return;
         if (err) reject(err);
         else resolve();
       };
       this.pending.add(settle);
-      this.child!.stdin!.write(data, settle);
+      stdin.write(data, settle);
     });
   }
 
