@@ -50,6 +50,8 @@ export class StreamPipeline {
   private routes: Route[] = [];
   private readonly retired = new Set<Promise<Record<string, unknown>>>();
   private readonly retiredSummaries: Record<string, unknown>[] = [];
+  /** The stream ended: the sinks are delivering what they hold, and each will be summarized as it is. */
+  private ending = false;
   /** What a sink joining mid-line is given first. */
   private readonly openLine: OpenLine;
 
@@ -70,6 +72,7 @@ export class StreamPipeline {
       const finish = (): void => {
         if (done) return;
         done = true;
+        this.ending = true;
         clearInterval(dropReport);
         void this.shutdown().then(resolve);
       };
@@ -94,9 +97,11 @@ export class StreamPipeline {
 
   /**
    * Applies a reloaded config. Unchanged sinks keep running with their buffers; a removed or changed sink stops
-   * taking lines and keeps delivering what it holds, in the background, for up to the shutdown timeout.
+   * taking lines and keeps delivering what it holds, in the background, for up to the shutdown timeout. Returns
+   * false once the stream has ended: no line is left to route, and the sinks being stopped must keep their summaries.
    */
-  reconfigure(config: SplitterConfig): void {
+  reconfigure(config: SplitterConfig): boolean {
+    if (this.ending) return false;
     this.config = config;
     this.openLine.reconfigure(config.lines.maxLineBytes);
     const keep = new Map(this.routes.map((route) => [route.spec.name + route.key, route]));
@@ -114,6 +119,7 @@ export class StreamPipeline {
     for (const route of keep.values()) this.retire(route);
     this.routes = next;
     this.startSinks(added);
+    return true;
   }
 
   private startSinks(specs: SinkSpec[]): void {

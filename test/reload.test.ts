@@ -6,7 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { agentState, startFakeAgent, startSilentServer, refusedUrl, type FakeAgent } from './helpers/agent.js';
 import { chunks, numberedLines } from './helpers/data.js';
 import { agentEnv } from './helpers/env.js';
-import { readEnvFile } from './helpers/exec.js';
+import { readEnvFile, readIfExists } from './helpers/exec.js';
 import { procStat } from './helpers/proc.js';
 import { replaceConfig, streamWithSighups, writeThrough } from './helpers/reload.js';
 import { makeSandbox } from './helpers/sandbox.js';
@@ -244,6 +244,23 @@ describe('SIGHUP mid-stream', () => {
     // 'partial-start…' was open when the sink left: dropped there, never spliced. 'another-partial…' was open when
     // it came back: the new sink is given its start, so it arrives whole.
     expect(Buffer.concat(files).toString().split('\n').sort()).toEqual(['', 'another-partial-end', 'line A', 'line C']);
+  });
+
+  it('a SIGHUP after EOF, while the sinks get their shutdown time, does not apply: each sink keeps its summary', async () => {
+    const stuck = (command: string): string =>
+      `shutdown_timeout_ms: 3000\nsinks:\n  x: {type: exec, command: ${JSON.stringify(command)}, stop_grace_ms: 200}\n`;
+    const run = await start(() => stuck('sleep 60'));
+    const input = numberedLines(50_000, 20, 'eof');
+    for (const chunk of chunks(input, 65536)) await run.helper.write(chunk);
+    await run.helper.end();
+    await waitFor(() => readIfExists(run.log).length === input.length, { what: 'the sandbox to take everything' });
+    await sleep(200);
+    replaceConfig(run.configPath, stuck('cat > /dev/null'));
+    process.kill(run.helper.pid, 'SIGHUP');
+    await waitForDiagnostic(run.helper, 'the stream has ended; the reload does not apply');
+    const summaries = await finish(run, input);
+    expect(summaries).toHaveLength(1);
+    expect(summaries[0]).toMatchObject({ sink: 'x', linesIn: 50_000 });
   });
 
   it('repeated SIGHUPs that keep the sink unchanged while several MB stream: every byte, every line exactly once', async () => {

@@ -61,7 +61,7 @@ export async function runLogrotateLogger(argv: string[]): Promise<number> {
   onSighup(() => {
     try {
       const next = loadConfigFromEnv();
-      pipeline.reconfigure(next);
+      if (!pipeline.reconfigure(next)) return log.info('the stream has ended; the reload does not apply');
       enrichment.configure(next);
       log.info({ config: next.source ?? 'built-in default', sinks: next.sinks.map((s) => s.name) }, 'config reloaded');
     } catch (err) {
