@@ -124,6 +124,29 @@ describe.concurrent('prompt exit at EOF', () => {
   });
 });
 
+describe('diagnostics that cannot be written', () => {
+  it('stderr on a full disk (/dev/full): every diagnostic fails, the helper copies on and exits 0', async () => {
+    const { dir } = makeSandbox();
+    const log = join(dir, 'stdout');
+    const config = join(dir, 'config.yaml');
+    // An invalid config: an error to log at start; the SIGHUPs below log more.
+    writeFileSync(config, 'sinks: {x: {type: bogus}}\n');
+    const helper = await spawnPiped('/bin/sh', ['-c', 'exec "$0" "$@" 2>/dev/full', LOGGER_BIN, ...loggerArgv({ log_filename: log })], {
+      env: agentEnv({ LOG_SPLITTER_CONFIG: config }),
+    });
+    const input = numberedLines(20_000, 50);
+    for (let at = 0; at < input.length; at += 100_000) {
+      await helper.write(input.subarray(at, at + 100_000));
+      process.kill(await nodePid(helper.pid), 'SIGHUP');
+      await sleep(20);
+    }
+    await helper.end();
+    const exit = await helper.exited;
+    expect(exit.code).toBe(0);
+    expect(readKept(log).equals(input)).toBe(true);
+  });
+});
+
 describe('latency', () => {
   it('a line, and an unterminated line, reach the sandbox file within 100 ms', async () => {
     const { stdout } = makeSandbox();
