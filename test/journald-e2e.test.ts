@@ -6,7 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { agentState, executorDirectory, startFakeAgent, type ExecutorSpec } from './helpers/agent.js';
 import { numberedLines } from './helpers/data.js';
 import { TestJournald, type JournalEntry } from './helpers/journald.js';
-import { replaceConfig, streamWithSighups } from './helpers/reload.js';
+import { streamKeepingThenChanging } from './helpers/reload.js';
 import { makeSandbox } from './helpers/sandbox.js';
 import { expectSummaryAddsUp, loggerArgv, LOGGER_BIN, ROOT, spawnLogger, spawnPiped, type Diagnostic, type PipedProcess } from './helpers/spawn.js';
 import { isRoot } from './helpers/tmpfs.js';
@@ -261,13 +261,8 @@ describe.skipIf(!isRoot())('journald sink in the helper', () => {
     const total = 60_000;
     const input = numberedLines(total, 60, 'hup');
     const helper = await spawnLogger({ log_filename: logFilename, max_size: '64MB' }, { env });
-    const half = (total / 2) * 60;
-    const kept = await streamWithSighups(helper, logFilename, input.subarray(0, half), () => replaceConfig(configFile, config));
-    let n = 0;
-    const changes = await streamWithSighups(helper, logFilename, input.subarray(half), () =>
-      replaceConfig(configFile, ++n % 2 === 0 ? config : changed),
-    );
-    expect(kept + changes).toBeGreaterThan(10);
+    const reloads = await streamKeepingThenChanging(helper, logFilename, input, (total / 2) * 60, configFile, config, changed);
+    expect(reloads).toBeGreaterThan(10);
     await helper.end();
     const exit = await helper.exited;
     expect(exit.code, helper.stderr()).toBe(0);

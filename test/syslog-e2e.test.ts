@@ -6,7 +6,7 @@ import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { numberedLines } from './helpers/data.js';
-import { replaceConfig, streamWithSighups } from './helpers/reload.js';
+import { streamKeepingThenChanging } from './helpers/reload.js';
 import { rsyslogForFile, type SyslogTransport } from './helpers/rsyslog.js';
 import { makeSandbox } from './helpers/sandbox.js';
 import { agentEnv } from './helpers/env.js';
@@ -269,13 +269,8 @@ describe('syslog sink in the helper', () => {
     const total = 100_000;
     const input = numberedLines(total, 50, label);
     const helper = await start(logFilename, configFile);
-    const half = (total / 2) * 50;
-    const kept = await streamWithSighups(helper, logFilename, input.subarray(0, half), () => replaceConfig(configFile, config));
-    let n = 0;
-    const changes = await streamWithSighups(helper, logFilename, input.subarray(half), () =>
-      replaceConfig(configFile, ++n % 2 === 0 ? config : changed),
-    );
-    expect(kept + changes).toBeGreaterThan(20);
+    const reloads = await streamKeepingThenChanging(helper, logFilename, input, (total / 2) * 50, configFile, config, changed);
+    expect(reloads).toBeGreaterThan(20);
     await waitFor(() => new Set(bodies(transport, `${label} `)).size >= total, { timeoutMs: 15_000, what: 'every line' });
     await helper.end();
     const exit = await helper.exited;

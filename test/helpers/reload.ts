@@ -59,3 +59,24 @@ export async function streamWithSighups(helper: PipedProcess, log: string, input
   expect(handled).toBeGreaterThan(sent / 2);
   return handled;
 }
+
+/**
+ * Streams input[0, half) with SIGHUPs that keep `config` (`configFile` holds it at the start), then the rest with
+ * SIGHUPs that alternate `changed` and `config`. `half` must fall after a newline. Returns the reloads handled.
+ */
+export async function streamKeepingThenChanging(
+  helper: PipedProcess,
+  log: string,
+  input: Buffer,
+  half: number,
+  configFile: string,
+  config: string,
+  changed: string,
+): Promise<number> {
+  const kept = await streamWithSighups(helper, log, input.subarray(0, half), () => replaceConfig(configFile, config));
+  let n = 0;
+  const changes = await streamWithSighups(helper, log, input.subarray(half), () =>
+    replaceConfig(configFile, ++n % 2 === 0 ? config : changed),
+  );
+  return kept + changes;
+}
