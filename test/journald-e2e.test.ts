@@ -269,7 +269,9 @@ describe.skipIf(!isRoot())('journald sink in the helper', () => {
     expect(readFileSync(logFilename).equals(input)).toBe(true);
     const entries = await journald.waitForEntries({ EXECUTOR_ID: executorId }, total, 20_000);
     const numbers = messages(entries).map((m) => Number(String(m).split(' ')[1]));
-    expect(numbers.slice(0, total / 2)).toEqual(Array.from({ length: total / 2 }, (_, i) => i));
+    // The first half went through one unchanged sink: exactly once, in order. (Once the sink changes, the retired
+    // generation may still be delivering the end of it while the new one sends later lines: they interleave.)
+    expect(numbers.filter((i) => i < total / 2)).toEqual(Array.from({ length: total / 2 }, (_, i) => i));
     expect(new Set(numbers).size).toBe(total);
     const generations = helper.diagnostics().filter((d) => d.msg === 'sink summary');
     for (const generation of generations) expectSummaryAddsUp(generation);

@@ -277,8 +277,9 @@ describe('syslog sink in the helper', () => {
     expect(exit.code, helper.stderr()).toBe(0);
     expect(readFileSync(logFilename).equals(input)).toBe(true);
     const numbers = bodies(transport, `${label} `).map((body) => Number(body.split(' ')[1]));
-    // The first half went through one unchanged sink: exactly once, in order.
-    expect(numbers.slice(0, total / 2)).toEqual(Array.from({ length: total / 2 }, (_, i) => i));
+    // The first half went through one unchanged sink: exactly once, in order. (Once the sink changes, the retired
+    // generation may still be delivering the end of it while the new one sends later lines: they interleave.)
+    expect(numbers.filter((i) => i < total / 2)).toEqual(Array.from({ length: total / 2 }, (_, i) => i));
     expect(new Set(numbers).size).toBe(total);
     const generations = helper.diagnostics().filter((d) => d.msg === 'sink summary');
     expect(generations.length).toBeGreaterThan(1);
