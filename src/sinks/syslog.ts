@@ -130,13 +130,15 @@ function parseTls(reader: ConfigReader): SyslogTlsOptions {
   for (const name of ['ca_file', 'cert_file', 'key_file'] as const) {
     const file = tls[name];
     if (file === undefined) continue;
+    let regular: boolean;
     try {
+      regular = statSync(file).isFile();
       accessSync(file, constants.R_OK);
     } catch (err) {
       throw new ConfigError(reader.key(name), file, `cannot be read (${(err as NodeJS.ErrnoException).code})`);
     }
     // Each connection reads it whole, synchronously: a FIFO or device would block the helper.
-    if (!statSync(file).isFile()) throw new ConfigError(reader.key(name), file, 'is not a regular file');
+    if (!regular) throw new ConfigError(reader.key(name), file, 'is not a regular file');
   }
   // The caller checks the sink's own keys; this nested map is ours to check.
   reader.done();
