@@ -10,7 +10,7 @@ import { streamKeepingThenChanging } from './helpers/reload.js';
 import { rsyslogForFile, type SyslogTransport } from './helpers/rsyslog.js';
 import { makeSandbox } from './helpers/sandbox.js';
 import { agentEnv } from './helpers/env.js';
-import { expectSummaryAddsUp, spawnLogger, type Diagnostic, type PipedProcess } from './helpers/spawn.js';
+import { expectSummaryAddsUp, spawnLogger, type Diagnostic, type Exit, type PipedProcess } from './helpers/spawn.js';
 import { sleep, waitFor } from './helpers/wait.js';
 
 const SHUTDOWN_MS = 1000;
@@ -34,6 +34,15 @@ function setup(stream: 'stdout' | 'stderr', sinks: Record<string, unknown>) {
 /** The helper as the agent starts it; max_size is above every input here, so the sandbox is one file. */
 const start = (logFilename: string, configFile: string): Promise<PipedProcess> =>
   spawnLogger({ log_filename: logFilename, max_size: '64MB' }, { env: agentEnv({ LOG_SPLITTER_CONFIG: configFile }) });
+
+/** Ends the input: the helper must exit 0 with the sandbox file byte-exact. */
+async function endExact(helper: PipedProcess, logFilename: string, input: Buffer): Promise<Exit> {
+  await helper.end();
+  const exit = await helper.exited;
+  expect(exit.code, helper.stderr()).toBe(0);
+  expect(readFileSync(logFilename).equals(input)).toBe(true);
+  return exit;
+}
 
 function summaries(helper: PipedProcess): Map<string, Diagnostic> {
   return new Map(helper.diagnostics().filter((d) => d.msg === 'sink summary').map((d) => [d.sink as string, d]));
@@ -83,10 +92,7 @@ describe('syslog sink in the helper', () => {
     ]);
     const helper = await start(logFilename, configFile);
     await helper.write(input);
-    await helper.end();
-    const exit = await helper.exited;
-    expect(exit.code).toBe(0);
-    expect(readFileSync(logFilename).equals(input)).toBe(true);
+    await endExact(helper, logFilename, input);
 
     const long = `${tag} long ${'L'.repeat(2100)}`;
     const expectedBodies = [
@@ -127,10 +133,7 @@ describe('syslog sink in the helper', () => {
     await sleep(400);
     await rsyslog().start();
     await waitFor(() => bodies(transport, `late-${transport} `).length >= 500, { timeoutMs: 10_000, what: '500 lines' });
-    await helper.end();
-    const exit = await helper.exited;
-    expect(exit.code).toBe(0);
-    expect(readFileSync(logFilename).equals(input)).toBe(true);
+    await endExact(helper, logFilename, input);
     expect(new Set(bodies(transport, `late-${transport} `)).size).toBe(500);
     const summary = summaries(helper).get(transport);
     expect(summary).toMatchObject({ linesIn: 500, linesSent: 500, linesDropped: 0 });
@@ -145,11 +148,8 @@ describe('syslog sink in the helper', () => {
       const input = numberedLines(300, 50, 'never');
       const helper = await start(logFilename, configFile);
       await helper.write(input);
-      await helper.end();
-      const exit = await helper.exited;
-      expect(exit.code).toBe(0);
+      const exit = await endExact(helper, logFilename, input);
       expect(exit.afterEndMs).toBeLessThan(SHUTDOWN_MS + 1500);
-      expect(readFileSync(logFilename).equals(input)).toBe(true);
       const summary = summaries(helper).get('tcp');
       expect(summary).toMatchObject({ linesIn: 300, linesSent: 0, bufferedLines: 300, state: 'down' });
       expect(summary!.lastError).toMatch(/ECONNREFUSED/);
@@ -182,10 +182,7 @@ describe('syslog sink in the helper', () => {
     await rsyslog().start();
     await writeLines(2500, total);
     await waitFor(() => new Set(bodies(transport, `${label} `)).size >= total, { timeoutMs: 15_000, what: 'every line' });
-    await helper.end();
-    const exit = await helper.exited;
-    expect(exit.code).toBe(0);
-    expect(readFileSync(logFilename).equals(input)).toBe(true);
+    await endExact(helper, logFilename, input);
     const received = new Set(bodies(transport, `${label} `).map((body) => body.split(' ')[1]));
     expect(Array.from({ length: total }, (_, i) => String(i)).filter((i) => !received.has(i))).toEqual([]);
     const summary = summaries(helper).get(transport);
@@ -214,10 +211,7 @@ describe('syslog sink in the helper', () => {
       await helper.write(input.subarray(i * 64, (i + 100) * 64));
       await sleep(20);
     }
-    await helper.end();
-    const exit = await helper.exited;
-    expect(exit.code, helper.stderr()).toBe(0);
-    expect(readFileSync(logFilename).equals(input)).toBe(true);
+    await endExact(helper, logFilename, input);
     // The last lines were sent after the restart: they arrive.
     await waitFor(() => bodies('udp', 'udp-fault 3999 ').length === 1, { what: 'the last line' });
     const summary = summaries(helper).get('udp');
@@ -242,10 +236,7 @@ describe('syslog sink in the helper', () => {
         await helper.write(input.subarray(i * 32_000, (i + 1) * 32_000));
         await sleep(100);
       }
-      await helper.end();
-      const exit = await helper.exited;
-      expect(exit.code, helper.stderr()).toBe(0);
-      expect(readFileSync(logFilename).equals(input)).toBe(true);
+      await endExact(helper, logFilename, input);
       const summary = summaries(helper).get(transport)!;
       // TCP: the kernel took each batch before the reset, so it counts as sent, and the reset as a lost connection.
       // TLS: no handshake ever completes, so every send fails.
@@ -272,10 +263,7 @@ describe('syslog sink in the helper', () => {
     const reloads = await streamKeepingThenChanging(helper, logFilename, input, (total / 2) * 50, configFile, config, changed);
     expect(reloads).toBeGreaterThan(20);
     await waitFor(() => new Set(bodies(transport, `${label} `)).size >= total, { timeoutMs: 15_000, what: 'every line' });
-    await helper.end();
-    const exit = await helper.exited;
-    expect(exit.code, helper.stderr()).toBe(0);
-    expect(readFileSync(logFilename).equals(input)).toBe(true);
+    await endExact(helper, logFilename, input);
     const numbers = bodies(transport, `${label} `).map((body) => Number(body.split(' ')[1]));
     // The first half went through one unchanged sink: exactly once, in order. (Once the sink changes, the retired
     // generation may still be delivering the end of it while the new one sends later lines: they interleave.)
@@ -302,11 +290,8 @@ describe('syslog sink in the helper', () => {
       const input = numberedLines(200_000, 128, 'stuck');
       const helper = await start(logFilename, configFile);
       for (let at = 0; at < input.length; at += 1 << 20) await helper.write(input.subarray(at, at + (1 << 20)));
-      await helper.end();
-      const exit = await helper.exited;
-      expect(exit.code).toBe(0);
+      const exit = await endExact(helper, logFilename, input);
       expect(exit.afterEndMs).toBeLessThan(SHUTDOWN_MS + 1500);
-      expect(readFileSync(logFilename).equals(input)).toBe(true);
       const summary = summaries(helper).get('stuck') as Record<string, unknown>;
       expect(summary).toMatchObject({ linesIn: 200_000 });
       const { buffer_full: full } = summary.droppedBy as Record<string, { lines: number; bytes: number }>;
