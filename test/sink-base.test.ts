@@ -13,7 +13,7 @@ import type { LineBatch } from '../src/lines/line-batch.js';
 import type { LogRecord } from '../src/lines/record.js';
 import type { StreamMetadata } from '../src/mesos/metadata.js';
 import { ReplayWindow } from '../src/sinks/exec-replay.js';
-import { Sink } from '../src/sinks/sink.js';
+import { bufferBytesOf, Sink } from '../src/sinks/sink.js';
 import { expectCountersAddUp, feed } from './helpers/feed.js';
 import { captureLog } from './helpers/log.js';
 import { sleep, waitFor } from './helpers/wait.js';
@@ -388,6 +388,27 @@ describe('Sink base', () => {
     expect(held.bytes + held.lines * CHUNK_ENTRY_BYTES).toBeLessThanOrEqual(8 << 20);
     await sink.stop(Date.now() + 50);
     expectCountersAddUp(sink);
+  });
+
+  it('from 4 MiB up, 1 MiB of max_bytes is set aside for the sink itself; the buffer holds the rest, never under 3 MiB', async () => {
+    const MiB = 1 << 20;
+    expect([1024, 2 * MiB, 3 * MiB, 3.5 * MiB, 4 * MiB, 8 * MiB, 64 * MiB].map(bufferBytesOf)).toEqual([
+      1024, 2 * MiB, 3 * MiB, 3 * MiB, 3 * MiB, 7 * MiB, 63 * MiB,
+    ]);
+    for (const [maxBytes, holds] of [[8 * MiB, 7 * MiB], [2 * MiB, 2 * MiB]]) {
+      const sink = new ScriptedSink({ maxBytes, whenFull: 'drop_oldest' });
+      sink.hold();
+      sink.start();
+      // 64 KiB pipe reads of 1 KiB lines, 16 MiB in all: the stalled sink keeps the newest that fit.
+      const chunk = Array.from({ length: 64 }, (_, i) => line(i, 1023));
+      for (let i = 0; i < 256; i++) feed(sink, META, chunk, { time: i });
+      await sleep(0);
+      const held = sink.buffered();
+      expect(held.bytes).toBeLessThanOrEqual(holds);
+      expect(held.bytes).toBeGreaterThan(holds - 2 * 64 * 1024);
+      expectCountersAddUp(sink);
+      await sink.stop(Date.now() + 50);
+    }
   });
 
   it('a flood of tiny chunks with distinct times stays bounded: each arrival costs CHUNK_ENTRY_BYTES', async () => {
