@@ -4,8 +4,9 @@
 //
 //   node bench/corpus.mjs [--mb=N] [FILE]   writes N MiB (default BENCH_MB or 256) to FILE, or the cache file
 //
-// Library use: writeCorpus(streamOrPath, bytes) and ensureCorpus(bytes) (cached under bench/.work/).
-import { createWriteStream, existsSync, mkdirSync, renameSync, statSync } from 'node:fs';
+// Library use: writeCorpus(streamOrPath, bytes), ensureCorpus(bytes) (cached under bench/.work/) and
+// splitCorpus(file, at) (the same bytes as two files, cached beside it).
+import { closeSync, createWriteStream, existsSync, mkdirSync, openSync, readSync, renameSync, statSync, writeSync } from 'node:fs';
 import { once } from 'node:events';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -173,6 +174,38 @@ export async function ensureCorpus(totalBytes, dir = WORK_DIR) {
   await writeCorpus(partial, totalBytes);
   renameSync(partial, file);
   return file;
+}
+
+/**
+ * The corpus as two files, its first `at` bytes and the rest (cached beside it), so that a producer can stamp the
+ * time between them with two plain `cat`s: `cat` writes 128 KiB at a time, where `head`/`tail` write 8 KiB.
+ */
+export function splitCorpus(file, at) {
+  const parts = [`${file}.head-${at}`, `${file}.tail-${at}`];
+  const total = statSync(file).size;
+  if (parts.every((part, i) => existsSync(part) && statSync(part).size === (i === 0 ? at : total - at))) return parts;
+  const block = Buffer.allocUnsafe(1 << 20);
+  const from = openSync(file, 'r');
+  try {
+    let position = 0;
+    for (const [i, part] of parts.entries()) {
+      const partial = `${part}.${process.pid}.tmp`;
+      const to = openSync(partial, 'w');
+      try {
+        for (const end = i === 0 ? at : total; position < end; ) {
+          const n = readSync(from, block, 0, Math.min(block.length, end - position), position);
+          writeSync(to, block, 0, n);
+          position += n;
+        }
+      } finally {
+        closeSync(to);
+      }
+      renameSync(partial, part);
+    }
+  } finally {
+    closeSync(from);
+  }
+  return parts;
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
