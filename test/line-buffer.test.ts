@@ -882,6 +882,29 @@ describe('LineBuffer: the max_bytes bound and counters', () => {
     expect(distinct.buffered()).toEqual({ lines: 4, bytes: 4 });
   });
 
+  it('drop_oldest counts what it evicts from large arrivals that share a time (an entry holds at most 64 KiB)', () => {
+    const random = prng(99);
+    const b = make({}, { maxBytes: 1 << 20, whenFull: 'drop_oldest' });
+    let written = 0;
+    let bytes = 0;
+    for (let i = 0; i < 300; i++) {
+      const lines = Array.from({ length: 1 + Math.floor(random() * 1500) }, (_, k) => `${i}.${k}${'y'.repeat(Math.floor(random() * 120))}\n`);
+      const chunk = Buffer.from(lines.join(''));
+      put(b, chunk, T + Math.floor(i / 10));
+      written += lines.length;
+      bytes += chunk.length;
+      const held = b.buffered();
+      expect(held.bytes).toBeLessThanOrEqual(1 << 20);
+      expect(b.counters.linesDropped + held.lines, `after arrival ${i}`).toBe(written);
+      expect(b.counters.bytesDropped + held.bytes).toBe(bytes);
+    }
+    // What is held is whole lines, the newest ones.
+    const kept = drain(b, T + 1000).map((r) => r.bytes.toString());
+    expect(kept.every((line) => /^\d+\.\d+y*$/.test(line))).toBe(true);
+    expect(kept.at(-1)).toMatch(/^299\./);
+    expectBalanced(b, written, bytes);
+  });
+
   it('drop_oldest under a flood of tiny arrivals evicts only as many lines as it needs', () => {
     const max = 100 * (1 + CHUNK_ENTRY_BYTES);
     const b = make({}, { maxBytes: max, whenFull: 'drop_oldest' });

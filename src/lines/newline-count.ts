@@ -6,6 +6,11 @@ const ADDON = 'newline_count.node';
 export const ADDON_CANDIDATES = [`./${ADDON}`, `../build/Release/${ADDON}`, `../../build/Release/${ADDON}`];
 
 type Count = (bytes: Uint8Array, from: number, to: number) => number;
+type CopyCount = (source: Uint8Array, from: number, to: number, target: Uint8Array, at: number) => number;
+export interface NewlineAddon {
+  count: Count;
+  copyCount: CopyCount;
+}
 
 /** Newlines in bytes[from, to) with native indexOf once per newline: the fallback when the addon is not built. */
 export const countNewlinesJs: Count = (bytes, from, to) => {
@@ -16,16 +21,23 @@ export const countNewlinesJs: Count = (bytes, from, to) => {
   return n;
 };
 
-let native: Count | null | undefined;
+/** Copies source[from, to) to target at `at` and counts its newlines, in JavaScript: the fallback. */
+export const copyCountJs: CopyCount = (source, from, to, target, at) => {
+  const copied = Math.max(0, Math.min(to, source.length, from + target.length - at) - from);
+  target.set(source.subarray(from, from + copied), at);
+  return countNewlinesJs(source, from, from + copied);
+};
 
-/** The native counter (native/newline-count.c, built by `npm ci`), loaded on first use; null when it is missing. */
-export function nativeNewlineCounter(): Count | null {
+let native: NewlineAddon | null | undefined;
+
+/** The addon (native/newline-count.c, built by `npm ci`), loaded on first use; null when it is missing. */
+export function nativeNewlineAddon(): NewlineAddon | null {
   if (native !== undefined) return native;
   native = null;
   const require = createRequire(import.meta.url);
   for (const candidate of ADDON_CANDIDATES) {
     try {
-      native = (require(candidate) as { count: Count }).count;
+      native = require(candidate) as NewlineAddon;
       break;
     } catch {
       // Not there, or built for another Node ABI: try the next place, else count in JavaScript.
@@ -36,5 +48,10 @@ export function nativeNewlineCounter(): Count | null {
 
 /** Newlines in bytes[from, to): natively when the addon loads (about 4x faster), else in JavaScript. */
 export function countNewlines(bytes: Uint8Array, from: number, to: number): number {
-  return (native === undefined ? nativeNewlineCounter() : native)?.(bytes, from, to) ?? countNewlinesJs(bytes, from, to);
+  return (native === undefined ? nativeNewlineAddon() : native)?.count(bytes, from, to) ?? countNewlinesJs(bytes, from, to);
+}
+
+/** Copies source[from, to) into target at `at` and returns the newlines copied: one pass over the bytes natively. */
+export function copyCountingNewlines(source: Uint8Array, from: number, to: number, target: Uint8Array, at: number): number {
+  return (native === undefined ? nativeNewlineAddon() : native)?.copyCount(source, from, to, target, at) ?? copyCountJs(source, from, to, target, at);
 }
