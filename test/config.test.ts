@@ -16,7 +16,7 @@ import {
   type SplitterConfig,
 } from '../src/config/config.js';
 import { compileMatch, parseMatch, type MatchSpec } from '../src/config/match.js';
-import { ConfigError, ConfigReader } from '../src/config/reader.js';
+import { ConfigError, ConfigReader, showValue } from '../src/config/reader.js';
 import type { StreamMetadata } from '../src/mesos/metadata.js';
 import { makeSandbox } from './helpers/sandbox.js';
 
@@ -119,6 +119,9 @@ describe('config validation names key, value and why', () => {
     ['lines: {max_line_bytes: 10}', 'lines.max_line_bytes', 10, /must be at least 64 bytes/],
     ['lines: {max_line_bytes: -5}', 'lines.max_line_bytes', -5, /must be at least 64 bytes/],
     ['lines: {max_line_bytes: 100.5}', 'lines.max_line_bytes', 100.5, /whole number of bytes/],
+    ['lines: {max_line_bytes: 1e400}', 'lines.max_line_bytes', Infinity, /whole number of bytes/],
+    ['lines: {max_line_bytes: .nan}', 'lines.max_line_bytes', NaN, /whole number of bytes/],
+    ['shutdown_timeout_ms: -.inf', 'shutdown_timeout_ms', -Infinity, /whole number from 0 to 60000/],
     ['sinks: {x: {command: cat}}', 'sinks.x.type', undefined, /is required/],
     ['sinks: {x: {type: kafka}}', 'sinks.x.type', 'kafka', /is not a sink type \(journald, syslog, exec\)/],
     ['sinks: {x: {type: exec, command: cat, colour: red}}', 'sinks.x.colour', 'red', /is not a known key/],
@@ -140,7 +143,8 @@ describe('config validation names key, value and why', () => {
     expect(err.why).toMatch(why);
     // The message carries all three, for the operator reading the agent's log.
     expect(err.message).toContain(key);
-    if (value !== undefined) expect(err.message).toContain(JSON.stringify(value));
+    if (value !== undefined) expect(err.message).toContain(showValue(value));
+    expect(err.message).not.toContain('null');
     expect(err.message).toMatch(why);
     expect(err.message).not.toContain('undefined');
   });

@@ -1,6 +1,12 @@
 import { parseBytes } from '../cli/bytes.js';
 
 /** A configuration mistake: names the key path, the value and why. */
+/** A config value as the operator wrote it, near enough: JSON, but YAML's .inf and .nan (JSON has no such numbers). */
+export function showValue(value: unknown): string {
+  if (typeof value === 'number' && !Number.isFinite(value)) return Number.isNaN(value) ? '.nan' : value > 0 ? '.inf' : '-.inf';
+  return JSON.stringify(value);
+}
+
 export class ConfigError extends Error {
   constructor(
     readonly key: string,
@@ -8,7 +14,7 @@ export class ConfigError extends Error {
     readonly why: string,
   ) {
     const name = key === '' ? 'the config' : key;
-    super(value === undefined ? `${name} ${why}` : `${name}: ${JSON.stringify(value)} ${why}`);
+    super(value === undefined ? `${name} ${why}` : `${name}: ${showValue(value)} ${why}`);
   }
 }
 
