@@ -784,6 +784,18 @@ describe('LineBuffer: when_full drop_newest', () => {
     expectBalanced(b, 78, 780);
   });
 
+  it('a broken-off line that the stream ends without a newline counts as one dropped line at end()', () => {
+    const b = make({}, { maxBytes: 100, whenFull: 'drop_newest' });
+    put(b, 'keep1\nkeep2\n', T);
+    put(b, `tail-${'x'.repeat(200)}`, T + 1);
+    put(b, 'more of the same tail', T + 2);
+    b.end();
+    expect(texts(drain(b, T + 3))).toEqual(['keep1', 'keep2']);
+    expect(b.counters.linesDropped).toBe(1);
+    // The stream's lines: two whole ones and the unterminated last one, as drop_oldest counts them.
+    expectBalanced(b, 3, 12 + 205 + 21);
+  });
+
   it('drops the line it breaks off entirely: its held start, the rest of the chunk, and its continuation', () => {
     const b = make({}, { maxBytes: 100, whenFull: 'drop_newest' });
     put(b, 'keep1\nkeep2\nbro', T);

@@ -162,6 +162,11 @@ export class LineBuffer {
   /** End of stream: an unterminated last line is now a line of its own. */
   end(): void {
     this.ended = true;
+    // The last line's start was dropped (drop_newest) and no newline came: it was a line, and it was dropped.
+    if (this.droppingLine) {
+      this.droppingLine = false;
+      this.drop('buffer_full', 1, 0);
+    }
     // An idle-flushed line that no newline followed was the last line.
     if (this.owedNewline && this.head === this.tail) {
       this.owedNewline = false;
