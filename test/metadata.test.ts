@@ -199,6 +199,47 @@ describe('enrichFromState, on /state as served over HTTP', () => {
     expect(enrichFromState(meta, {} as never)).toBeUndefined();
   });
 
+  it('values of other types: numbers and booleans become text, anything else is left out, so sinks get strings', async () => {
+    const dir = `${WORK}/slaves/${AGENT}/frameworks/${FRAMEWORK}/executors/odd/runs/C1`;
+    const odd = {
+      id: 42,
+      frameworks: [
+        'not a framework',
+        {
+          id: FRAMEWORK,
+          name: 7,
+          executors: [
+            null,
+            {
+              id: 12345,
+              name: { not: 'text' },
+              directory: dir,
+              labels: { not: 'a list' },
+              tasks: [{ id: 12345, name: true, labels: [{ key: 1, value: 2 }, { value: 'no key' }, 'junk'], statuses: 5 }],
+              queued_tasks: 'not a list',
+              completed_tasks: {},
+            },
+          ],
+        },
+      ],
+    };
+    const agent = await startFakeAgent(odd);
+    let state;
+    try {
+      state = await new AgentStateClient(agent.url, 2000).state();
+    } finally {
+      await agent.close();
+    }
+    const meta = metadataFromPath(`${dir}/stdout`);
+    const enriched = enrichFromState(meta, state)!;
+    expect(enriched).toMatchObject({ task_id: '12345', task_name: 'true', framework_name: '7', executor_labels: {}, task_labels: { 1: '2' } });
+    expect(enriched.executor_name).toBeUndefined();
+    for (const [key, value] of Object.entries(enriched)) {
+      if (value !== undefined && typeof value !== 'object') expect(typeof value, key).toBe('string');
+    }
+    for (const notAState of [null, [], 'text', { frameworks: 'none' }]) expect(enrichFromState(meta, notAState as never)).toBeUndefined();
+  });
+
   it('a sibling directory with the same prefix is not this sandbox', () => {
     const meta = metadataFromPath(`${dirOf(commandExecutor)}x/stdout`);
     expect(enrichFromState(meta, served)).toBeUndefined();

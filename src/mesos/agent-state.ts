@@ -88,30 +88,50 @@ async function getJson(url: URL, timeoutMs: number): Promise<unknown> {
   });
 }
 
+// The agent's JSON is read field by field: a value of another type (a number for an id, an object for a list) is
+// taken as text where it is a number or boolean, else left out, so every sink gets strings.
+const text = (value: unknown): string | undefined => {
+  if (typeof value === 'string') return value;
+  return typeof value === 'number' || typeof value === 'boolean' ? String(value) : undefined;
+};
+const objects = <T>(value: T[] | undefined): T[] =>
+  Array.isArray(value) ? value.filter((item) => typeof item === 'object' && item !== null && !Array.isArray(item)) : [];
+
 const labelMap = (labels: Label[] | undefined): Record<string, string> =>
-  Object.fromEntries((labels ?? []).map((l) => [l.key, l.value ?? '']));
+  Object.fromEntries(
+    objects(labels).flatMap((label) => {
+      const key = text(label.key);
+      return key === undefined ? [] : [[key, text(label.value) ?? '']];
+    }),
+  );
 
 /** Adds task id, names and labels from /state. Undefined when the agent does not (yet) list this sandbox. */
 export function enrichFromState(meta: StreamMetadata, state: AgentState): StreamMetadata | undefined {
-  for (const framework of state.frameworks ?? []) {
-    for (const executor of framework.executors ?? []) {
-      const dir = executor.directory;
+  for (const framework of objects(state?.frameworks)) {
+    for (const executor of objects(framework.executors)) {
+      const dir = text(executor.directory);
       if (dir === undefined || (meta.sandbox !== dir && !meta.sandbox.startsWith(`${dir}/containers/`))) continue;
-      const tasks = [...(executor.tasks ?? []), ...(executor.queued_tasks ?? []), ...(executor.completed_tasks ?? [])];
+      const tasks = [executor.tasks, executor.queued_tasks, executor.completed_tasks].flatMap(objects);
       const child = meta.container_id?.split('.').slice(1).pop();
+      const executorId = text(executor.id);
+      const runsChild = (t: TaskState): boolean =>
+        objects(t.statuses).some((s) => text(s.container_status?.container_id?.value) === child);
       const task =
-        (child && tasks.find((t) => t.statuses?.some((s) => s.container_status?.container_id?.value === child))) ||
-        tasks.find((t) => t.id === executor.id) ||
+        (child && tasks.find(runsChild)) ||
+        (executorId !== undefined && tasks.find((t) => text(t.id) === executorId)) ||
         (tasks.length === 1 ? tasks[0] : undefined);
+      const taskId = task ? text(task.id) : undefined;
       return {
         ...meta,
-        agent_id: meta.agent_id ?? state.id,
-        framework_id: meta.framework_id ?? framework.id,
-        framework_name: framework.name,
-        executor_id: meta.executor_id ?? executor.id,
-        executor_name: executor.name,
+        agent_id: meta.agent_id ?? text(state.id),
+        framework_id: meta.framework_id ?? text(framework.id),
+        framework_name: text(framework.name),
+        executor_id: meta.executor_id ?? executorId,
+        executor_name: text(executor.name),
         executor_labels: labelMap(executor.labels),
-        ...(task === undefined ? {} : { task_id: task.id, task_name: task.name, task_labels: labelMap(task.labels) }),
+        ...(task && taskId !== undefined
+          ? { task_id: taskId, task_name: text(task.name), task_labels: labelMap(task.labels) }
+          : {}),
       };
     }
   }
