@@ -48,10 +48,18 @@ export function nativeNewlineAddon(): NewlineAddon | null {
 
 /** Newlines in bytes[from, to): natively when the addon loads (about 4x faster), else in JavaScript. */
 export function countNewlines(bytes: Uint8Array, from: number, to: number): number {
-  return (native === undefined ? nativeNewlineAddon() : native)?.count(bytes, from, to) ?? countNewlinesJs(bytes, from, to);
+  const addon = native === undefined ? nativeNewlineAddon() : native;
+  return addon !== null ? addon.count(bytes, from, to) : countNewlinesJs(bytes, from, to);
 }
 
 /** Copies source[from, to) into target at `at` and returns the newlines copied: one pass over the bytes natively. */
-export function copyCountingNewlines(source: Uint8Array, from: number, to: number, target: Uint8Array, at: number): number {
-  return (native === undefined ? nativeNewlineAddon() : native)?.copyCount(source, from, to, target, at) ?? copyCountJs(source, from, to, target, at);
+export function copyCountingNewlines(
+  source: Uint8Array,
+  from: number,
+  to: number,
+  target: Uint8Array,
+  at: number,
+): number {
+  const addon = native === undefined ? nativeNewlineAddon() : native;
+  return addon !== null ? addon.copyCount(source, from, to, target, at) : copyCountJs(source, from, to, target, at);
 }
