@@ -1,5 +1,6 @@
 // The syslog sink driven directly against a real rsyslogd (TCP, TLS, UDP), plus its config validation.
 import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startStalledPeer, type StalledPeer } from './helpers/stalled-peer.js';
@@ -385,6 +386,36 @@ describe('faults', () => {
   it('without the replay window the same fault loses lines (why the window exists)', async () => {
     const { missing } = await hangKillRestart({ replay_max_bytes: 0 }, 5000);
     expect(missing.length).toBeGreaterThan(0);
+  });
+
+  it('a peer that accepts and closes at once gets reconnects with backoff, not a busy loop; stop() stays prompt', async () => {
+    let connections = 0;
+    const server = createServer((socket) => {
+      connections++;
+      socket.resume();
+      socket.end();
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as { port: number }).port;
+    try {
+      const { sink, logs } = makeSink({ port });
+      const started = Date.now();
+      for (let i = 0; Date.now() - started < 1600; i++) {
+        feed(sink, META, numbered('again', i * 10, i * 10 + 10));
+        await sleep(10);
+      }
+      // Delays of 100, 200, 400, 800 ms after each connection the peer closed: 5 or 6 in 1.6 s, not hundreds.
+      expect(connections).toBeGreaterThanOrEqual(3);
+      expect(connections).toBeLessThanOrEqual(7);
+      const lost = logs.filter((l) => l.msg === 'syslog connection lost; will reconnect and resend the newest frames');
+      expect(lost[0]).toMatchObject({ reconnectInMs: 100 });
+      const stopping = Date.now();
+      await sink.stop(Date.now() + 200);
+      expect(Date.now() - stopping).toBeLessThan(1000);
+      expectCountersAddUp(sink);
+    } finally {
+      server.close();
+    }
   });
 
   describe('a TCP peer that accepts and never reads', () => {

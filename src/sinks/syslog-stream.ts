@@ -28,6 +28,14 @@ export interface StreamTransportOptions {
 }
 
 const TLS13_SETTLE_MS = 250;
+/**
+ * A connection the peer closes sooner than this after it opened counts as a failed one: the next one waits,
+ * MIN_RECONNECT_DELAY_MS doubling up to MAX_RECONNECT_DELAY_MS, so a peer that accepts and closes at once is not
+ * hammered. (A connection that cannot be made fails the send, and the sink's own backoff applies.)
+ */
+const STABLE_CONNECTION_MS = 5000;
+const MIN_RECONNECT_DELAY_MS = 100;
+const MAX_RECONNECT_DELAY_MS = 30_000;
 
 /**
  * One TCP or TLS connection at a time, opened on demand by `write`. Plain syslog has no acknowledgements: a write
@@ -47,6 +55,11 @@ export class StreamTransport {
   /** Rejects the write in flight when the connection goes away. */
   private failWrite: ((err: Error) => void) | undefined;
   private readonly lossLog: RateLimitedLog;
+  /** Connections in a row that the peer closed before they were stable, and when the next may start. */
+  private shortLived = 0;
+  private notBefore = 0;
+  /** Ends a wait for the next connection (close() during it). */
+  private cancelWait: (() => void) | undefined;
 
   constructor(private readonly options: StreamTransportOptions) {
     this.lossLog = new RateLimitedLog(options.log);
@@ -89,12 +102,29 @@ export class StreamTransport {
   /** Destroys the connection: a write in flight rejects, and so does every later one. */
   close(): void {
     this.closed = true;
+    this.cancelWait?.();
     this.socket?.destroy();
   }
 
   private connect(): Promise<Socket> {
     if (this.closed) return Promise.reject(new Error('the syslog sink is closed'));
     if (this.ready !== undefined) return this.ready;
+    const wait = this.notBefore - Date.now();
+    if (wait > 0) {
+      this.ready = new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(resolve, wait);
+        this.cancelWait = () => {
+          clearTimeout(timer);
+          reject(new Error('the syslog sink is closed'));
+        };
+      })
+        .finally(() => {
+          this.cancelWait = undefined;
+          this.ready = undefined;
+        })
+        .then(() => this.connect());
+      return this.ready;
+    }
     const { open, connectTimeoutMs, peer, tls } = this.options;
     // Outside the promise: if open() throws (a TLS key file unreadable just now), nothing is kept as `ready`, so
     // the next write tries again instead of failing for good.
@@ -103,6 +133,7 @@ export class StreamTransport {
     this.ready = new Promise<Socket>((resolve, reject) => {
       let lastError: Error | undefined;
       let connected = false;
+      let connectedAt = 0;
       const timer = setTimeout(
         () => socket.destroy(new Error(`connecting to ${peer} timed out after ${connectTimeoutMs} ms`)),
         connectTimeoutMs,
@@ -111,6 +142,7 @@ export class StreamTransport {
       const ready = (): void => {
         if (socket.destroyed) return;
         connected = true;
+        connectedAt = Date.now();
         socket.setNoDelay(true);
         socket.setKeepAlive(true, 30_000);
         if (this.connections++ > 0) this.options.onReconnect();
@@ -136,19 +168,24 @@ export class StreamTransport {
         this.socket = undefined;
         this.ready = undefined;
         if (!connected) return reject(err);
+        this.shortLived = Date.now() - connectedAt < STABLE_CONNECTION_MS ? this.shortLived + 1 : 0;
+        const backoff = MIN_RECONNECT_DELAY_MS * 2 ** (this.shortLived - 1);
+        const delay = this.shortLived === 0 ? 0 : Math.min(backoff, MAX_RECONNECT_DELAY_MS);
+        this.notBefore = Date.now() + delay;
         this.failWrite?.(err);
-        if (!this.closed) this.keepForReplay(err);
+        if (!this.closed) this.keepForReplay(err, delay);
       });
     });
     return this.ready;
   }
 
-  private keepForReplay(err: Error): void {
+  private keepForReplay(err: Error, reconnectInMs: number): void {
     this.ring.expire(Date.now());
     const replay = this.ring.replayable();
     this.resendPending = replay.length > 0;
+    const replayBytes = replay.reduce((sum, frames) => sum + frames.length, 0);
     this.lossLog.error(
-      { peer: this.options.peer, err: err.message, replayBytes: replay.reduce((sum, frames) => sum + frames.length, 0) },
+      { peer: this.options.peer, err: err.message, replayBytes, reconnectInMs },
       'syslog connection lost; will reconnect and resend the newest frames',
     );
   }
