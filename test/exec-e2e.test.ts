@@ -62,23 +62,24 @@ function start(stdout: string, config: string): Promise<PipedProcess> {
   );
 }
 
-function summaryOf(helper: PipedProcess): Diagnostic {
+/** The sink's summary; it took in all the test wrote, or nothing when its `match` does not select the stream. */
+function summaryOf(helper: PipedProcess, matched = true): Diagnostic {
   const summary = helper.diagnostics().find((d) => d.msg === 'sink summary' && d.sink === 'fwd');
   expect(summary, helper.stderr()).toBeDefined();
   const s = summary!;
   expect(s.type).toBe('exec');
-  expectSummaryAddsUp(s, helper.written());
+  expectSummaryAddsUp(s, matched ? helper.written() : { lines: 0, bytes: 0 });
   return s;
 }
 
 /** Ends the input: the helper must exit 0 within `withinMs`, with the sandbox byte-exact. Returns the sink summary. */
-async function endAndVerify(helper: PipedProcess, stdout: string, input: Buffer, withinMs = 2500): Promise<Diagnostic> {
+async function endAndVerify(helper: PipedProcess, stdout: string, input: Buffer, withinMs = 2500, matched = true) {
   await helper.end();
   const exit = await helper.exited;
   expect(exit.code, helper.stderr()).toBe(0);
   expect(exit.afterEndMs).toBeLessThan(withinMs);
   expect(readKept(stdout).equals(input)).toBe(true);
-  return summaryOf(helper);
+  return summaryOf(helper, matched);
 }
 
 // Incarnation n records its environment. The first copies lines until `crash-now`, then exits 1; later ones keep all.
@@ -159,6 +160,38 @@ describe('exec sink end to end', () => {
     expect(second.LIBPROCESS_IP).toBe('127.0.0.1');
 
     expect(summary).toMatchObject({ linesIn: 5101, linesSent: 5101, linesDropped: 0, bufferedLines: 0, reconnects: 1 });
+  });
+
+  it('match selects streams: the stdout and stderr helpers of one task, only stderr forwarded, both sandboxes exact', async () => {
+    const { sandbox, stdout, scripts, config } = setUp((dir) => ({
+      command: [writeScript(dir, 'record.sh', 'cat >> "$OUT/got.$MESOS_LOG_STREAM"')],
+      match: { stream: 'stderr', executor_id: 'web.*' },
+    }));
+    const stderr = join(sandbox, 'stderr');
+    const [out, err] = await Promise.all([start(stdout, config), start(stderr, config)]);
+    const outInput = numberedLines(3000, 80, 'out');
+    const errInput = numberedLines(2000, 80, 'err');
+    await Promise.all([out.write(outInput), err.write(errInput)]);
+    const [outSummary, errSummary] = await Promise.all([
+      endAndVerify(out, stdout, outInput, 2500, false),
+      endAndVerify(err, stderr, errInput),
+    ]);
+    expect(readFileSync(join(scripts, 'got.STDERR')).equals(errInput)).toBe(true);
+    expect(readIfExists(join(scripts, 'got.STDOUT'))).toHaveLength(0);
+    expect(errSummary).toMatchObject({ linesSent: 2000, linesDropped: 0 });
+    expect(outSummary).toMatchObject({ linesSent: 0, bufferedLines: 0 });
+  });
+
+  it('match on an executor_id that is not this task: nothing forwarded, the sandbox exact', async () => {
+    const { stdout, scripts, config } = setUp((dir) => ({
+      command: [writeScript(dir, 'record.sh', 'cat >> "$OUT/got"')],
+      match: { executor_id: 'api.*' },
+    }));
+    const helper = await start(stdout, config);
+    const input = numberedLines(1000, 80, 'line');
+    await helper.write(input);
+    await endAndVerify(helper, stdout, input, 2500, false);
+    expect(readIfExists(join(scripts, 'got'))).toHaveLength(0);
   });
 
   it('a process that always crashes: sandbox byte-exact, helper exits 0 promptly, restarts counted', async () => {
