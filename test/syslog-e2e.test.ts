@@ -255,7 +255,10 @@ describe('syslog sink in the helper', () => {
   it.each(['tcp', 'tls'] as const)('%s: SIGHUPs mid-stream keeping the sink (every line once, in order), then changing it (every line at least once)', async (transport) => {
     const label = `hup-${transport}`;
     const { logFilename, configFile } = setup('stdout', sinkTo(transport));
-    const config = readFileSync(configFile, 'utf8');
+    // A changed sink's retired generation delivers its backlog for shutdown_timeout_ms, not handing it to its
+    // successor (README): give it time on a machine the rest of the suite slows down.
+    const config = JSON.stringify({ ...JSON.parse(readFileSync(configFile, 'utf8')), shutdown_timeout_ms: 15_000 });
+    writeFileSync(configFile, config);
     const changed = JSON.stringify({ ...JSON.parse(config), sinks: { [transport]: { ...sinkTo(transport)[transport], app_name: 'changed' } } });
     const total = 100_000;
     const input = numberedLines(total, 50, label);
