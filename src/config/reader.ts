@@ -1,12 +1,13 @@
 import { parseBytes } from '../cli/bytes.js';
 
-/** A configuration mistake: names the key path, the value and why. */
 /** A config value as the operator wrote it, near enough: JSON, but YAML's .inf and .nan (JSON has no such numbers). */
 export function showValue(value: unknown): string {
-  if (typeof value === 'number' && !Number.isFinite(value)) return Number.isNaN(value) ? '.nan' : value > 0 ? '.inf' : '-.inf';
-  return JSON.stringify(value);
+  if (typeof value !== 'number' || Number.isFinite(value)) return JSON.stringify(value);
+  if (Number.isNaN(value)) return '.nan';
+  return value > 0 ? '.inf' : '-.inf';
 }
 
+/** A configuration mistake: names the key path, the value and why. */
 export class ConfigError extends Error {
   constructor(
     readonly key: string,
