@@ -110,8 +110,9 @@ export type OutputSpace = (size: number, scratch: number) => Buffer;
 
 /**
  * Encodes records as RFC 5424 messages into one Buffer per batch, from the caller's OutputSpace: octet-counted
- * frames (RFC 6587) for stream transports, or bare messages for datagrams. Everything but the timestamp and MSG is cached per metadata object,
- * and the whole header for the last millisecond seen (the lines of one read share it), so a line costs two copies.
+ * frames (RFC 6587) for stream transports, or bare messages for datagrams. Everything but the timestamp and MSG is
+ * cached per metadata object, and the whole header for the last millisecond seen (the lines of one read share it),
+ * so a line costs two copies.
  */
 export class SyslogEncoder {
   private readonly parts = new WeakMap<StreamMetadata, MetaParts>();
@@ -247,7 +248,7 @@ export class SyslogEncoder {
   }
 }
 
-/** The longest prefix of the valid UTF-8 bytes[start, start + size), at most `max` long, that splits no character. */
+/** How many decimal digits `n` has. */
 function decimalDigits(n: number): number {
   let digits = 1;
   for (let power = 10; n >= power; power *= 10) digits++;
