@@ -68,10 +68,8 @@ export class StreamPipeline {
     const dropReport = setInterval(() => this.reportDrops(), this.options.dropReportMs ?? 10_000);
     dropReport.unref();
     return new Promise((resolve) => {
-      let done = false;
       const finish = (): void => {
-        if (done) return;
-        done = true;
+        if (this.ending) return;
         this.ending = true;
         clearInterval(dropReport);
         void this.shutdown().then(resolve);
