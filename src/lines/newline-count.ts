@@ -48,7 +48,7 @@ export function nativeNewlineAddon(): NewlineAddon | null {
 
 /** Newlines in bytes[from, to): natively when the addon loads (about 4x faster), else in JavaScript. */
 export function countNewlines(bytes: Uint8Array, from: number, to: number): number {
-  const addon = native === undefined ? nativeNewlineAddon() : native;
+  const addon = nativeNewlineAddon();
   return addon !== null ? addon.count(bytes, from, to) : countNewlinesJs(bytes, from, to);
 }
 
@@ -60,6 +60,6 @@ export function copyCountingNewlines(
   target: Uint8Array,
   at: number,
 ): number {
-  const addon = native === undefined ? nativeNewlineAddon() : native;
+  const addon = nativeNewlineAddon();
   return addon !== null ? addon.copyCount(source, from, to, target, at) : copyCountJs(source, from, to, target, at);
 }
