@@ -65,7 +65,9 @@ function sendUsr1(pid: number, delayMs: number): Promise<void> {
     process.kill(pid, 'SIGUSR1');
     return Promise.resolve();
   }
-  return sleep(delayMs).then(() => process.kill(pid, 'SIGUSR1'));
+  return sleep(delayMs).then(() => {
+    process.kill(pid, 'SIGUSR1');
+  });
 }
 
 /**
