@@ -1,12 +1,12 @@
 import { EventEmitter } from 'node:events';
-import { close, constants, fstat, open, stat, write } from 'node:fs';
+import { close, fstat, stat, write } from 'node:fs';
 import { promisify } from 'node:util';
 import type { Logger } from '../diagnostics.js';
 import { RateLimitedLog } from '../diagnostics.js';
 import { chooseCut } from './cut.js';
 import type { Rotation } from './rotation.js';
+import { openLiveFile } from './sandbox-fs.js';
 
-const openAsync = promisify(open);
 const writeAsync = promisify(write);
 const fstatAsync = promisify(fstat);
 const statAsync = promisify(stat);
@@ -222,9 +222,12 @@ export class SandboxWriter extends EventEmitter {
     if (this.fd !== undefined && !(await this.liveFileMoved())) return true;
     if (Date.now() < this.failedUntil) return false;
     try {
-      const fd = await openAsync(this.options.path, constants.O_WRONLY | constants.O_CREAT | constants.O_APPEND, 0o644);
+      const { fd, size, replaced } = await openLiveFile(this.options.path);
+      if (replaced !== undefined) {
+        this.errors.error({ path: this.options.path, found: replaced }, 'the live file was not a regular file of its own; replaced it with a new one');
+      }
       this.fd = fd;
-      this.size = (await fstatAsync(fd)).size;
+      this.size = size;
       this.midLine = false;
       this.checkedAt = Date.now();
       return true;
