@@ -65,11 +65,21 @@ class JournaldSink extends Sink {
     this.transport.close();
   }
 
+  /** The datagrams kept for a replay count against max_bytes; new lines get their room first. */
+  protected override makeRoom(bytes: number): void {
+    if (!(this.transport instanceof NativeTransport)) return;
+    this.transport.release(bytes);
+    this.holdElsewhere(this.transport.heldBytes);
+  }
+
   private async sendEntry(native: NativeTransport, record: LogRecord): Promise<void> {
     for (;;) {
       try {
-        return await native.send(this.encoder.encode(record));
+        await native.send(this.encoder.encode(record));
+        this.holdElsewhere(native.heldBytes);
+        return;
       } catch (err) {
+        this.holdElsewhere(native.heldBytes);
         const limit = this.encoder.maxEntryBytes;
         if (!(err instanceof DatagramError && err.code === 'EMSGSIZE' && limit > MIN_MAX_ENTRY_BYTES)) throw err;
         // The kernel's datagram limit (the socket's send buffer) is below max_entry_bytes: cut entries to fit.
