@@ -12,8 +12,12 @@ export interface LineOptions {
 
 export type WhenFull = 'drop_oldest' | 'drop_newest';
 
-/** buffer_full: `when_full` applied. detached: the sink left or rejoined the stream, so a line start it held can never end. */
-export type DropReason = 'buffer_full' | 'detached';
+/**
+ * buffer_full: `when_full` applied. detached: the sink left or joined the stream mid-line, so a line start it held
+ * can never end, or the rest of a line it never saw start is not its to send. replay_overflow: lines counted sent
+ * that a lost connection may not have delivered, and that the sink can no longer send again.
+ */
+export type DropReason = 'buffer_full' | 'detached' | 'replay_overflow';
 
 export interface BufferConfig {
   /**
@@ -102,6 +106,7 @@ export class LineBuffer {
   readonly droppedBy: Record<DropReason, { lines: number; bytes: number }> = {
     buffer_full: { lines: 0, bytes: 0 },
     detached: { lines: 0, bytes: 0 },
+    replay_overflow: { lines: 0, bytes: 0 },
   };
   // Scratch for take(): record positions relative to head and times, grown to the most records one batch took.
   private starts = new Uint32Array(64);
@@ -270,6 +275,13 @@ export class LineBuffer {
     this.outstandingLines -= batch.lines;
     this.counters.linesSent += batch.lines;
     this.counters.bytesSent += batch.bytes;
+  }
+
+  /** Lines counted sent were not delivered after all, and will not be sent again: they count as dropped instead. */
+  unsend(reason: DropReason, lines: number, bytes: number): void {
+    this.counters.linesSent -= lines;
+    this.counters.bytesSent -= bytes;
+    this.drop(reason, lines, bytes);
   }
 
   /** When an unterminated line becomes due for an idle flush, if one is held. */
