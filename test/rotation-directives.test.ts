@@ -1,13 +1,16 @@
 // Odd and hostile directive values (issue 13): read as logrotate 3.21 reads them, checked side by side with real
 // logrotate on the same files; a rotation costs the files that exist, not the count; the helper exits in time at EOF.
 import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
+import { randomFillSync } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { numberedLines } from './helpers/data.js';
+import { chunks, numberedLines } from './helpers/data.js';
+import { procStat } from './helpers/proc.js';
 import { makeSandbox } from './helpers/sandbox.js';
 import { finalStats, pipeThrough } from './helpers/spawn.js';
+import { sleep } from './helpers/wait.js';
 
 const PAGE = Number(execFileSync('getconf', ['PAGESIZE'], { encoding: 'utf8' }).trim());
 /** Four lines fill a file of --max_size=PAGE: the fifth starts a rotation. */
@@ -135,3 +138,58 @@ describe('cost of a rotation', () => {
     expect(readFileSync(`${stdout}.10`).equals(input.subarray(0, 4 * LINE))).toBe(true);
   });
 });
+
+describe.concurrent('exit at EOF', () => {
+  it('a postrotate still running 4 s after EOF is killed with what it started; the helper exits within 5 s', async () => {
+    const { dir, stdout } = makeSandbox();
+    const pidFile = join(dir, '..', 'script.pid');
+    const { helper, exit } = await pipeThrough(
+      {
+        log_filename: stdout,
+        logrotate_options: `rotate 1\npostrotate\necho $$ > ${pidFile}; sleep 20; touch ${pidFile}.done\nendscript`,
+        max_size: `${PAGE}B`,
+      },
+      numberedLines(5, LINE),
+    );
+    expect(exit.code, helper.stderr()).toBe(0);
+    expect(exit.afterEndMs).toBeGreaterThan(3500);
+    expect(exit.afterEndMs).toBeLessThan(5000);
+    const group = Number(readFileSync(pidFile, 'utf8'));
+    await sleep(100);
+    expect(processesInGroup(group)).toEqual([]);
+    expect(existsSync(`${pidFile}.done`)).toBe(false);
+    expect(helper.diagnostics().some((d) => d.hook === 'postrotate' && /killed/.test(d.msg))).toBe(true);
+  });
+
+  it('compression unfinished 4 s after EOF is given up: the partial .gz removed, the plain file kept', async () => {
+    const { dir, stdout } = makeSandbox();
+    // Incompressible, so that gzip takes several seconds (about 40 MB/s here).
+    const size = 384 * 1024 * 1024;
+    const body = Buffer.alloc(size);
+    for (let offset = 0; offset < size; offset += 65536) randomFillSync(body, offset, 65536);
+    for (let offset = 4095; offset < size; offset += 4096) body[offset] = 0x0a;
+    const { helper, exit } = await pipeThrough(
+      { log_filename: stdout, logrotate_options: 'rotate 1\ncompress', max_size: '384MB' },
+      [...chunks(body, 1 << 20), Buffer.from('the next file\n')],
+    );
+    expect(exit.code, helper.stderr()).toBe(0);
+    expect(exit.afterEndMs).toBeLessThan(5000);
+    expect(readdirSync(dir).sort()).toEqual(['stdout', 'stdout.1', 'stdout.logrotate.conf']);
+    expect(readFileSync(`${stdout}.1`).equals(body)).toBe(true);
+    expect(helper.diagnostics().some((d) => d.file === `${stdout}.1` && /compression/.test(d.msg))).toBe(true);
+  });
+});
+
+/** Processes whose process group is `group`. */
+function processesInGroup(group: number): number[] {
+  return readdirSync('/proc')
+    .filter((name) => /^\d+$/.test(name))
+    .filter((pid) => {
+      try {
+        return procStat(Number(pid)).pgrp === group && procStat(Number(pid)).state !== 'Z';
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}

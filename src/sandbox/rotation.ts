@@ -60,7 +60,7 @@ export class NativeRotation implements Rotation {
   constructor(
     private readonly logFilename: string,
     private readonly policy: RotationPolicy,
-    log: Logger,
+    private readonly log: Logger,
     private readonly scriptTimeoutMs = 60_000,
   ) {
     this.errors = new RateLimitedLog(log);
@@ -257,7 +257,7 @@ export class NativeRotation implements Rotation {
       await unlink(file);
     } catch (err) {
       if (output !== undefined) await unlink(gz).catch(() => undefined);
-      if (signal.aborted) this.errors.error({ file }, 'the stream ended before compression finished; the file stays uncompressed');
+      if (signal.aborted) this.log.warn({ file }, 'the stream ended before compression finished; the file stays uncompressed');
       else this.fail('compress', file, err);
     } finally {
       await Promise.all([handle.close(), output?.close()]);
@@ -277,8 +277,9 @@ export class NativeRotation implements Rotation {
     if (script === undefined || this.abandon.signal.aborted) return;
     // logrotate passes postrotate the rotated file as `$2`.
     const args = hook === 'postrotate' ? [this.logFilename, this.name(1, false)] : [this.logFilename];
-    const result = await runShellScript(script, args, this.scriptTimeoutMs);
-    if (result !== 0) this.errors.error({ hook, result }, `${hook} script failed; rotating anyway`);
+    const result = await runShellScript(script, args, this.scriptTimeoutMs, this.abandon.signal);
+    if (this.abandon.signal.aborted) this.log.warn({ hook }, `the stream ended while the ${hook} script ran; killed its process group`);
+    else if (result !== 0) this.errors.error({ hook, result }, `${hook} script failed; rotating anyway`);
   }
 
   private fail(operation: string, file: string, err: unknown): void {
