@@ -12,11 +12,12 @@ import { SandboxWriter } from '../sandbox/writer.js';
 import { onSighup } from './sighup.js';
 import { isSessionLeader, pageSize, switchUser } from '../system.js';
 import { parseLoggerFlags, type LoggerFlags } from './flags.js';
+import { rawArguments } from './raw-argv.js';
 
 /** `mesos-logrotate-logger`: the agent's per-stream helper. Returns the exit code. */
 export async function runLogrotateLogger(argv: string[]): Promise<number> {
   const page = pageSize();
-  const parsed = parseLoggerFlags(argv, page);
+  const parsed = parseLoggerFlags(argv, page, rawArguments(argv));
   if (parsed.kind === 'help') {
     process.stdout.write(`${parsed.usage}\n`);
     return 0;
@@ -42,7 +43,7 @@ export async function runLogrotateLogger(argv: string[]): Promise<number> {
 
   const threshold = flags.maxSize - page;
   try {
-    writeLogrotateConf(flags.logFilename, flags.logrotateOptions, threshold);
+    await writeLogrotateConf(flags.logFilename, flags.logrotateOptions, threshold);
   } catch (err) {
     log.error({ err: (err as Error).message }, 'failed to write the logrotate configuration');
   }

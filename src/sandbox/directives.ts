@@ -12,7 +12,8 @@ export interface RotationPolicy {
   missingok: boolean;
   copytruncate: boolean;
   create: CreateDirective | undefined;
-  scripts: Partial<Record<ScriptHook, string>>;
+  /** Script bodies, byte for byte as given. */
+  scripts: Partial<Record<ScriptHook, Buffer>>;
 }
 
 export interface CreateDirective {
@@ -43,7 +44,9 @@ class Unhandled extends Error {}
  */
 function count(keyword: string, args: string[], unsigned: boolean, min: number): number {
   const value = args.length === 1 ? cInt(args[0], unsigned) : undefined;
-  if (value === undefined || value < min) throw new Unhandled(`'${keyword} ${args.join(' ')}' is not a count logrotate accepts`);
+  if (value === undefined || value < min) {
+    throw new Unhandled(`'${keyword} ${args.join(' ')}' is not a count logrotate accepts`);
+  }
   return value;
 }
 
@@ -63,7 +66,8 @@ function cInt(text: string, unsigned: boolean): number | undefined {
   return Number(BigInt.asIntN(32, value));
 }
 
-export function parseDirectives(options: string | undefined): Directives {
+/** Reads `options` as latin1, a character per byte: the keywords are ASCII, and script bodies keep their bytes. */
+export function parseDirectives(options: Buffer | undefined): Directives {
   const policy: RotationPolicy = {
     rotate: 0,
     compress: false,
@@ -75,7 +79,7 @@ export function parseDirectives(options: string | undefined): Directives {
     scripts: {},
   };
   const seen: string[] = [];
-  const lines = (options ?? '').split('\n');
+  const lines = (options?.toString('latin1') ?? '').split('\n');
   try {
     for (let i = 0; i < lines.length; i++) {
       const line = lines[i].trim();
@@ -85,7 +89,7 @@ export function parseDirectives(options: string | undefined): Directives {
       if (SCRIPT_HOOKS.has(keyword)) {
         const end = lines.findIndex((l, j) => j > i && l.trim() === 'endscript');
         if (end < 0) throw new Unhandled(`'${keyword}' has no endscript`);
-        policy.scripts[keyword as ScriptHook] = lines.slice(i + 1, end).join('\n');
+        policy.scripts[keyword as ScriptHook] = Buffer.from(lines.slice(i + 1, end).join('\n'), 'latin1');
         i = end;
         continue;
       }
