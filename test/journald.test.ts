@@ -385,6 +385,31 @@ describe.skipIf(!isRoot())('journald sink faults', () => {
     expectCountersAddUp(sink);
   });
 
+  it('counts as replay_overflow, not sent, what a killed journald may not have read when the stream ends before journald is back', async () => {
+    if (!journald.running) await journald.start();
+    const meta = metaFor();
+    const sink = makeSink({ socket: journald.socket }, meta);
+    feed(sink, meta, ['warm-up']);
+    await journald.waitForEntries({ EXECUTOR_ID: meta.executor_id! }, 1);
+    journald.pause();
+    const queued = numbered('queued', 0, Math.min(8, queueLimits().datagrams - 2));
+    feed(sink, meta, queued);
+    await waitFor(() => sink.stats.linesSent === 1 + queued.length, { what: 'the queued lines counted sent' });
+    await journald.kill();
+    feed(sink, meta, ['never sent']);
+    await waitFor(() => sink.stats.failedSends > 0, { what: 'a failed send' });
+    await sink.stop(Date.now() + 200);
+    // The sink cannot tell what the killed journald read: all it still held for a replay counts as dropped.
+    expect(sink.stats).toMatchObject({
+      linesIn: queued.length + 2,
+      linesSent: 0,
+      bufferedLines: 1,
+      droppedBy: { replay_overflow: { lines: queued.length + 1, bytes: streamBytes(['warm-up', ...queued]).length } },
+    });
+    expectCountersAddUp(sink);
+    await journald.start();
+  });
+
   it('stream transport reconnects after journald restarts', async () => {
     if (!journald.running) await journald.start();
     const id = `stream-restart-${process.pid}-${unique++}`;

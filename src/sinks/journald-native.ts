@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module';
 import { getSystemErrorName } from 'node:util';
-import { queueLimits, UnreadWindow } from './journald-unread.js';
+import { queueLimits, UnreadWindow, type SentDatagram } from './journald-unread.js';
 
 /** The part of the `unix-dgram` addon this sink uses. */
 interface UnixDgramSocket {
@@ -78,7 +78,7 @@ export class NativeTransport {
   private stallTimer: NodeJS.Timeout | undefined;
   private readonly unread = new UnreadWindow(queueLimits());
   /** Datagrams a failed connection may have lost, to send before anything new. */
-  private replay: Buffer[] = [];
+  private replay: SentDatagram[] = [];
   private replayBytes = 0;
 
   constructor(
@@ -99,14 +99,26 @@ export class NativeTransport {
 
   /**
    * Resolves once the kernel queued the datagram to journald (and the replay owed by a failed connection before
-   * it); rejects with a DatagramError.
+   * it); rejects with a DatagramError. `sent` says what the datagram carries of the stream.
    */
-  async send(datagram: Buffer): Promise<void> {
+  async send(sent: SentDatagram): Promise<void> {
     while (this.replay.length > 0) {
       await this.sendOne(this.replay[0]);
-      this.replayBytes -= this.replay.shift()!.length;
+      this.replayBytes -= this.replay.shift()!.datagram.length;
     }
-    await this.sendOne(datagram);
+    await this.sendOne(sent);
+  }
+
+  /** Gives up the replay still owed (at the stop deadline): the stream's lines and bytes it carried. */
+  abandonReplay(): { lines: number; bytes: number } {
+    const owed = { lines: 0, bytes: 0 };
+    for (const sent of this.replay) {
+      owed.lines += sent.lines;
+      owed.bytes += sent.bytes;
+    }
+    this.replay = [];
+    this.replayBytes = 0;
+    return owed;
   }
 
   /** Drops the socket; a pending send rejects. */
@@ -116,19 +128,19 @@ export class NativeTransport {
     this.disconnect();
   }
 
-  private async sendOne(datagram: Buffer): Promise<void> {
+  private async sendOne(sent: SentDatagram): Promise<void> {
     for (;;) {
       const socket = this.connect();
       this.congested = false;
       this.failure = undefined;
-      socket.send(datagram);
+      socket.send(sent.datagram);
       if (this.failure !== undefined) {
         const code = errnoName(this.failure);
         this.connectionLost();
         throw new DatagramError(code, this.path);
       }
       if (!this.congested) {
-        this.unread.add(datagram);
+        this.unread.add(sent);
         return;
       }
       await this.writable();
@@ -157,7 +169,7 @@ export class NativeTransport {
     const lost = this.unread.takeAll();
     if (lost.length > 0) {
       this.replay = [...lost, ...this.replay];
-      this.replayBytes += lost.reduce((sum, datagram) => sum + datagram.length, 0);
+      this.replayBytes += lost.reduce((sum, { datagram }) => sum + datagram.length, 0);
     }
     this.disconnect();
   }

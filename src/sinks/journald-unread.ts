@@ -25,13 +25,20 @@ export function queueLimits(): { datagrams: number; bytes: number } {
   };
 }
 
+/** A datagram, with the stream's lines and bytes it carries: what the sink counted sent for it. */
+export interface SentDatagram {
+  datagram: Buffer;
+  lines: number;
+  bytes: number;
+}
+
 /**
  * The newest datagrams the kernel queued to journald: as many as its socket queue can hold unread. A journald that is
  * killed (not socket-activated: its socket dies with it) loses what sat in that queue, and the sender cannot tell how
  * much it had read; these are sent again to its successor, which turns that loss into duplicates.
  */
 export class UnreadWindow {
-  private datagrams: Buffer[] = [];
+  private sent: SentDatagram[] = [];
   private first = 0;
   private held = 0;
 
@@ -41,10 +48,10 @@ export class UnreadWindow {
     return this.held;
   }
 
-  add(datagram: Buffer): void {
-    this.datagrams.push(datagram);
-    this.held += datagram.length;
-    while (this.datagrams.length - this.first > this.limits.datagrams || this.held > this.limits.bytes) this.dropOldest();
+  add(sent: SentDatagram): void {
+    this.sent.push(sent);
+    this.held += sent.datagram.length;
+    while (this.sent.length - this.first > this.limits.datagrams || this.held > this.limits.bytes) this.dropOldest();
   }
 
   /** Gives up the oldest datagrams until `bytes` are freed (or none is left). */
@@ -54,23 +61,23 @@ export class UnreadWindow {
   }
 
   /** Everything held, oldest first; the window is empty afterwards. */
-  takeAll(): Buffer[] {
-    const all = this.datagrams.slice(this.first);
-    this.datagrams = [];
+  takeAll(): SentDatagram[] {
+    const all = this.sent.slice(this.first);
+    this.sent = [];
     this.first = 0;
     this.held = 0;
     return all;
   }
 
   private dropOldest(): void {
-    this.held -= this.datagrams[this.first].length;
-    this.datagrams[this.first++] = EMPTY;
+    this.held -= this.sent[this.first].datagram.length;
+    this.sent[this.first++] = GONE;
     // Compact now and then instead of shifting an array per datagram.
-    if (this.first >= 1024 && this.first * 2 >= this.datagrams.length) {
-      this.datagrams = this.datagrams.slice(this.first);
+    if (this.first >= 1024 && this.first * 2 >= this.sent.length) {
+      this.sent = this.sent.slice(this.first);
       this.first = 0;
     }
   }
 }
 
-const EMPTY = Buffer.alloc(0);
+const GONE: SentDatagram = { datagram: Buffer.alloc(0), lines: 0, bytes: 0 };

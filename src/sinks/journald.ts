@@ -56,12 +56,20 @@ class JournaldSink extends Sink {
   protected async send(batch: LineBatch): Promise<void> {
     // One datagram per line: a record object per line costs nothing next to the syscall.
     for (const record of batch.records) {
-      if (this.transport instanceof NativeTransport) await this.sendEntry(this.transport, record);
+      if (this.transport instanceof NativeTransport) await this.sendEntry(this.transport, record, batch);
       else await this.sendLine(this.transport, record);
     }
   }
 
   protected async close(): Promise<void> {
+    if (this.transport instanceof NativeTransport) {
+      // Only at the stop deadline is a replay still owed: lines counted sent that the killed journald may not have read.
+      const owed = this.transport.abandonReplay();
+      if (owed.lines > 0 || owed.bytes > 0) {
+        this.unsend('replay_overflow', owed.lines, owed.bytes);
+        this.log.warn(owed, 'journald: stream ended before the entries a killed journald may not have read were sent again; counted as dropped (replay_overflow)');
+      }
+    }
     this.transport.close();
   }
 
@@ -72,10 +80,11 @@ class JournaldSink extends Sink {
     this.holdElsewhere(this.transport.heldBytes);
   }
 
-  private async sendEntry(native: NativeTransport, record: LogRecord): Promise<void> {
+  /** `batch` holds this one record (one entry per batch): its lines and bytes are what the datagram carries. */
+  private async sendEntry(native: NativeTransport, record: LogRecord, batch: LineBatch): Promise<void> {
     for (;;) {
       try {
-        await native.send(this.encoder.encode(record));
+        await native.send({ datagram: this.encoder.encode(record), lines: batch.lines, bytes: batch.bytes });
         this.holdElsewhere(native.heldBytes);
         return;
       } catch (err) {
