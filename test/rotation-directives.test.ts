@@ -99,7 +99,8 @@ describe.concurrent('edge values, side by side with logrotate 3.21', () => {
   }
 
   // logrotate reports these and rotates nothing; the helper leaves them to logrotate, as the original does.
-  for (const options of ['rotate -2', 'rotate 2 3', 'rotate 3abc', 'rotate 0x', 'maxage -1', 'maxage 99999999999999999999']) {
+  const rejected = ['rotate -2', 'rotate 2 3', 'rotate 3abc', 'rotate 0x', 'maxage -1', 'maxage 99999999999999999999'];
+  for (const options of rejected) {
     it(`${JSON.stringify(options)} is left to logrotate`, async () => {
       const existing = { 'stdout.1': 0 };
       const { files, helper } = await byHelper(options, existing);
@@ -140,7 +141,7 @@ describe('cost of a rotation', () => {
 });
 
 describe.concurrent('exit at EOF', () => {
-  it('a postrotate still running 4 s after EOF is killed with what it started; the helper exits within 5 s', async () => {
+  it('a postrotate running 4 s after EOF is killed with what it started; the helper exits within 5 s', async () => {
     const { dir, stdout } = makeSandbox();
     const pidFile = join(dir, '..', 'script.pid');
     const { helper, exit } = await pipeThrough(

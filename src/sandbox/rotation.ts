@@ -85,8 +85,12 @@ export class NativeRotation implements Rotation {
     await this.script('firstaction');
     await this.shiftOldFiles();
     await this.script('prerotate');
-    const live = this.policy.copytruncate ? await this.copyTruncate() : await this.moveLiveFile();
-    if (live !== undefined && this.policy.create !== undefined && !this.policy.copytruncate) await this.createLive(live);
+    if (this.policy.copytruncate) {
+      await this.copyTruncate();
+    } else {
+      const live = await this.moveLiveFile();
+      if (live !== undefined && this.policy.create !== undefined) await this.createLive(live);
+    }
     this.background = this.afterRotate();
   }
 
@@ -154,13 +158,13 @@ export class NativeRotation implements Rotation {
   }
 
   /** copytruncate: copies the live file into a new `.1` and truncates it in place, all through descriptors. */
-  private async copyTruncate(): Promise<Stats | undefined> {
+  private async copyTruncate(): Promise<void> {
     let live: { handle: FileHandle; stats: Stats };
     try {
       live = await openExisting(this.logFilename, 'read-write');
     } catch (err) {
       if (!isMissing(err) || !this.policy.missingok) this.fail('copytruncate', this.logFilename, err);
-      return undefined;
+      return;
     }
     const { handle, stats } = live;
     this.owners.add(stats.uid);
@@ -168,10 +172,8 @@ export class NativeRotation implements Rotation {
       // logrotate's rotate 0 truncates without a copy.
       if (this.policy.rotate !== 0) await this.copyInto(handle, stats, this.name(1, false));
       await handle.truncate(0);
-      return stats;
     } catch (err) {
       this.fail('copytruncate', this.logFilename, err);
-      return undefined;
     } finally {
       await handle.close();
     }
@@ -257,8 +259,8 @@ export class NativeRotation implements Rotation {
       await unlink(file);
     } catch (err) {
       if (output !== undefined) await unlink(gz).catch(() => undefined);
-      if (signal.aborted) this.log.warn({ file }, 'the stream ended before compression finished; the file stays uncompressed');
-      else this.fail('compress', file, err);
+      if (!signal.aborted) this.fail('compress', file, err);
+      else this.log.warn({ file }, 'the stream ended before compression finished; the file stays uncompressed');
     } finally {
       await Promise.all([handle.close(), output?.close()]);
     }
@@ -278,8 +280,11 @@ export class NativeRotation implements Rotation {
     // logrotate passes postrotate the rotated file as `$2`.
     const args = hook === 'postrotate' ? [this.logFilename, this.name(1, false)] : [this.logFilename];
     const result = await runShellScript(script, args, this.scriptTimeoutMs, this.abandon.signal);
-    if (this.abandon.signal.aborted) this.log.warn({ hook }, `the stream ended while the ${hook} script ran; killed its process group`);
-    else if (result !== 0) this.errors.error({ hook, result }, `${hook} script failed; rotating anyway`);
+    if (this.abandon.signal.aborted) {
+      this.log.warn({ hook }, `the stream ended while the ${hook} script ran; killed its process group`);
+    } else if (result !== 0) {
+      this.errors.error({ hook, result }, `${hook} script failed; rotating anyway`);
+    }
   }
 
   private fail(operation: string, file: string, err: unknown): void {

@@ -224,7 +224,8 @@ export class SandboxWriter extends EventEmitter {
     try {
       const { fd, size, replaced } = await openLiveFile(this.options.path);
       if (replaced !== undefined) {
-        this.errors.error({ path: this.options.path, found: replaced }, 'the live file was not a regular file of its own; replaced it with a new one');
+        const message = 'the live file was not a regular file of its own; replaced it with a new one';
+        this.errors.error({ path: this.options.path, found: replaced }, message);
       }
       this.fd = fd;
       this.size = size;
