@@ -9,8 +9,8 @@ import { describe, expect, it } from 'vitest';
 import { chunks, numberedLines } from './helpers/data.js';
 import { procStat } from './helpers/proc.js';
 import { makeSandbox } from './helpers/sandbox.js';
-import { finalStats, pipeThrough } from './helpers/spawn.js';
-import { sleep } from './helpers/wait.js';
+import { finalStats, pipeThrough, spawnLogger } from './helpers/spawn.js';
+import { sleep, waitFor } from './helpers/wait.js';
 
 const PAGE = Number(execFileSync('getconf', ['PAGESIZE'], { encoding: 'utf8' }).trim());
 /** Four lines fill a file of --max_size=PAGE: the fifth starts a rotation. */
@@ -140,24 +140,29 @@ describe('cost of a rotation', () => {
   });
 });
 
-describe.concurrent('exit at EOF', () => {
+describe('exit at EOF', () => {
+  // Two rotations: the second waits for the first's postrotate when EOF comes.
   it('a postrotate running 4 s after EOF is killed with what it started; the helper exits within 5 s', async () => {
     const { dir, stdout } = makeSandbox();
     const pidFile = join(dir, '..', 'script.pid');
-    const { helper, exit } = await pipeThrough(
-      {
-        log_filename: stdout,
-        logrotate_options: `rotate 1\npostrotate\necho $$ > ${pidFile}; sleep 20; touch ${pidFile}.done\nendscript`,
-        max_size: `${PAGE}B`,
-      },
-      numberedLines(5, LINE),
-    );
+    const helper = await spawnLogger({
+      log_filename: stdout,
+      logrotate_options: `rotate 2\npostrotate\necho $$ >> ${pidFile}; sleep 20; touch ${pidFile}.done\nendscript`,
+      max_size: `${PAGE}B`,
+    });
+    await helper.write(numberedLines(9, LINE));
+    await waitFor(() => existsSync(pidFile), { what: 'the first postrotate' });
+    await helper.end();
+    const exit = await helper.exited;
     expect(exit.code, helper.stderr()).toBe(0);
     expect(exit.afterEndMs).toBeGreaterThan(3500);
     expect(exit.afterEndMs).toBeLessThan(5000);
-    const group = Number(readFileSync(pidFile, 'utf8'));
+    // The first script was killed; the second rotation's was not started.
+    const groups = readFileSync(pidFile, 'utf8').trim().split('\n').map(Number);
+    expect(groups).toHaveLength(1);
     await sleep(100);
-    expect(processesInGroup(group)).toEqual([]);
+    expect(processesInGroup(groups[0])).toEqual([]);
+    expect(finalStats(helper).rotations).toBe(2);
     expect(existsSync(`${pidFile}.done`)).toBe(false);
     expect(helper.diagnostics().some((d) => d.hook === 'postrotate' && /killed/.test(d.msg))).toBe(true);
   });

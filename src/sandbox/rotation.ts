@@ -22,9 +22,11 @@ import { runShellScript } from './shell-script.js';
 export interface Rotation {
   rotate(): Promise<void>;
   /**
-   * Waits for work that runs after the writer has moved on (compression, postrotate, lastaction), for a bounded
-   * time: the stream has ended and the agent expects the helper gone within 5 s.
+   * The stream has ended: rotation work still running, or started while the writer flushes, gets a bounded time from
+   * now (the agent expects the helper gone 5 s after the task), then is given up.
    */
+  streamEnded(): void;
+  /** Waits for work that runs after the writer has moved on: compression, postrotate, lastaction. */
   settle(): Promise<void>;
   /**
    * The smallest file size at which a cut may fall on a line boundary. logrotate rotates only at its `size`
@@ -33,7 +35,7 @@ export interface Rotation {
   readonly minFill: number;
 }
 
-/** How long settle() waits at EOF before it gives up compression and scripts still running. */
+/** How long after EOF compression and scripts may still run before they are given up. */
 export const SETTLE_LIMIT_MS = 4000;
 const COPY_CHUNK = 1024 * 1024;
 const DAY_MS = 86_400_000;
@@ -47,8 +49,9 @@ const DAY_MS = 86_400_000;
 export class NativeRotation implements Rotation {
   readonly minFill = 1;
   private background: Promise<void> = Promise.resolve();
-  /** Aborted once settle()'s time is up: compression and scripts still running are given up. */
+  /** Aborted SETTLE_LIMIT_MS after the stream ended: compression and scripts still running are given up. */
   private readonly abandon = new AbortController();
+  private deadline: NodeJS.Timeout | undefined;
   private readonly errors: RateLimitedLog;
   private readonly refusals: RateLimitedLog;
   private readonly createOwner: { uid: number | undefined; gid: number | undefined };
@@ -94,12 +97,16 @@ export class NativeRotation implements Rotation {
     this.background = this.afterRotate();
   }
 
+  streamEnded(): void {
+    this.deadline ??= setTimeout(() => this.abandon.abort(), SETTLE_LIMIT_MS);
+  }
+
   async settle(): Promise<void> {
-    const timer = setTimeout(() => this.abandon.abort(), SETTLE_LIMIT_MS);
+    this.streamEnded();
     try {
       await this.background;
     } finally {
-      clearTimeout(timer);
+      clearTimeout(this.deadline);
     }
   }
 
@@ -234,8 +241,8 @@ export class NativeRotation implements Rotation {
 
   /**
    * Compresses `file` into `file.gz`, reading through a descriptor that is checked to be a regular file of one link
-   * owned by the log's owner; the `.gz` gets the file's owner and mode, as logrotate gives it. Given up at EOF once
-   * settle()'s time is up: the partial `.gz` is removed and the plain file kept.
+   * owned by the log's owner; the `.gz` gets the file's owner and mode, as logrotate gives it. Given up once the
+   * time after EOF is up: the partial `.gz` is removed and the plain file kept.
    */
   private async gzip(file: string): Promise<void> {
     const { signal } = this.abandon;
@@ -319,6 +326,9 @@ export class LogrotateRotation implements Rotation {
       });
     });
   }
+
+  /** logrotate runs to its end, as under the original. */
+  streamEnded(): void {}
 
   settle(): Promise<void> {
     return Promise.resolve();

@@ -115,6 +115,7 @@ export class SandboxWriter extends EventEmitter {
   end(): Promise<void> {
     if (this.ended === undefined) {
       this.ending = true;
+      this.options.rotation.streamEnded();
       this.ended = new Promise((resolve) => (this.endedResolve = resolve));
       this.pump();
     }
