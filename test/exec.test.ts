@@ -272,7 +272,7 @@ describe('exec sink: faults', () => {
       droppedBy: { replay_overflow: { lines: 100, bytes: streamBytes(lines).length } },
     });
     expectCountersAddUp(sink);
-    expect(entries().some((e) => e.msg.startsWith('exec process is down at stream end'))).toBe(true);
+    expect(entries().some((e) => String(e.msg).startsWith('exec process is down at stream end'))).toBe(true);
   });
 
   it('a process that never reads: drops are counted, stop is prompt, its whole group is killed', async () => {
