@@ -40,6 +40,12 @@ export const SETTLE_LIMIT_MS = 4000;
 const COPY_CHUNK = 1024 * 1024;
 const DAY_MS = 86_400_000;
 
+/** An old file: `<log>.<index>`, or `<log>.<index>.gz`. */
+interface Generation {
+  index: number;
+  gz: boolean;
+}
+
 /**
  * logrotate's file handling done in-process: `log` -> `log.1` ... `log.N`, `.gz` where compressed. The task owns the
  * sandbox and the helper may be root, so every file step goes through sandbox-fs: no link is followed, only
@@ -111,14 +117,11 @@ export class NativeRotation implements Rotation {
   }
 
   /**
-   * logrotate's shift, `.N` -> `.N+1` from the highest N down to 1, of the names that exist: one readdir, so a
-   * rotation costs the files there, whatever `rotate` says. The names moved are those logrotate moves: `.N.gz` with
-   * compress, else `.N`; with delaycompress also the plain `.1` (logrotate compresses it first; here it moves to `.2`
-   * and is compressed there after the rotation). A file past maxage is removed instead of moved.
+   * logrotate's shift, `.N` -> `.N+1` from the highest N down to 1, of the names that exist: one readdir, so the cost
+   * does not grow with `rotate`. A file past maxage is removed instead of moved.
    */
   private async shiftOldFiles(): Promise<void> {
-    const { rotate, compress, delaycompress, maxageDays } = this.policy;
-    const last = rotate === KEEP_ALL ? Infinity : Math.max(rotate, 1);
+    const { maxageDays } = this.policy;
     let names: string[];
     try {
       names = await readdir(this.dir);
@@ -127,11 +130,9 @@ export class NativeRotation implements Rotation {
     }
     const moving = names
       .map((name) => this.generation(name))
-      .filter((g) => g !== undefined && g.index <= last)
-      .filter((g) => g!.gz === compress || (compress && delaycompress && g!.index === 1 && last >= 2))
-      .sort((a, b) => b!.index - a!.index);
-    for (const generation of moving) {
-      const { index, gz } = generation!;
+      .filter((g): g is Generation => g !== undefined && this.shifts(g))
+      .sort((a, b) => b.index - a.index);
+    for (const { index, gz } of moving) {
       const file = this.name(index, gz);
       try {
         const stats = await lstatRegular(file);
@@ -143,8 +144,21 @@ export class NativeRotation implements Rotation {
     }
   }
 
+  /**
+   * Whether logrotate moves this old file up: `.N.gz` with compress, else `.N`, for N up to `rotate` (or 1 with
+   * rotate 0). With delaycompress also the plain `.1`: logrotate compresses it and moves the `.gz`; here it moves to
+   * `.2`, compressed after the rotation. With rotate 1 that `.2` would be removed at once, so `.1` is left to be
+   * replaced.
+   */
+  private shifts({ index, gz }: Generation): boolean {
+    const { rotate, compress, delaycompress } = this.policy;
+    const last = rotate === KEEP_ALL ? Infinity : Math.max(rotate, 1);
+    if (index > last) return false;
+    return gz === compress || (compress && delaycompress && index === 1 && last >= 2);
+  }
+
   /** `<base>.<N>` or `<base>.<N>.gz`, N written as logrotate writes it (no sign, no leading zero). */
-  private generation(name: string): { index: number; gz: boolean } | undefined {
+  private generation(name: string): Generation | undefined {
     if (!name.startsWith(`${this.base}.`)) return undefined;
     const match = /^([1-9]\d{0,14})(\.gz)?$/.exec(name.slice(this.base.length + 1));
     return match === null ? undefined : { index: Number(match[1]), gz: match[2] !== undefined };
