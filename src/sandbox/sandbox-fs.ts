@@ -28,7 +28,7 @@ export class RefusedFile extends Error {
 export const isMissing = (err: unknown): boolean => (err as NodeJS.ErrnoException).code === 'ENOENT';
 
 /** Why the helper refuses a file: anything but a regular file with one link, owned by one of `owners` if given. */
-export function refusal(stats: Stats, owners?: ReadonlySet<number>): string | undefined {
+function refusal(stats: Stats, owners?: ReadonlySet<number>): string | undefined {
   if (stats.isSymbolicLink()) return 'a symbolic link';
   if (!stats.isFile()) return 'not a regular file';
   if (stats.nlink !== 1) return `a file with ${stats.nlink} hard links`;
@@ -64,7 +64,7 @@ export async function openExisting(
 
 /**
  * Creates `file` afresh (mode 0600 until the caller sets it on the handle). Whatever holds the name, a link
- * included, is removed first, as logrotate moves it aside; a directory there is refused.
+ * included, is removed first (logrotate moves it aside to a `.backup`); a directory there throws.
  */
 export async function createFresh(file: string): Promise<FileHandle> {
   try {
@@ -92,7 +92,10 @@ export async function openLiveFile(file: string): Promise<{ fd: number; size: nu
   let replaced: string | undefined;
   try {
     const fd = await refusingLinks(file, () => openFd(file, flags | O_NOFOLLOW, 0o644));
-    const stats = await fstatFd(fd);
+    const stats = await fstatFd(fd).catch(async (err: unknown) => {
+      await closeFd(fd);
+      throw err;
+    });
     replaced = refusal(stats);
     if (replaced === undefined) return { fd, size: stats.size };
     await closeFd(fd);
