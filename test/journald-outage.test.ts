@@ -15,7 +15,7 @@ afterAll(async () => {
   for (const journald of instances) await journald.remove();
 });
 
-/** A private journald as the harness's receiver; `collect()` reads back the sequence numbers of one executor's entries. */
+/** A private journald as the harness's receiver; `collect()` reads back the numbers of one executor's entries. */
 class JournalReceiver implements KillableReceiver {
   readonly journald = new TestJournald();
   private numbers: number[] = [];

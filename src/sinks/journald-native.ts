@@ -74,7 +74,7 @@ export class NativeTransport {
   private congested = false;
   private failure: (Error & { code?: number }) | undefined;
   private waiting: { since: number; resolve: () => void; reject: (err: Error) => void } | undefined;
-  /** One timer for all congestion waits: at a full queue a wait is short and frequent, and a timer each was measurable. */
+  /** One timer for all congestion waits: at a full queue waits are short and many, and a timer each was measurable. */
   private stallTimer: NodeJS.Timeout | undefined;
   private readonly unread = new UnreadWindow(queueLimits());
   /** Datagrams a failed connection may have lost, to send before anything new. */

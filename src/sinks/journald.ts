@@ -63,11 +63,14 @@ class JournaldSink extends Sink {
 
   protected async close(): Promise<void> {
     if (this.transport instanceof NativeTransport) {
-      // Only at the stop deadline is a replay still owed: lines counted sent that the killed journald may not have read.
+      // A replay is still owed only at the stop deadline: lines counted sent that a killed journald may not have read.
       const owed = this.transport.abandonReplay();
       if (owed.lines > 0 || owed.bytes > 0) {
         this.unsend('replay_overflow', owed.lines, owed.bytes);
-        this.log.warn(owed, 'journald: stream ended before the entries a killed journald may not have read were sent again; counted as dropped (replay_overflow)');
+        this.log.warn(
+          owed,
+          'journald: stream ended before the entries a killed journald may not have read were sent again; counted as dropped (replay_overflow)',
+        );
       }
     }
     this.transport.close();
