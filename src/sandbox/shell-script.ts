@@ -5,8 +5,9 @@ import type { Writable } from 'node:stream';
  * sh reads the script from fd 3 and evaluates it with fd 3 closed. A script passed as an argument would reach sh as
  * UTF-8, with any other byte turned into U+FFFD; through the pipe it keeps its exact bytes. `$0` is
  * `logrotate_script` and the positional parameters are the args, as for logrotate's `sh -c SCRIPT logrotate_script`.
+ * `cat` is looked up on the system's default PATH, whatever the helper's; if it cannot run, the script fails (127).
  */
-const EVAL_FD3 = 'eval "$(cat <&3)" 3<&-';
+const EVAL_FD3 = 'eval "$(command -p cat <&3 || echo exit 127)" 3<&-';
 
 /**
  * Runs a logrotate-style script block with `$1` the log path (and for postrotate `$2` the rotated file), as in
