@@ -29,11 +29,11 @@ async function startReceiver(transport: SyslogTransport, label: string, queueByt
 }
 
 /** The helper as the agent starts it, with one syslog sink `fwd` to the receiver. */
-async function startHelper(receiver: SyslogReceiver): Promise<PipedProcess> {
+async function startHelper(receiver: SyslogReceiver, options: Record<string, unknown> = {}): Promise<PipedProcess> {
   const work = makeSandbox().dir;
   const logFilename = join(work, 'slaves/S1/frameworks/F1/executors/E1/runs/C1/stdout');
   mkdirSync(dirname(logFilename), { recursive: true });
-  const sink: Record<string, unknown> = { type: 'syslog', transport: receiver.transport, port: receiver.port };
+  const sink: Record<string, unknown> = { type: 'syslog', transport: receiver.transport, port: receiver.port, ...options };
   if (receiver.transport === 'tls') sink.tls = { ca_file: certs.ca, cert_file: certs.clientCert, key_file: certs.clientKey };
   if (receiver.transport === 'udp') sink.max_message_bytes = '4KB';
   const configFile = join(work, 'config.yaml');
@@ -77,7 +77,7 @@ describe('syslog sink: a receiver that goes away mid-stream', () => {
       const summary = await endAndSummarize(helper);
       await receiver.drained();
       const missing = missingLines(receiver.received(), total);
-      await receiver.kill();
+      await receiver.close();
       const losses = helper.diagnostics().filter((d) => d.msg.startsWith('syslog connection lost'));
       expect({ missing: missing.length, first: missing[0], last: missing.at(-1) }, JSON.stringify(losses)).toEqual({
         missing: 0,
@@ -95,24 +95,29 @@ describe('syslog sink: every line is received or counted as dropped, whatever th
   const plan = (seed: number, label: string): OutagePlan => ({
     seed,
     label,
-    lines: 30_000,
+    lines: 20_000,
     lineBytes: LINE_BYTES,
-    outages: 3,
+    outages: 4,
     maxDowntimeMs: 3000,
     maxPauseMs: 40,
   });
 
-  it.each(['tcp', 'tls', 'udp'] as const)('%s: seeds %j run side by side', async (transport) => {
+  it.each(['tcp', 'tls', 'udp'] as const)(`%s: seeds ${SEEDS.join(', ')} side by side`, async (transport) => {
     await Promise.all(
       SEEDS.map(async (seed) => {
         const label = `prop-${transport}-${seed}`;
-        const receiver = await startReceiver(transport, label);
-        const helper = await startHelper(receiver);
+        // TCP and TLS: each kill also loses the receiver's last 256 KB, which only the replay window can make up.
+        const receiver = await startReceiver(transport, label, transport === 'udp' ? 0 : 256 * 1024);
+        // What a killed receiver had not read (its socket, its queue) is made up only if the replay window holds it,
+        // and this one, catching up after an outage beside two others, can be over 1 MB behind: the window is 4 MB.
+        const window = transport === 'udp' ? {} : { replay_max_bytes: '4MB' };
+        const helper = await startHelper(receiver, { sd_params: ['stream'], ...window });
         const run = await streamWithOutages(helper, receiver, plan(seed, label));
         const summary = await endAndSummarize(helper);
         await receiver.drained();
         const received = [...receiver.received()];
-        await receiver.kill();
+        const lostUnseen = receiver.lostUnseen();
+        await receiver.close();
         const total = plan(seed, label).lines;
         if (transport !== 'udp') {
           // At least once: with the outage fitting in the buffer, nothing is lost, and nothing counted dropped.
@@ -120,14 +125,10 @@ describe('syslog sink: every line is received or counted as dropped, whatever th
           expect(summary.linesDropped).toBe(0);
           return;
         }
-        // UDP cannot see a datagram lost on the way (a receiver down): such lines count as sent. They may only be
-        // lines written while the receiver was down.
+        // UDP: every line is counted sent or dropped, but a datagram the kernel took and then lost (nobody listening,
+        // a full receive buffer) counts as sent: the sink cannot see it. Those, and only those, are missing too.
         expect(summary).toMatchObject({ linesIn: total, linesSent: total - (summary.linesDropped as number), bufferedLines: 0 });
-        const unseen = missingLines(received, total);
-        const linesPerArrival = ARRIVAL_BYTES / LINE_BYTES;
-        const duringOutage = (n: number): boolean =>
-          run.outages.some((o) => n >= o.linesAtDown - 2 * linesPerArrival && n < o.linesAtUp + 2 * linesPerArrival);
-        expect(unseen.filter((n) => !duringOutage(n)), JSON.stringify(run.outages)).toEqual([]);
+        expect(missingLines(received, total).length, JSON.stringify(run.outages)).toBe((summary.linesDropped as number) + lostUnseen);
       }),
     );
   });

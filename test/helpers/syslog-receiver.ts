@@ -12,6 +12,9 @@ import { sleep, waitFor } from './wait.js';
  * in each message. A kill resets every connection (what the kernel held unread is gone), closes the listener, so
  * connecting is refused until `start()`, and loses the last `queueBytes` of messages it had read, as a receiver
  * dies with the messages in its own queue not yet written out (a sender sees none of that).
+ *
+ * UDP: a kill keeps the port and discards what arrives until `start()`. The sender cannot tell the difference (an
+ * unconnected socket never hears of a closed port), and the receiver can count exactly what it lost (`lostUnseen`).
  */
 export class SyslogReceiver implements KillableReceiver {
   private server: Server | undefined;
@@ -22,6 +25,9 @@ export class SyslogReceiver implements KillableReceiver {
   private readonly readAt: number[] = [];
   private bytesRead = 0;
   private readonly pattern: RegExp;
+  /** UDP: killed, so datagrams are discarded; and how many were. */
+  private down = false;
+  private discarded = 0;
 
   constructor(
     readonly transport: SyslogTransport,
@@ -38,7 +44,9 @@ export class SyslogReceiver implements KillableReceiver {
   }
 
   async start(): Promise<void> {
+    this.down = false;
     if (this.transport === 'udp') {
+      if (this.udp !== undefined) return;
       const socket = createSocket('udp4');
       socket.on('message', (message) => this.take(message.toString('latin1')));
       await new Promise<void>((resolve) => socket.bind(this.port, '127.0.0.1', resolve));
@@ -102,10 +110,26 @@ export class SyslogReceiver implements KillableReceiver {
     }
   }
 
-  async kill(): Promise<void> {
+  /** UDP: the lines discarded while down plus the datagrams the kernel dropped at the socket (its buffer was full). */
+  lostUnseen(): number {
+    const port = `:${this.port.toString(16).toUpperCase().padStart(4, '0')} `;
+    const socket = readFileSync('/proc/net/udp', 'latin1')
+      .split('\n')
+      .find((line) => line.includes(`0100007F${port}`));
+    const drops = socket === undefined ? 0 : Number(socket.trim().split(/\s+/).at(-1));
+    return this.discarded + drops;
+  }
+
+  /** Stops for good (UDP: unbinds). */
+  async close(): Promise<void> {
+    await this.kill();
     const udp = this.udp;
     this.udp = undefined;
     if (udp !== undefined) await new Promise<void>((resolve) => udp.close(() => resolve()));
+  }
+
+  async kill(): Promise<void> {
+    this.down = true;
     const server = this.server;
     this.server = undefined;
     if (server === undefined) return;
@@ -123,6 +147,10 @@ export class SyslogReceiver implements KillableReceiver {
     this.bytesRead += message.length;
     const match = this.pattern.exec(message);
     if (match === null) return;
+    if (this.down) {
+      this.discarded++;
+      return;
+    }
     this.numbers.push(Number(match[1]));
     this.readAt.push(this.bytesRead);
   }
