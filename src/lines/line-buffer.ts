@@ -124,13 +124,15 @@ export class LineBuffer {
 
   /** Copies a chunk in, never blocking. When it does not fit, `when_full` decides what is dropped. */
   append(chunk: Buffer, time: number, meta: StreamMetadata): void {
+    this.counters.bytesIn += chunk.length;
     let start = 0;
     if (this.unseenLine) {
+      // The rest of a line that started before this buffer joined: taken in and dropped, its newline with it.
       start = chunk.indexOf(LF) + 1;
+      this.drop('detached', start === 0 ? 0 : 1, start === 0 ? chunk.length : start);
       if (start === 0) return;
       this.unseenLine = false;
     }
-    this.counters.bytesIn += chunk.length - start;
     if (this.droppingLine) {
       const newline = chunk.indexOf(LF, start);
       const end = newline < 0 ? chunk.length : newline + 1;
@@ -150,7 +152,10 @@ export class LineBuffer {
     this.dropOldest(chunk, start, time, meta);
   }
 
-  /** The stream is mid-line and this buffer has not seen the line's start: bytes up to the next newline are not taken. */
+  /**
+   * The stream is mid-line and this buffer has not seen the line's start: bytes up to the next newline are not
+   * taken, and count as dropped (detached), with the line they end.
+   */
   skipToNextLine(): void {
     this.unseenLine = true;
   }
@@ -171,6 +176,11 @@ export class LineBuffer {
     if (this.droppingLine) {
       this.droppingLine = false;
       this.drop('buffer_full', 1, 0);
+    }
+    // The stream ended inside the line this buffer joined in the middle of: that line was dropped here.
+    if (this.unseenLine) {
+      this.unseenLine = false;
+      this.drop('detached', 1, 0);
     }
     // An idle-flushed line that no newline followed was the last line.
     if (this.owedNewline && this.head === this.tail) {
