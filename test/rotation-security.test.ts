@@ -18,13 +18,13 @@ import { describe, expect, it } from 'vitest';
 import { numberedLines } from './helpers/data.js';
 import { makeSandbox } from './helpers/sandbox.js';
 import { spawnLogger, type PipedProcess } from './helpers/spawn.js';
+import { asTask, NOBODY } from './helpers/task.js';
 import { isRoot } from './helpers/tmpfs.js';
 import { sleep, waitFor } from './helpers/wait.js';
 
 const PAGE = Number(execFileSync('getconf', ['PAGESIZE'], { encoding: 'utf8' }).trim());
 /** Four lines fill a file of --max_size=PAGE: every fifth line starts a rotation. */
 const LINE = PAGE / 4;
-const NOBODY = 65534;
 
 /** Files outside the sandbox that plants point at: a root-only secret and a root-owned file anyone may read. */
 function hostFiles(sandboxDir: string): { secret: string; target: string; secretBytes: Buffer } {
@@ -48,14 +48,6 @@ function snapshot(file: string): Record<string, unknown> {
     mtimeMs: stats.mtimeMs,
     ino: stats.ino,
   };
-}
-
-/** Runs `script` in the sandbox as the task: uid and gid nobody, no supplementary groups. */
-function asTask(dir: string, script: string): void {
-  execFileSync('setpriv', [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', 'sh', '-ec', script], {
-    cwd: dir,
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
 }
 
 /**

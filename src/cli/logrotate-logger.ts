@@ -1,3 +1,4 @@
+import type { FileHandle } from 'node:fs/promises';
 import { DEFAULT_CONFIG, loadConfigFromEnv, type SplitterConfig } from '../config/config.js';
 import type { Logger } from '../diagnostics.js';
 import { createDiagnostics } from '../diagnostics.js';
@@ -42,15 +43,16 @@ export async function runLogrotateLogger(argv: string[]): Promise<number> {
   }
 
   const threshold = flags.maxSize - page;
+  let conf: FileHandle | undefined;
   try {
-    await writeLogrotateConf(flags.logFilename, flags.logrotateOptions, threshold);
+    conf = await writeLogrotateConf(flags.logFilename, flags.logrotateOptions, threshold);
   } catch (err) {
     log.error({ err: (err as Error).message }, 'failed to write the logrotate configuration');
   }
   const sandbox = new SandboxWriter({
     path: flags.logFilename,
     maxSize: flags.maxSize,
-    rotation: chooseRotation(flags, threshold, log),
+    rotation: chooseRotation(flags, threshold, conf, log),
     log,
   });
   const config = loadConfig(log);
@@ -87,13 +89,17 @@ function loadConfig(log: Logger): SplitterConfig {
   }
 }
 
-/** Native rotation when every directive is understood; otherwise the real logrotate, as the original runs it. */
-function chooseRotation(flags: LoggerFlags, threshold: number, log: Logger): Rotation {
+/**
+ * Native rotation when every directive is understood; otherwise the real logrotate, as the original runs it, on
+ * `conf` (the conf just written, open to read), which native rotation closes.
+ */
+function chooseRotation(flags: LoggerFlags, threshold: number, conf: FileHandle | undefined, log: Logger): Rotation {
   const directives = parseDirectives(flags.logrotateOptions);
   if (directives.kind === 'native') {
     try {
       const rotation = new NativeRotation(flags.logFilename, directives.policy, log);
       log.info({ rotation: 'native', directives: directives.directives }, 'rotating natively');
+      void conf?.close();
       return rotation;
     } catch (err) {
       log.warn({ err: (err as Error).message }, 'native rotation unavailable');
@@ -101,5 +107,5 @@ function chooseRotation(flags: LoggerFlags, threshold: number, log: Logger): Rot
   } else {
     log.info({ rotation: 'logrotate', reason: directives.reason, logrotate: flags.logrotatePath }, 'rotating with logrotate');
   }
-  return new LogrotateRotation(flags.logFilename, flags.logrotatePath, threshold, log);
+  return new LogrotateRotation(flags.logFilename, flags.logrotatePath, conf, threshold, log);
 }

@@ -7,7 +7,7 @@ import type { Logger } from '../diagnostics.js';
 import { RateLimitedLog } from '../diagnostics.js';
 import { lookupGroup, lookupUser } from '../system.js';
 import { KEEP_ALL, type RotationPolicy, type ScriptHook } from './directives.js';
-import { confPath, statePath } from './logrotate-conf.js';
+import { statePath } from './logrotate-conf.js';
 import {
   createFresh,
   isMissing,
@@ -317,19 +317,36 @@ export class NativeRotation implements Rotation {
   }
 }
 
-/** The original helper's way: run logrotate on the generated conf through the shell, ignore its result. */
+/** logrotate's path to the conf, which it inherits as descriptor 3 (the fourth entry of spawn's stdio). */
+const INHERITED_CONF = '/proc/self/fd/3';
+
+/**
+ * The original helper's way: run logrotate on the generated conf through the shell, ignore its result. logrotate
+ * reads the conf the helper wrote, inherited as a descriptor: by name it would read whatever the task put there (a
+ * link to a root-owned file of the task's output, with scripts that root logrotate would run).
+ */
 export class LogrotateRotation implements Rotation {
+  private readonly command: string;
+
+  /** `conf` is the conf the helper wrote, open to read; undefined if it could not be written, and then none runs. */
   constructor(
-    private readonly logFilename: string,
-    private readonly logrotatePath: string,
+    logFilename: string,
+    logrotatePath: string,
+    private readonly conf: FileHandle | undefined,
     readonly minFill: number,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.command = `${logrotatePath} --state "${statePath(logFilename)}" "${INHERITED_CONF}"`;
+  }
 
   rotate(): Promise<void> {
-    const command = `${this.logrotatePath} --state "${statePath(this.logFilename)}" "${confPath(this.logFilename)}"`;
+    const { command, conf } = this;
+    if (conf === undefined) {
+      this.log.warn('no logrotate configuration (it could not be written at start); not rotating');
+      return Promise.resolve();
+    }
     return new Promise((resolve) => {
-      const child = spawn('/bin/sh', ['-c', command], { stdio: ['ignore', 'ignore', 'inherit'] });
+      const child = spawn('/bin/sh', ['-c', command], { stdio: ['ignore', 'ignore', 'inherit', conf.fd] });
       child.on('error', (err) => {
         this.log.warn({ command, err: err.message }, 'logrotate did not start');
         resolve();
