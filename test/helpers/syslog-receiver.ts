@@ -36,7 +36,7 @@ export class SyslogReceiver implements KillableReceiver {
     private readonly certs?: TestCerts,
     private readonly queueBytes = 0,
   ) {
-    this.pattern = new RegExp(`\\] ${label} (\\d+) `);
+    this.pattern = new RegExp(`\\] ${label} (\\d+)(?: |$)`);
   }
 
   received(): number[] {
