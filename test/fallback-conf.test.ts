@@ -23,7 +23,8 @@ const OPTIONS = 'rotate 2\nstart 0';
  * sandbox. Leading newline: it may follow other output in the live file.
  */
 function hostileConf(stdout: string, marker: string, target: string): string {
-  return `\n"${stdout}" {\nrotate 7\nstart 100\npostrotate\nid -u >> "${marker}"\nendscript\nsize 0\n}\n"${target}" {\nrotate 1\nsize 0\n}\n`;
+  const ownLog = `"${stdout}" {\nrotate 7\nstart 100\npostrotate\nid -u >> "${marker}"\nendscript\nsize 0\n}`;
+  return `\n${ownLog}\n"${target}" {\nrotate 1\nsize 0\n}\n`;
 }
 
 interface Swap {

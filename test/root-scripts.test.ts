@@ -40,7 +40,8 @@ async function run(options: string, setting: string | undefined, user?: string) 
 }
 
 /** The helper's diagnostics that name the variable. */
-const aboutVariable = (helper: PipedProcess) => helper.diagnostics().filter((d) => VARIABLE in d || d.variable === VARIABLE);
+const aboutVariable = (helper: PipedProcess) =>
+  helper.diagnostics().filter((d) => VARIABLE in d || d.variable === VARIABLE);
 
 describe.skipIf(!isRoot()).concurrent(`${VARIABLE} (root helper unless --user)`, () => {
   it('refuse: native rotation skips every script, says so once naming the hooks, and rotates', async () => {

@@ -36,7 +36,7 @@ export function refusingRootScripts(directives: Directives, setting: RootScripts
     if (commands.length === 0) return directives;
     log.warn(
       { ...why, commands, ignored: unhandled },
-      'not running logrotate as root on options that name commands: rotating natively, without the commands and the directives it does not handle',
+      'options naming commands are not given to logrotate as root; rotating natively, without them and the ignored',
     );
     return { kind: 'native', policy: { ...policy, scripts: {} }, directives: understood };
   }
