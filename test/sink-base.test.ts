@@ -105,7 +105,13 @@ class ScriptedSink extends Sink {
       await this.pending.promise;
     }
     this.delivered.push(...records);
-    this.kept?.add(Buffer.concat(records.flatMap((r) => [r.bytes, Buffer.from('\n')])));
+    if (this.kept !== undefined) {
+      const data = Buffer.concat(records.flatMap((r) => [r.bytes, Buffer.from('\n')]));
+      let end = 0;
+      const ends = Uint32Array.from(records, (r) => (end += r.bytes.length + 1));
+      const streamBytes = Uint32Array.from(records, (r) => r.bytes.length + 1);
+      this.kept.add({ data, ends, streamLines: new Uint8Array(records.length).fill(1), streamBytes });
+    }
     this.holdElsewhere(this.kept?.size ?? 0);
   }
 
