@@ -2,7 +2,7 @@
 // runs the task's script blocks as root. `run` (the default) keeps the original's behaviour; `refuse` skips them
 // natively and keeps logrotate, which would run them as root, off such options.
 import { execFileSync } from 'node:child_process';
-import { chownSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { numberedLines } from './helpers/data.js';
 import { agentEnv } from './helpers/env.js';
@@ -22,14 +22,30 @@ const SCRIPTS = ['firstaction', 'prerotate', 'postrotate', 'lastaction']
   .map((hook) => `${hook}\n  echo "${hook} $(id -u)" >> "$1.ran"\nendscript`)
   .join('\n');
 
+/**
+ * A logrotate that records the uid of each run (other than the `--help` check at start) in `<sandbox>.logrotate-runs`
+ * before running the real one. `runs()` lists them.
+ */
+function recordingLogrotate(): { path: string; runs: () => string[] } {
+  const { dir } = makeSandbox();
+  const record = `${dir}.logrotate-runs`;
+  const path = `${dir}.logrotate`;
+  writeFileSync(path, `#!/bin/sh\n[ "$1" = --help ] || id -u >> "${record}"\nexec logrotate "$@"\n`, { mode: 0o755 });
+  return { path, runs: () => (existsSync(record) ? readFileSync(record, 'utf8').trim().split('\n') : []) };
+}
+
 /** Runs a whole stream as the agent would, with `setting` for the variable (undefined: unset). */
-async function run(options: string, setting: string | undefined, user?: string) {
+async function run(
+  options: string,
+  setting: string | undefined,
+  flags: { user?: string; logrotate_path?: string } = {},
+) {
   const { dir, stdout } = makeSandbox();
   chownSync(dir, NOBODY, NOBODY);
   const env = agentEnv(setting === undefined ? {} : { [VARIABLE]: setting });
   if (setting === undefined) delete env[VARIABLE];
   const { helper, exit } = await pipeThrough(
-    { log_filename: stdout, logrotate_options: options, max_size: `${2 * PAGE}B`, user },
+    { log_filename: stdout, logrotate_options: options, max_size: `${2 * PAGE}B`, ...flags },
     INPUT,
     { env },
   );
@@ -65,26 +81,29 @@ describe.skipIf(!isRoot()).concurrent(`${VARIABLE} (root helper unless --user)`,
 
   for (const setting of ['refuse', 'run']) {
     it(`--user: scripts run as that user under ${setting}`, async () => {
-      const { helper, ran } = await run(`rotate 2\n${SCRIPTS}`, setting, 'nobody');
+      const { helper, ran } = await run(`rotate 2\n${SCRIPTS}`, setting, { user: 'nobody' });
       expect(ran.filter((entry) => entry === `postrotate ${NOBODY}`).length).toBe(finalStats(helper).rotations);
       expect(ran.every((entry) => entry.endsWith(` ${NOBODY}`))).toBe(true);
       expect(aboutVariable(helper)).toEqual([]);
     });
   }
 
-  it('refuse: options logrotate would handle, with scripts, rotate natively without what is not native', async () => {
-    const { dir, helper, ran } = await run(`rotate 2\nstart 0\ndateext\n${SCRIPTS}`, 'refuse');
+  it('refuse: options only logrotate handles rotate natively, without scripts and what is not native', async () => {
+    const logrotate = recordingLogrotate();
+    const options = `rotate 2\nstart 0\ndateext\n${SCRIPTS}`;
+    const { dir, helper, ran } = await run(options, 'refuse', { logrotate_path: logrotate.path });
     expect(ran).toEqual([]);
+    expect(logrotate.runs()).toEqual([]);
     // Native names (`stdout.1`), not logrotate's with `start 0` and `dateext`.
     expect(listDir(dir)).toEqual(['stdout', 'stdout.1', 'stdout.2', 'stdout.logrotate.conf']);
     const said = aboutVariable(helper);
     expect(said.length, helper.stderr()).toBe(1);
-    expect(said[0].commands).toEqual(['firstaction', 'prerotate', 'postrotate', 'lastaction']);
+    expect(said[0].hooks).toEqual(['firstaction', 'prerotate', 'postrotate', 'lastaction']);
     expect(said[0].ignored).toEqual(["directive 'start'", "directive 'dateext'"]);
     expect(helper.diagnostics().find((d) => 'rotation' in d)?.rotation).toBe('native');
   });
 
-  it('refuse: compresscmd is a command too: logrotate does not run it as root', async () => {
+  it('refuse: compresscmd, a command with no script block, does not run as root', async () => {
     const { dir } = makeSandbox();
     const marker = `${dir}.ran`;
     // A compressor that records who ran it, then compresses as gzip would (stdin to stdout).
@@ -92,13 +111,39 @@ describe.skipIf(!isRoot()).concurrent(`${VARIABLE} (root helper unless --user)`,
     writeFileSync(compressor, `#!/bin/sh\nid -u >> "${marker}"\nexec gzip "$@"\n`, { mode: 0o755 });
     const { helper } = await run(`rotate 2\ncompress\ncompresscmd ${compressor}`, 'refuse');
     expect(existsSync(marker)).toBe(false);
-    expect(aboutVariable(helper)[0]?.commands, helper.stderr()).toEqual(['compresscmd']);
+    expect(aboutVariable(helper)[0]?.ignored, helper.stderr()).toEqual(["directive 'compresscmd'"]);
   });
 
-  it('refuse: logrotate still runs on options that name no command', async () => {
-    const { dir, helper } = await run('rotate 2\nstart 0', 'refuse');
-    expect(listDir(dir).filter((name) => /^stdout\.\d+$/.test(name))).toEqual(['stdout.0', 'stdout.1']);
-    expect(helper.diagnostics().find((d) => 'rotation' in d)?.rotation).toBe('logrotate');
+  it('refuse: options that close the block and open one for a host file do not reach root logrotate', async () => {
+    const { dir } = makeSandbox();
+    const host = `${dir}.crontab`;
+    writeFileSync(host, '# a root-owned file the task must not get\n', { mode: 0o644 });
+    // The conf's own `size N` and `}` close a block for a path that does not exist.
+    const hostBlock = `"${host}" {\ncreate 0666 nobody nogroup\nrotate 1\nsize 0\n}`;
+    const escape = `rotate 1\n}\n${hostBlock}\n"${dir}.none" {\nmissingok`;
+    const { helper } = await run(escape, 'refuse');
+    expect(statSync(host)).toMatchObject({ uid: 0, mode: 0o100644 });
+    expect(readFileSync(host, 'utf8')).toBe('# a root-owned file the task must not get\n');
+    expect(existsSync(`${host}.1`)).toBe(false);
+    expect(helper.diagnostics().find((d) => 'rotation' in d)?.rotation).toBe('native');
+  });
+
+  it('refuse: when native rotation is unavailable too, logrotate does not run', async () => {
+    const logrotate = recordingLogrotate();
+    const { stdout, helper } = await run('rotate 2\ncreate 0644 no-such-user', 'refuse', {
+      logrotate_path: logrotate.path,
+    });
+    expect(logrotate.runs()).toEqual([]);
+    const messages = helper.diagnostics().map((d) => d.msg);
+    expect(messages).toContain('logrotate would run as root on these options; not rotating');
+    expect(readFileSync(stdout).equals(INPUT)).toBe(true);
+  });
+
+  it('run: logrotate runs as root on the same options', async () => {
+    const logrotate = recordingLogrotate();
+    const { helper } = await run('rotate 2\nstart 0', 'run', { logrotate_path: logrotate.path });
+    expect(logrotate.runs().length).toBe(finalStats(helper).rotations);
+    expect(new Set(logrotate.runs())).toEqual(new Set(['0']));
   });
 
   it('an invalid value is an error naming the variable and value, and scripts are refused', async () => {

@@ -96,8 +96,7 @@ function loadConfig(log: Logger): SplitterConfig {
  */
 function chooseRotation(flags: LoggerFlags, threshold: number, conf: FileHandle | undefined, log: Logger): Rotation {
   const rootScripts = rootScriptsSetting(process.env, log);
-  const parsed = parseDirectives(flags.logrotateOptions);
-  const directives = refusingRootScripts(parsed, rootScripts, log);
+  const directives = refusingRootScripts(parseDirectives(flags.logrotateOptions), rootScripts, log);
   if (directives.kind === 'native') {
     try {
       const rotation = new NativeRotation(flags.logFilename, directives.policy, log);
@@ -111,7 +110,7 @@ function chooseRotation(flags: LoggerFlags, threshold: number, conf: FileHandle 
     log.info({ rotation: 'logrotate', reason: directives.reason, logrotate: flags.logrotatePath }, 'rotating with logrotate');
   }
   // Under refuse, native rotation may still be unavailable (a `create` owner unknown here): logrotate must not run.
-  const refused = refusesLogrotate(parsed, rootScripts);
-  if (refused) log.error('logrotate would run the commands of these options as root; not rotating');
+  const refused = refusesLogrotate(rootScripts);
+  if (refused) log.error('logrotate would run as root on these options; not rotating');
   return new LogrotateRotation(flags.logFilename, flags.logrotatePath, refused ? undefined : conf, threshold, log);
 }

@@ -34,13 +34,9 @@ export interface UnderstoodDirectives {
   directives: string[];
   /** Why each of the others is not handled natively, in order. */
   unhandled: string[];
-  /** Directives through which logrotate runs commands the options name: script blocks, compresscmd, uncompresscmd. */
-  commands: string[];
 }
 
 const SCRIPT_HOOKS = new Set<string>(['firstaction', 'prerotate', 'postrotate', 'lastaction']);
-/** Directives that are not native and name a program for logrotate to run. */
-const COMMAND_DIRECTIVES = new Set(['compresscmd', 'uncompresscmd']);
 /** Accepted with no effect: a single log whose size --max_size governs, rotated by the helper's own user. */
 const NO_EFFECT = new Set(['size', 'minsize', 'maxsize', 'su', 'notifempty', 'ifempty', 'sharedscripts', 'nosharedscripts']);
 
@@ -100,14 +96,12 @@ function understand(options: Buffer | undefined): UnderstoodDirectives {
   };
   const directives: string[] = [];
   const unhandled: string[] = [];
-  const commands: string[] = [];
   const lines = (options?.toString('latin1') ?? '').split('\n');
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i].trim();
     if (line === '' || line.startsWith('#')) continue;
     const [keyword, ...args] = line.split(/\s+/);
     if (SCRIPT_HOOKS.has(keyword)) {
-      commands.push(keyword);
       const end = lines.findIndex((l, j) => j > i && l.trim() === 'endscript');
       if (end < 0) {
         unhandled.push(`'${keyword}' has no endscript`);
@@ -118,7 +112,6 @@ function understand(options: Buffer | undefined): UnderstoodDirectives {
       i = end;
       continue;
     }
-    if (COMMAND_DIRECTIVES.has(keyword)) commands.push(keyword);
     try {
       apply(policy, keyword, args);
       directives.push(keyword);
@@ -127,7 +120,7 @@ function understand(options: Buffer | undefined): UnderstoodDirectives {
       unhandled.push(err.message);
     }
   }
-  return { policy, directives, unhandled, commands };
+  return { policy, directives, unhandled };
 }
 
 /** One directive other than a script block; throws Unhandled for one the helper does not handle natively. */

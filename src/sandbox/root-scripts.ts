@@ -24,33 +24,25 @@ export function rootScriptsSetting(env: NodeJS.ProcessEnv, log: Logger): RootScr
 }
 
 /**
- * The directives to rotate with, under `refuse` when the helper runs as root (uid 0): native rotation without its
- * script blocks, and instead of the logrotate fallback, which would run the scripts (or compresscmd) as root, native
- * rotation with the directives it understands. Logged once, naming what is left out.
+ * Whether the helper must not run logrotate: under `refuse`, as root. Root logrotate on options the task may have
+ * set runs their scripts and `compresscmd` as root, and the options can close the conf's block and open one for any
+ * host file (`create 0666` on a crontab): no list of directives makes that safe.
+ */
+export const refusesLogrotate = (setting: RootScripts): boolean => setting === 'refuse' && process.geteuid!() === 0;
+
+/**
+ * The directives to rotate with: under refusesLogrotate, native rotation without script blocks, and in place of the
+ * logrotate fallback native rotation with the directives it handles. Logged once, naming what is left out.
  */
 export function refusingRootScripts(directives: Directives, setting: RootScripts, log: Logger): Directives {
-  if (!refusing(setting)) return directives;
-  const why = { [ROOT_SCRIPTS_VARIABLE]: setting };
-  if (directives.kind === 'logrotate') {
-    const { policy, directives: understood, unhandled, commands } = directives.understood;
-    if (commands.length === 0) return directives;
-    log.warn(
-      { ...why, commands, ignored: unhandled },
-      'options naming commands are not given to logrotate as root; rotating natively, without them and the ignored',
-    );
-    return { kind: 'native', policy: { ...policy, scripts: {} }, directives: understood };
-  }
-  const hooks = Object.keys(directives.policy.scripts);
-  if (hooks.length === 0) return directives;
-  log.warn({ ...why, hooks }, 'the helper runs as root: these scripts are skipped at every rotation');
-  return { ...directives, policy: { ...directives.policy, scripts: {} } };
+  if (!refusesLogrotate(setting)) return directives;
+  const { policy, directives: names } = directives.kind === 'native' ? directives : directives.understood;
+  const ignored = directives.kind === 'native' ? [] : directives.understood.unhandled;
+  const hooks = Object.keys(policy.scripts);
+  if (hooks.length === 0 && ignored.length === 0) return directives;
+  log.warn(
+    { [ROOT_SCRIPTS_VARIABLE]: setting, hooks, ignored },
+    'the helper runs as root: rotating natively, without these scripts and directives (logrotate would run as root)',
+  );
+  return { kind: 'native', policy: { ...policy, scripts: {} }, directives: names };
 }
-
-/** Whether logrotate must not run on these options (as parsed): they name commands that it would run as root. */
-export function refusesLogrotate(directives: Directives, setting: RootScripts): boolean {
-  if (!refusing(setting)) return false;
-  if (directives.kind === 'logrotate') return directives.understood.commands.length > 0;
-  return Object.keys(directives.policy.scripts).length > 0;
-}
-
-const refusing = (setting: RootScripts): boolean => setting === 'refuse' && process.geteuid!() === 0;
