@@ -8,7 +8,7 @@ import { openPipeSource } from '../pipe-source.js';
 import { StreamPipeline } from '../pipeline.js';
 import { parseDirectives } from '../sandbox/directives.js';
 import { writeLogrotateConf } from '../sandbox/logrotate-conf.js';
-import { refusesLogrotate, refusingRootScripts, rootScriptsSetting } from '../sandbox/root-scripts.js';
+import { refusingAsRoot, refusingRootScripts, rootScriptsSetting } from '../sandbox/root-scripts.js';
 import { LogrotateRotation, NativeRotation, type Rotation } from '../sandbox/rotation.js';
 import { SandboxWriter } from '../sandbox/writer.js';
 import { onSighup } from './sighup.js';
@@ -110,7 +110,7 @@ function chooseRotation(flags: LoggerFlags, threshold: number, conf: FileHandle 
     log.info({ rotation: 'logrotate', reason: directives.reason, logrotate: flags.logrotatePath }, 'rotating with logrotate');
   }
   // Under refuse, native rotation may still be unavailable (a `create` owner unknown here): logrotate must not run.
-  const refused = refusesLogrotate(rootScripts);
+  const refused = refusingAsRoot(rootScripts);
   if (refused) log.error('logrotate would run as root on these options; not rotating');
   return new LogrotateRotation(flags.logFilename, flags.logrotatePath, refused ? undefined : conf, threshold, log);
 }

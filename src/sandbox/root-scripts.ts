@@ -1,7 +1,7 @@
-// LOG_SPLITTER_ROOT_SCRIPTS: whether a helper running as root runs the commands --logrotate_options name. A task can
-// set its own options (CONTAINER_LOGGER_LOGROTATE_STDOUT_OPTIONS), so on an agent that runs tasks without --user a
-// script block is a command of the task's run as root on the host. `run` keeps the original's behaviour (Mesos's own
-// CustomRotateOptions runs a postrotate as root); `refuse` is the operator's opt-in hardening.
+// LOG_SPLITTER_ROOT_SCRIPTS: whether a helper running as root runs the scripts --logrotate_options hold, and logrotate
+// on them. A task can set its own options (CONTAINER_LOGGER_LOGROTATE_STDOUT_OPTIONS), so on an agent that runs tasks
+// without --user a script block is a command of the task's run as root on the host. `run` keeps the original's
+// behaviour (Mesos's own CustomRotateOptions runs a postrotate as root); `refuse` is the operator's opt-in hardening.
 import type { Logger } from '../diagnostics.js';
 import type { Directives } from './directives.js';
 
@@ -24,18 +24,18 @@ export function rootScriptsSetting(env: NodeJS.ProcessEnv, log: Logger): RootScr
 }
 
 /**
- * Whether the helper must not run logrotate: under `refuse`, as root. Root logrotate on options the task may have
+ * Whether scripts and logrotate are refused: under `refuse`, as root. Root logrotate on options the task may have
  * set runs their scripts and `compresscmd` as root, and the options can close the conf's block and open one for any
  * host file (`create 0666` on a crontab): no list of directives makes that safe.
  */
-export const refusesLogrotate = (setting: RootScripts): boolean => setting === 'refuse' && process.geteuid!() === 0;
+export const refusingAsRoot = (setting: RootScripts): boolean => setting === 'refuse' && process.geteuid!() === 0;
 
 /**
- * The directives to rotate with: under refusesLogrotate, native rotation without script blocks, and in place of the
+ * The directives to rotate with: when refusingAsRoot, native rotation without script blocks, and in place of the
  * logrotate fallback native rotation with the directives it handles. Logged once, naming what is left out.
  */
 export function refusingRootScripts(directives: Directives, setting: RootScripts, log: Logger): Directives {
-  if (!refusesLogrotate(setting)) return directives;
+  if (!refusingAsRoot(setting)) return directives;
   const { policy, directives: names } = directives.kind === 'native' ? directives : directives.understood;
   const ignored = directives.kind === 'native' ? [] : directives.understood.unhandled;
   const hooks = Object.keys(policy.scripts);
