@@ -50,6 +50,16 @@ function snapshot(file: string): Record<string, unknown> {
   };
 }
 
+function ifPresent<T>(read: () => T): T | undefined {
+  try {
+    return read();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+}
+
+
 /**
  * Every regular file under `dir` (not following links), gunzipped where it is gzip; but not `except`'s inode: a hard
  * link planted in the sandbox is that file, not a copy of it.
@@ -59,10 +69,12 @@ function sandboxContents(dir: string, except: string): Buffer[] {
   const planted = statSync(except).ino;
   for (const name of readdirSync(dir)) {
     const path = join(dir, name);
-    const stats = lstatSync(path);
-    if (stats.isDirectory()) out.push(...sandboxContents(path, except));
-    if (!stats.isFile() || stats.ino === planted) continue;
-    const data = readFileSync(path);
+    // The helper may rotate while this reads: a name listed a moment ago can be gone (its content then is elsewhere).
+    const stats = ifPresent(() => lstatSync(path));
+    if (stats?.isDirectory()) out.push(...sandboxContents(path, except));
+    if (stats === undefined || !stats.isFile() || stats.ino === planted) continue;
+    const data = ifPresent(() => readFileSync(path));
+    if (data === undefined) continue;
     out.push(data);
     if (data[0] === 0x1f && data[1] === 0x8b) {
       try {
