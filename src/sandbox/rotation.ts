@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import type { Stats } from 'node:fs';
 import { readdir, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
@@ -8,6 +7,7 @@ import { RateLimitedLog } from '../diagnostics.js';
 import { lookupGroup, lookupUser } from '../system.js';
 import { KEEP_ALL, type RotationPolicy, type ScriptHook } from './directives.js';
 import { statePath } from './logrotate-conf.js';
+import { spawnProcessGroup } from './process-group.js';
 import {
   createFresh,
   isMissing,
@@ -37,8 +37,29 @@ export interface Rotation {
 
 /** How long after EOF compression and scripts may still run before they are given up. */
 export const SETTLE_LIMIT_MS = 4000;
+/** How long a rotation script, or logrotate in fallback mode, may run before its process group is killed. */
+const COMMAND_TIMEOUT_MS = 60_000;
 const COPY_CHUNK = 1024 * 1024;
 const DAY_MS = 86_400_000;
+
+/** Aborts SETTLE_LIMIT_MS after the stream ended: rotation work still running then is given up. */
+class SettleDeadline {
+  private readonly controller = new AbortController();
+  private timer: NodeJS.Timeout | undefined;
+
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  start(): void {
+    this.timer ??= setTimeout(() => this.controller.abort(), SETTLE_LIMIT_MS);
+  }
+
+  /** Rotation work is done: the timer must not keep the helper alive. */
+  clear(): void {
+    clearTimeout(this.timer);
+  }
+}
 
 /** An old file: `<log>.<index>`, or `<log>.<index>.gz`. */
 interface Generation {
@@ -55,9 +76,8 @@ interface Generation {
 export class NativeRotation implements Rotation {
   readonly minFill = 1;
   private background: Promise<void> = Promise.resolve();
-  /** Aborted SETTLE_LIMIT_MS after the stream ended: compression and scripts still running are given up. */
-  private readonly abandon = new AbortController();
-  private deadline: NodeJS.Timeout | undefined;
+  /** Compression and scripts still running when it passes are given up. */
+  private readonly deadline = new SettleDeadline();
   private readonly errors: RateLimitedLog;
   private readonly refusals: RateLimitedLog;
   private readonly createOwner: { uid: number | undefined; gid: number | undefined };
@@ -70,7 +90,7 @@ export class NativeRotation implements Rotation {
     private readonly logFilename: string,
     private readonly policy: RotationPolicy,
     private readonly log: Logger,
-    private readonly scriptTimeoutMs = 60_000,
+    private readonly scriptTimeoutMs = COMMAND_TIMEOUT_MS,
   ) {
     this.errors = new RateLimitedLog(log);
     this.refusals = new RateLimitedLog(log);
@@ -104,7 +124,7 @@ export class NativeRotation implements Rotation {
   }
 
   streamEnded(): void {
-    this.deadline ??= setTimeout(() => this.abandon.abort(), SETTLE_LIMIT_MS);
+    this.deadline.start();
   }
 
   async settle(): Promise<void> {
@@ -112,7 +132,7 @@ export class NativeRotation implements Rotation {
     try {
       await this.background;
     } finally {
-      clearTimeout(this.deadline);
+      this.deadline.clear();
     }
   }
 
@@ -259,7 +279,7 @@ export class NativeRotation implements Rotation {
    * time after EOF is up: the partial `.gz` is removed and the plain file kept.
    */
   private async gzip(file: string): Promise<void> {
-    const { signal } = this.abandon;
+    const { signal } = this.deadline;
     if (signal.aborted) return;
     let source: { handle: FileHandle; stats: Stats };
     try {
@@ -297,11 +317,11 @@ export class NativeRotation implements Rotation {
 
   private async script(hook: ScriptHook): Promise<void> {
     const script = this.policy.scripts[hook];
-    if (script === undefined || this.abandon.signal.aborted) return;
+    if (script === undefined || this.deadline.signal.aborted) return;
     // logrotate passes postrotate the rotated file as `$2`.
     const args = hook === 'postrotate' ? [this.logFilename, this.name(1, false)] : [this.logFilename];
-    const result = await runShellScript(script, args, this.scriptTimeoutMs, this.abandon.signal);
-    if (this.abandon.signal.aborted) {
+    const result = await runShellScript(script, args, this.scriptTimeoutMs, this.deadline.signal);
+    if (this.deadline.signal.aborted) {
       this.log.warn({ hook }, `the stream ended while the ${hook} script ran; killed its process group`);
     } else if (result !== 0) {
       this.errors.error({ hook, result }, `${hook} script failed; rotating anyway`);
@@ -323,10 +343,13 @@ const INHERITED_CONF = '/proc/self/fd/3';
 /**
  * The original helper's way: run logrotate on the generated conf through the shell, ignore its result. logrotate
  * reads the conf the helper wrote, inherited as a descriptor: by name it would read whatever the task put there (a
- * link to a root-owned file of the task's output, with scripts that root logrotate would run).
+ * link to a root-owned file of the task's output, with scripts that root logrotate would run). It runs in a process
+ * group of its own with the scripts' timeout and EOF limit: the task can hang it (a FIFO at the state file, which
+ * logrotate opens by name), and the stream waits for each rotation.
  */
 export class LogrotateRotation implements Rotation {
   private readonly command: string;
+  private readonly deadline = new SettleDeadline();
 
   /** `conf` is the conf the helper wrote, open to read; without it logrotate does not run (logged at start). */
   constructor(
@@ -335,33 +358,45 @@ export class LogrotateRotation implements Rotation {
     private readonly conf: FileHandle | undefined,
     readonly minFill: number,
     private readonly log: Logger,
+    private readonly timeoutMs = COMMAND_TIMEOUT_MS,
   ) {
     this.command = `${logrotatePath} --state "${statePath(logFilename)}" "${INHERITED_CONF}"`;
   }
 
-  rotate(): Promise<void> {
+  async rotate(): Promise<void> {
     const { command, conf } = this;
     if (conf === undefined) {
       this.log.warn('logrotate is not run (see the start-up log); not rotating');
-      return Promise.resolve();
+      return;
     }
-    return new Promise((resolve) => {
-      const child = spawn('/bin/sh', ['-c', command], { stdio: ['ignore', 'ignore', 'inherit', conf.fd] });
-      child.on('error', (err) => {
-        this.log.warn({ command, err: err.message }, 'logrotate did not start');
-        resolve();
-      });
-      child.on('close', (code) => {
-        if (code !== 0) this.log.warn({ command, code }, 'logrotate failed');
-        resolve();
-      });
-    });
+    if (this.deadline.signal.aborted) {
+      this.log.warn({ command }, 'the time after EOF is up; logrotate is not run');
+      return;
+    }
+    const { exit } = spawnProcessGroup(
+      '/bin/sh',
+      ['-c', command],
+      ['ignore', 'ignore', 'inherit', conf.fd],
+      this.timeoutMs,
+      this.deadline.signal,
+    );
+    const { result, end } = await exit;
+    if (end === 'timeout') {
+      this.log.warn({ command, timeoutMs: this.timeoutMs }, 'logrotate ran over its timeout; killed its process group');
+    } else if (end === 'stopped') {
+      this.log.warn({ command }, 'the stream ended while logrotate ran; killed its process group');
+    } else if (result !== 0) {
+      this.log.warn({ command, result }, 'logrotate failed');
+    }
   }
 
-  /** logrotate runs to its end, as under the original. */
-  streamEnded(): void {}
+  streamEnded(): void {
+    this.deadline.start();
+  }
 
   settle(): Promise<void> {
+    // The writer waits for each rotation, so none is running by now.
+    this.deadline.clear();
     return Promise.resolve();
   }
 }
