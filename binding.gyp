@@ -4,6 +4,11 @@
       "target_name": "newline_count",
       "sources": ["native/newline-count.c"],
       "cflags": ["-O3"]
+    },
+    {
+      "target_name": "socket_queue",
+      "sources": ["native/socket-queue.c"],
+      "cflags": ["-O2"]
     }
   ]
 }

@@ -30,19 +30,20 @@ if (process.argv.includes('--release')) {
   }
   console.log('dist/release/: mesos-logrotate-logger, mesos-log-splitter, mesos-log-splitter.mjs');
   shipUnixDgram('dist/release/node_modules');
-  shipNewlineCount('dist/release');
+  shipAddon('dist/release', 'newline_count', 'native/newline-count.c', 'release sinks will count dropped lines in JavaScript (slower)');
+  shipAddon('dist/release', 'socket_queue', 'native/socket-queue.c', 'release syslog tcp/tls sinks will count a line sent when the kernel took it, not when the receiver acknowledged it');
 }
 
-/** The sinks' native newline counter, beside the bundle where it looks first; without it they count in JavaScript. */
-function shipNewlineCount(dir) {
-  const addon = 'build/Release/newline_count.node';
-  rmSync(`${dir}/newline_count.node`, { force: true });
+/** One of our N-API addons, beside the bundle where it looks first; `without` says what the helper does without it. */
+function shipAddon(dir, name, source, without) {
+  const addon = `build/Release/${name}.node`;
+  rmSync(`${dir}/${name}.node`, { force: true });
   if (!existsSync(addon)) {
-    console.log('native/newline-count.c is not built: release sinks will count dropped lines in JavaScript (slower)');
+    console.log(`${source} is not built: ${without}`);
     return;
   }
-  copyFileSync(addon, `${dir}/newline_count.node`);
-  console.log(`dist/release/newline_count.node (N-API: any Node 20 or newer on ${process.platform}-${process.arch})`);
+  copyFileSync(addon, `${dir}/${name}.node`);
+  console.log(`dist/release/${name}.node (N-API: any Node 20 or newer on ${process.platform}-${process.arch})`);
 }
 
 /**

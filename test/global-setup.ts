@@ -41,6 +41,10 @@ export default function setup(project: TestProject): () => void {
     copyFileSync(join(ROOT, 'bin', launcher), join(dir, launcher));
     chmodSync(join(dir, launcher), 0o755);
   }
+  // The native addons, beside the bundle as a release ships them (without them the helper falls back to JavaScript).
+  for (const addon of ['newline_count.node', 'socket_queue.node']) {
+    if (existsSync(join(ROOT, 'build/Release', addon))) copyFileSync(join(ROOT, 'build/Release', addon), join(dir, addon));
+  }
   project.provide('launcherDir', dir);
   return () => rmSync(dir, { recursive: true, force: true });
 }

@@ -94,6 +94,9 @@ export class LineBuffer {
   /** What the sink holds for these lines elsewhere (a replay window), counted against max_bytes too. */
   private heldElsewhere = 0;
   private outstandingLines = 0;
+  /** Settled, but not counted sent until the sink confirms them (the peer acknowledged them): still buffered. */
+  private unconfirmedLines = 0;
+  private unconfirmedBytes = 0;
   /** The last record was an unterminated line flushed after idle: a newline next only ends it. */
   private owedNewline = false;
   /** The start of the current line was dropped (drop_newest): drop up to its newline. */
@@ -278,13 +281,36 @@ export class LineBuffer {
     return batch;
   }
 
-  /** A taken batch was delivered. (A failed one stays outstanding and is sent again.) */
-  settle(batch: LineBatch): void {
+  /**
+   * A taken batch was delivered (a failed one stays outstanding and is sent again). Its lines count as sent now, or,
+   * with `confirmLater`, once the sink confirms them (`confirm`); until then they count as buffered.
+   */
+  settle(batch: LineBatch, confirmLater = false): void {
     this.outstandingBytes -= batch.bytes;
     if (batch.data.buffer !== this.reusedBuffer) this.outstandingOwnBytes -= batch.bytes;
     this.outstandingLines -= batch.lines;
+    if (confirmLater) {
+      this.unconfirmedLines += batch.lines;
+      this.unconfirmedBytes += batch.bytes;
+      return;
+    }
     this.counters.linesSent += batch.lines;
     this.counters.bytesSent += batch.bytes;
+  }
+
+  /** Lines of settled batches the peer now acknowledged: they count as sent. */
+  confirm(lines: number, bytes: number): void {
+    this.unconfirmedLines -= lines;
+    this.unconfirmedBytes -= bytes;
+    this.counters.linesSent += lines;
+    this.counters.bytesSent += bytes;
+  }
+
+  /** Lines of settled batches that will never be confirmed: they count as dropped. */
+  dropUnconfirmed(reason: DropReason, lines: number, bytes: number): void {
+    this.unconfirmedLines -= lines;
+    this.unconfirmedBytes -= bytes;
+    this.drop(reason, lines, bytes);
   }
 
   /** Lines counted sent were not delivered after all, and will not be sent again: they count as dropped instead. */
@@ -304,8 +330,8 @@ export class LineBuffer {
   buffered(): { lines: number; bytes: number } {
     const unterminated = this.ended && this.tail > Math.max(this.head, this.lineEnd) ? 1 : 0;
     return {
-      lines: this.newlinesIn - this.newlinesPassed + unterminated + this.outstandingLines,
-      bytes: this.tail - this.head + this.outstandingBytes,
+      lines: this.newlinesIn - this.newlinesPassed + unterminated + this.outstandingLines + this.unconfirmedLines,
+      bytes: this.tail - this.head + this.outstandingBytes + this.unconfirmedBytes,
     };
   }
 

@@ -59,6 +59,11 @@ export abstract class Sink {
    * that only a GC frees: at full speed those dead batches were ~2 MB of the helper's peak RSS.
    */
   protected reuseBatches = false;
+  /**
+   * A sent batch's lines count as sent only once the sink confirms them (`confirmSent`, e.g. when the peer
+   * acknowledged them), not when `send` resolved; until then they count as buffered.
+   */
+  protected confirmsDelivery = false;
   private batchBytes: Buffer | undefined;
   /** With reuseBatches, a batch takes at most an eighth of max_bytes: the reused buffer counts against it for good. */
   private readonly reusedBatchBytesCap: number;
@@ -195,6 +200,16 @@ export abstract class Sink {
     this.lineBuffer.unsend(reason, lines, bytes);
   }
 
+  /** Lines of sent batches the peer acknowledged (with `confirmsDelivery`): they count as sent. */
+  protected confirmSent(lines: number, bytes: number): void {
+    this.lineBuffer.confirm(lines, bytes);
+  }
+
+  /** Lines of sent batches that will never be confirmed (with `confirmsDelivery`): they count as dropped for `reason`. */
+  protected dropUnconfirmed(reason: DropReason, lines: number, bytes: number): void {
+    this.lineBuffer.dropUnconfirmed(reason, lines, bytes);
+  }
+
   protected countReconnect(): void {
     this.reconnects++;
   }
@@ -217,7 +232,7 @@ export abstract class Sink {
       try {
         if (batch === undefined) return await this.drain();
         await this.send(batch);
-        this.lineBuffer.settle(batch);
+        this.lineBuffer.settle(batch, this.confirmsDelivery);
         batch = undefined;
         this.health.state = 'up';
         this.health.lastSent = Date.now();

@@ -1,6 +1,6 @@
 import { accessSync, constants, readFileSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { connect as netConnect, type Socket } from 'node:net';
+import { connect as netConnect } from 'node:net';
 import { ConfigError, type ConfigReader } from '../config/reader.js';
 import type { LineBatch } from '../lines/line-batch.js';
 import { Sink } from './sink.js';
@@ -19,7 +19,7 @@ import {
   type FacilityName,
   type SdParam,
 } from './syslog-format.js';
-import { StreamTransport } from './syslog-stream.js';
+import { StreamTransport, type Connection } from './syslog-stream.js';
 import { DatagramTransport } from './syslog-udp.js';
 
 const TRANSPORTS = ['tcp', 'tls', 'udp'] as const;
@@ -200,11 +200,14 @@ class SyslogSink extends Sink {
         onReconnect: () => this.countReconnect(),
         onHeld: (bytes) => this.holdElsewhere(bytes),
         onUnreplayable: (lines, bytes) => this.unsend('replay_overflow', lines, bytes),
+        onAcknowledged: (lines, bytes) => this.confirmSent(lines, bytes),
+        onUnacknowledged: (lines, bytes) => this.dropUnconfirmed('replay_overflow', lines, bytes),
         log: this.log,
       });
+      this.confirmsDelivery = stream.confirmsDelivery;
       const write = (batch: LineBatch): Promise<void> =>
         stream.write(() => encoder.octetCounted(batch, (n, scratch) => stream.frameSpace(n, scratch)), batch.lines, batch.bytes);
-      this.transport = { write, drain: () => stream.resend(), close: () => stream.close() };
+      this.transport = { write, drain: () => stream.drain(), close: () => stream.close() };
     }
   }
 
@@ -221,23 +224,38 @@ class SyslogSink extends Sink {
   }
 }
 
-/** How to start one connection. Key and certificate files are read per connection, so renewed ones are picked up. */
-function openConnection(options: Exclude<SyslogOptions, { transport: 'udp' }>): () => Socket {
+/**
+ * How to start one connection. Key and certificate files are read per connection, so renewed ones are picked up.
+ * TLS runs over a TCP socket made here, whose descriptor the transport asks for what the peer acknowledged.
+ */
+function openConnection(options: Exclude<SyslogOptions, { transport: 'udp' }>): () => Connection {
   const { host, port } = options;
-  if (options.transport === 'tcp') return () => netConnect({ host, port });
+  if (options.transport === 'tcp') {
+    return () => {
+      const socket = netConnect({ host, port });
+      return { socket, tcp: socket };
+    };
+  }
   const { tls } = options;
   // node:tls brings all of Node's crypto (about 1 MiB of RSS): loaded when a TLS sink starts, not by every helper.
   const { connect: tlsConnect } = createRequire(import.meta.url)('node:tls') as typeof import('node:tls');
-  return () =>
-    tlsConnect({
+  return () => {
+    const ca = tls.ca_file === undefined ? undefined : readFileSync(tls.ca_file);
+    const cert = tls.cert_file === undefined ? undefined : readFileSync(tls.cert_file);
+    const key = tls.key_file === undefined ? undefined : readFileSync(tls.key_file);
+    const tcp = netConnect({ host, port });
+    const socket = tlsConnect({
+      socket: tcp,
       host,
       port,
-      ca: tls.ca_file === undefined ? undefined : readFileSync(tls.ca_file),
-      cert: tls.cert_file === undefined ? undefined : readFileSync(tls.cert_file),
-      key: tls.key_file === undefined ? undefined : readFileSync(tls.key_file),
+      ca,
+      cert,
+      key,
       servername: tls.servername,
       rejectUnauthorized: tls.reject_unauthorized,
     });
+    return { socket, tcp };
+  };
 }
 
 export const syslogSink: SinkType<SyslogOptions> = {

@@ -20,6 +20,12 @@ export class SyslogReceiver implements KillableReceiver {
   private server: Server | undefined;
   private udp: UdpSocket | undefined;
   private readonly sockets = new Set<Socket>();
+  /** The sockets messages are read from (TLS: the TLS socket), each with its frame read in part. */
+  private readonly readers = new Map<Socket, { pending: Buffer }>();
+  /** Reading stopped (pauseReading) until the next start. */
+  private paused = false;
+  /** The size of the last frame read, octet count included. */
+  frameBytes = 0;
   /** Each recorded number, and how many message bytes had been read when it was. */
   private readonly numbers: number[] = [];
   private readonly readAt: number[] = [];
@@ -45,6 +51,7 @@ export class SyslogReceiver implements KillableReceiver {
 
   async start(): Promise<void> {
     this.down = false;
+    this.paused = false;
     if (this.transport === 'udp') {
       if (this.udp !== undefined) return;
       const socket = createSocket('udp4');
@@ -55,9 +62,12 @@ export class SyslogReceiver implements KillableReceiver {
     }
     const onConnection = (socket: Socket): void => {
       socket.on('error', () => undefined);
-      let pending: Buffer = Buffer.alloc(0);
+      const reader: { pending: Buffer } = { pending: Buffer.alloc(0) };
+      this.readers.set(socket, reader);
+      socket.on('close', () => this.readers.delete(socket));
+      if (this.paused) socket.pause();
       socket.on('data', (chunk: Buffer) => {
-        pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
+        let pending = reader.pending.length === 0 ? chunk : Buffer.concat([reader.pending, chunk]);
         let at = 0;
         for (;;) {
           const space = pending.indexOf(0x20, at);
@@ -65,9 +75,10 @@ export class SyslogReceiver implements KillableReceiver {
           const length = Number(pending.toString('latin1', at, space));
           if (space + 1 + length > pending.length) break;
           this.take(pending.toString('latin1', space + 1, space + 1 + length));
+          this.frameBytes = space + 1 + length - at;
           at = space + 1 + length;
         }
-        pending = pending.subarray(at);
+        reader.pending = pending = pending.subarray(at);
       });
     };
     const server =
@@ -96,6 +107,31 @@ export class SyslogReceiver implements KillableReceiver {
       server.listen(this.port, '127.0.0.1', () => resolve());
     });
     this.server = server;
+  }
+
+  /**
+   * Stops reading (TCP, TLS) until the next start: what the sender writes fills this side's socket buffer, which
+   * its kernel acknowledged, and then the sender's send queue, which it did not.
+   */
+  pauseReading(): void {
+    this.paused = true;
+    for (const socket of this.readers.keys()) socket.pause();
+  }
+
+  /**
+   * Message bytes that reached this side and were not read yet, which a kill loses: the kernel's receive queues of
+   * the connections (`/proc/net/tcp` rx_queue; TLS: ciphertext), what Node holds unread and frames read in part.
+   */
+  unreadBytes(): number {
+    const port = `:${this.port.toString(16).toUpperCase().padStart(4, '0')} `;
+    const inKernel = readFileSync('/proc/net/tcp', 'latin1')
+      .split('\n')
+      .map((line) => line.trim().split(/\s+/))
+      .filter((fields) => fields[1] === `0100007F${port.trim()}` && fields[3] === '01')
+      .reduce((sum, fields) => sum + parseInt(fields[4].split(':')[1], 16), 0);
+    let inNode = 0;
+    for (const [socket, reader] of this.readers) inNode += socket.readableLength + reader.pending.length;
+    return inKernel + inNode;
   }
 
   /** Once the sender is gone: every connection read to its end (TCP, TLS), or no datagram for 200 ms (UDP). */
@@ -136,6 +172,7 @@ export class SyslogReceiver implements KillableReceiver {
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     for (const socket of this.sockets) if (!socket.destroyed) socket.resetAndDestroy();
     this.sockets.clear();
+    this.readers.clear();
     await closed;
     while (this.readAt.length > 0 && this.readAt[this.readAt.length - 1] > this.bytesRead - this.queueBytes) {
       this.readAt.pop();
