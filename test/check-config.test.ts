@@ -138,7 +138,7 @@ sinks:
       expect(parseYaml(stdout)).toEqual({
         source: '(built-in default: sandbox only)',
         lines: { max_line_bytes: 65536, partial_flush_ms: 1000 },
-        agent: { enrich: true, url: 'http://127.0.0.1:5051', timeout_ms: 1000 },
+        agent: { enrich: true, url: 'http://127.0.0.1:5051', timeout_ms: 1000, max_response_bytes: 67108864 },
         shutdown_timeout_ms: 3000,
         sinks: {},
       });

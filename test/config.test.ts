@@ -44,7 +44,7 @@ describe('config defaults', () => {
     expect(DEFAULT_CONFIG).toEqual({
       source: undefined,
       lines: { maxLineBytes: 65536, partialFlushMs: 1000 },
-      agent: { enrich: true, url: 'http://127.0.0.1:5051', timeoutMs: 1000 },
+      agent: { enrich: true, url: 'http://127.0.0.1:5051', timeoutMs: 1000, maxResponseBytes: 64 * 1024 * 1024 },
       shutdownTimeoutMs: 3000,
       sinks: [],
     });
@@ -66,11 +66,11 @@ describe('config defaults', () => {
   it('reads every shared key', () => {
     const config = parse(`
 lines: {max_line_bytes: 16KB, partial_flush_ms: 250}
-agent: {enrich: false, url: "http://10.0.0.7:5051/", timeout_ms: 300}
+agent: {enrich: false, url: "http://10.0.0.7:5051/", timeout_ms: 300, max_response_bytes: 16MB}
 shutdown_timeout_ms: 0
 ${execSinkWith('    match: {stream: stderr, task_id: "web.*"}\n    buffer: {max_bytes: 1MB, when_full: drop_newest}\n')}`);
     expect(config.lines).toEqual({ maxLineBytes: 16384, partialFlushMs: 250 });
-    expect(config.agent).toEqual({ enrich: false, url: 'http://10.0.0.7:5051/', timeoutMs: 300 });
+    expect(config.agent).toEqual({ enrich: false, url: 'http://10.0.0.7:5051/', timeoutMs: 300, maxResponseBytes: 16 << 20 });
     expect(config.shutdownTimeoutMs).toBe(0);
     expect(config.sinks[0].match).toEqual({ stream: ['stderr'], task_id: ['web.*'] });
     expect(config.sinks[0].buffer).toEqual({ maxBytes: 1048576, whenFull: 'drop_newest' });
@@ -110,6 +110,7 @@ describe('config validation names key, value and why', () => {
     ['shutdown_timeout_ms: -1', 'shutdown_timeout_ms', -1, /whole number from 0 to 60000/],
     ['agent: {enrich: yes please}', 'agent.enrich', 'yes please', /must be true or false/],
     ['agent: {timeout_ms: "1s"}', 'agent.timeout_ms', '1s', /whole number/],
+    ['agent: {max_response_bytes: 100}', 'agent.max_response_bytes', 100, /at least 1024 bytes/],
     ['agent: {url: [a]}', 'agent.url', ['a'], /must be a string/],
     ['agent: {url: "not a url"}', 'agent.url', 'not a url', /is not a URL/],
     ['agent: {url: "ftp://127.0.0.1:5051"}', 'agent.url', 'ftp://127.0.0.1:5051', /http/],

@@ -2,7 +2,8 @@
 // from a real HTTP server on loopback.
 import { hostname } from 'node:os';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { AgentStateClient, enrichFromState } from '../src/mesos/agent-state.js';
+import { DEFAULT_CONFIG } from '../src/config/config.js';
+import { AgentStateClient, enrichFromState, ResponseTooLarge } from '../src/mesos/agent-state.js';
 import { enrichInBackground } from '../src/mesos/enrichment.js';
 import { metadataFromPath, type StreamMetadata } from '../src/mesos/metadata.js';
 import {
@@ -19,6 +20,8 @@ import { captureLog } from './helpers/log.js';
 import { sleep, waitFor } from './helpers/wait.js';
 
 const WORK = '/var/lib/mesos';
+/** agent.max_response_bytes' default. */
+const CAP = DEFAULT_CONFIG.agent.maxResponseBytes;
 const AGENT = 'b3c1e6f2-5a8d-4e1f-9c3a-0d2e7f6a1b2c-S3';
 const FRAMEWORK = 'b3c1e6f2-5a8d-4e1f-9c3a-0d2e7f6a1b2c-0001';
 
@@ -135,7 +138,7 @@ describe('enrichFromState, on /state as served over HTTP', () => {
   beforeAll(async () => {
     const agent = await startFakeAgent(STATE);
     try {
-      served = await new AgentStateClient(agent.url, 2000).state();
+      served = await new AgentStateClient(agent.url, 2000, CAP).state();
     } finally {
       await agent.close();
     }
@@ -226,7 +229,7 @@ describe('enrichFromState, on /state as served over HTTP', () => {
     const agent = await startFakeAgent(odd);
     let state;
     try {
-      state = await new AgentStateClient(agent.url, 2000).state();
+      state = await new AgentStateClient(agent.url, 2000, CAP).state();
     } finally {
       await agent.close();
     }
@@ -255,15 +258,15 @@ describe('AgentStateClient against a real HTTP server', () => {
 
   it('fetches /state, with or without a trailing slash on the URL', async () => {
     agent = await startFakeAgent(STATE);
-    expect(await new AgentStateClient(agent.url, 1000).state()).toEqual(STATE);
-    expect(await new AgentStateClient(`${agent.url}/`, 1000).state()).toEqual(STATE);
+    expect(await new AgentStateClient(agent.url, 1000, CAP).state()).toEqual(STATE);
+    expect(await new AgentStateClient(`${agent.url}/`, 1000, CAP).state()).toEqual(STATE);
     expect(agent.requests).toEqual(['/state', '/state']);
   });
 
   it('shares one request among callers within the cache time, then asks again', async () => {
     agent = await startFakeAgent(STATE);
     agent.delayMs = 50;
-    const client = new AgentStateClient(agent.url, 1000, 300);
+    const client = new AgentStateClient(agent.url, 1000, CAP, 300);
     const [a, b] = await Promise.all([client.state(), client.state()]);
     expect(a).toBe(b);
     expect(await client.state()).toBe(a);
@@ -276,7 +279,7 @@ describe('AgentStateClient against a real HTTP server', () => {
   it('a 500 rejects and is not cached', async () => {
     agent = await startFakeAgent(STATE);
     agent.mode = 'error';
-    const client = new AgentStateClient(agent.url, 1000);
+    const client = new AgentStateClient(agent.url, 1000, CAP);
     await expect(client.state()).rejects.toThrow(/500/);
     agent.mode = 'ok';
     expect(await client.state()).toEqual(STATE);
@@ -288,7 +291,7 @@ describe('AgentStateClient against a real HTTP server', () => {
     for (const mode of ['cut', 'garbage'] as const) {
       agent.mode = mode;
       const started = Date.now();
-      await expect(new AgentStateClient(agent.url, 5000).state(), mode).rejects.toThrow();
+      await expect(new AgentStateClient(agent.url, 5000, CAP).state(), mode).rejects.toThrow();
       expect(Date.now() - started, mode).toBeLessThan(1000);
     }
   });
@@ -296,7 +299,7 @@ describe('AgentStateClient against a real HTTP server', () => {
   it('connection refused rejects at once', async () => {
     const url = await refusedUrl();
     const started = Date.now();
-    await expect(new AgentStateClient(url, 1000).state()).rejects.toThrow();
+    await expect(new AgentStateClient(url, 1000, CAP).state()).rejects.toThrow();
     expect(Date.now() - started).toBeLessThan(500);
   });
 
@@ -304,7 +307,7 @@ describe('AgentStateClient against a real HTTP server', () => {
     agent = await startFakeAgent(STATE);
     agent.delayMs = 2000;
     const started = Date.now();
-    await expect(new AgentStateClient(agent.url, 150).state()).rejects.toThrow();
+    await expect(new AgentStateClient(agent.url, 150, CAP).state()).rejects.toThrow();
     const elapsed = Date.now() - started;
     expect(elapsed).toBeGreaterThanOrEqual(140);
     expect(elapsed).toBeLessThan(1000);
@@ -314,7 +317,7 @@ describe('AgentStateClient against a real HTTP server', () => {
     const silent = await startSilentServer();
     try {
       const started = Date.now();
-      await expect(new AgentStateClient(silent.url, 150).state()).rejects.toThrow();
+      await expect(new AgentStateClient(silent.url, 150, CAP).state()).rejects.toThrow();
       expect(Date.now() - started).toBeLessThan(1000);
       expect(silent.connections()).toBe(1);
     } finally {
@@ -322,10 +325,36 @@ describe('AgentStateClient against a real HTTP server', () => {
     }
   });
 
+  it('a body over agent.max_response_bytes is refused at its announced length; one of exactly the cap is read', async () => {
+    agent = await startFakeAgent(STATE);
+    agent.padding = 1000;
+    const length = JSON.stringify(STATE).length + agent.padding;
+    expect(await new AgentStateClient(agent.url, 5000, length).state()).toEqual(STATE);
+    const started = Date.now();
+    const refused = new AgentStateClient(agent.url, 5000, length - 1).state();
+    await expect(refused).rejects.toThrow(ResponseTooLarge);
+    await expect(refused).rejects.toThrow(`${agent.url}/state answered more than ${length - 1} bytes`);
+    // The default cap: a body one byte over it is refused as soon as its headers arrive.
+    agent.padding = CAP + 1 - JSON.stringify(STATE).length;
+    await expect(new AgentStateClient(agent.url, 5000, CAP).state()).rejects.toThrow(ResponseTooLarge);
+    expect(Date.now() - started).toBeLessThan(4000);
+  });
+
+  it('a body that never ends is dropped once it passes the cap, long before the timeout', async () => {
+    agent = await startFakeAgent(STATE);
+    agent.mode = 'endless';
+    for (const cap of [1 << 20, CAP]) {
+      const started = Date.now();
+      await expect(new AgentStateClient(agent.url, 60_000, cap).state(), String(cap)).rejects.toThrow(ResponseTooLarge);
+      expect(Date.now() - started, String(cap)).toBeLessThan(20_000);
+    }
+    expect(agent.requests).toEqual(['/state', '/state']);
+  });
+
   it('a failure of an old request does not evict a newer cached answer', async () => {
     agent = await startFakeAgent(STATE);
     agent.delayMs = 2000;
-    const client = new AgentStateClient(agent.url, 350, 200);
+    const client = new AgentStateClient(agent.url, 350, CAP, 200);
     const slow = client.state(); // given up at 350 ms
     await sleep(250);
     agent.delayMs = 0;
@@ -343,7 +372,7 @@ describe('enrichInBackground', () => {
     await agent?.close();
     agent = undefined;
   });
-  const config = (url: string) => ({ enrich: true, url, timeoutMs: 200 });
+  const config = (url: string) => ({ enrich: true, url, timeoutMs: 200, maxResponseBytes: CAP });
 
   it('hands over the enriched metadata once the agent lists the task', async () => {
     agent = await startFakeAgent(STATE);
@@ -363,13 +392,30 @@ describe('enrichInBackground', () => {
     const { log } = captureLog();
     const meta = metadataFromPath(`${dirOf(commandExecutor)}/stdout`);
     const applied: StreamMetadata[] = [];
-    const stop = enrichInBackground(meta, config(agent.url), log, (m) => applied.push(m), new AgentStateClient(agent.url, 200, 0));
+    const stop = enrichInBackground(meta, config(agent.url), log, (m) => applied.push(m), new AgentStateClient(agent.url, 200, CAP, 0));
     await waitFor(() => agent!.requests.length >= 1, { what: 'first request' });
     agent.state = STATE;
     await waitFor(() => applied.length === 1, { timeoutMs: 3000, what: 'enrichment after the retry' });
     stop();
     expect(applied[0].task_name).toBe('web');
     expect(agent.requests.length).toBe(2);
+  });
+
+  it('an answer over the cap is logged as an error naming the URL and the cap, and not asked again', async () => {
+    agent = await startFakeAgent(STATE);
+    agent.mode = 'endless';
+    const { log, entries } = captureLog();
+    const applied: StreamMetadata[] = [];
+    const cap = 1 << 20;
+    const agentConfig = { ...config(agent.url), timeoutMs: 10_000, maxResponseBytes: cap };
+    const stop = enrichInBackground(metadataFromPath(`${dirOf(commandExecutor)}/stdout`), agentConfig, log, (m) => applied.push(m));
+    const error = await waitFor(() => entries().find((e) => e.level === 50), { what: 'the error', timeoutMs: 10_000 });
+    expect(error).toMatchObject({ url: `${agent.url}/state`, maxBytes: cap });
+    expect(String(error.msg)).toContain('agent.max_response_bytes');
+    await sleep(1500); // past the first retry
+    stop();
+    expect(applied).toEqual([]);
+    expect(agent.requests).toHaveLength(1);
   });
 
   it('an unreachable agent never applies anything and stop() ends the retries', async () => {

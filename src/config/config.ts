@@ -23,6 +23,8 @@ export interface AgentConfig {
   enrich: boolean;
   url: string;
   timeoutMs: number;
+  /** The most of /state's body read; a larger answer is given up. */
+  maxResponseBytes: number;
 }
 
 export interface SplitterConfig {
@@ -38,7 +40,7 @@ export interface SplitterConfig {
 export const DEFAULT_CONFIG: SplitterConfig = {
   source: undefined,
   lines: { maxLineBytes: 64 * 1024, partialFlushMs: 1000 },
-  agent: { enrich: true, url: 'http://127.0.0.1:5051', timeoutMs: 1000 },
+  agent: { enrich: true, url: 'http://127.0.0.1:5051', timeoutMs: 1000, maxResponseBytes: 64 * 1024 * 1024 },
   shutdownTimeoutMs: 3000,
   sinks: [],
 };
@@ -58,6 +60,7 @@ export function parseConfig(document: unknown, source: string | undefined): Spli
       enrich: agent.boolean('enrich', DEFAULT_CONFIG.agent.enrich),
       url: agent.string('url', DEFAULT_CONFIG.agent.url),
       timeoutMs: agent.integer('timeout_ms', DEFAULT_CONFIG.agent.timeoutMs, 1, 60_000),
+      maxResponseBytes: agent.bytes('max_response_bytes', DEFAULT_CONFIG.agent.maxResponseBytes, 1024),
     },
     shutdownTimeoutMs: root.integer('shutdown_timeout_ms', DEFAULT_CONFIG.shutdownTimeoutMs, 0, 60_000),
     sinks: [],
@@ -143,7 +146,12 @@ export function describeConfig(config: SplitterConfig): object {
   return {
     source: config.source ?? '(built-in default: sandbox only)',
     lines: { max_line_bytes: config.lines.maxLineBytes, partial_flush_ms: config.lines.partialFlushMs },
-    agent: { enrich: config.agent.enrich, url: config.agent.url, timeout_ms: config.agent.timeoutMs },
+    agent: {
+      enrich: config.agent.enrich,
+      url: config.agent.url,
+      timeout_ms: config.agent.timeoutMs,
+      max_response_bytes: config.agent.maxResponseBytes,
+    },
     shutdown_timeout_ms: config.shutdownTimeoutMs,
     sinks: Object.fromEntries(
       config.sinks.map((sink) => [

@@ -25,9 +25,19 @@ interface AgentState {
   frameworks?: { id: string; name?: string; executors?: ExecutorState[] }[];
 }
 
+/** The agent's answer is larger than `agent.max_response_bytes`: asking again would read as much again. */
+export class ResponseTooLarge extends Error {
+  constructor(
+    readonly url: string,
+    readonly maxBytes: number,
+  ) {
+    super(`${url} answered more than ${maxBytes} bytes (agent.max_response_bytes); gave up reading it`);
+  }
+}
+
 /**
- * Fetches the agent's /state with a short timeout, sharing one response among callers for `cacheMs`
- * (a per-agent daemon asks once for all its streams).
+ * Fetches the agent's /state with a short timeout and at most `maxBytes` of body, sharing one response among callers
+ * for `cacheMs` (a per-agent daemon asks once for all its streams).
  */
 export class AgentStateClient {
   private cached: { at: number; state: Promise<AgentState> } | undefined;
@@ -35,6 +45,7 @@ export class AgentStateClient {
   constructor(
     private readonly url: string,
     private readonly timeoutMs: number,
+    private readonly maxBytes: number,
     private readonly cacheMs = 2000,
   ) {}
 
@@ -42,7 +53,7 @@ export class AgentStateClient {
     const now = Date.now();
     if (this.cached === undefined || now - this.cached.at > this.cacheMs) {
       const url = new URL('state', this.url.endsWith('/') ? this.url : `${this.url}/`);
-      const state = getJson(url, this.timeoutMs) as Promise<AgentState>;
+      const state = getJson(url, this.timeoutMs, this.maxBytes) as Promise<AgentState>;
       this.cached = { at: now, state };
       state.catch(() => {
         // Only this request's entry: a newer one may have replaced it while this one was timing out.
@@ -54,11 +65,12 @@ export class AgentStateClient {
 }
 
 /**
- * GET and parse JSON, all within `timeoutMs`. node:http rather than fetch: the first fetch() loads undici
- * synchronously (~100 ms of blocked event loop), which would hold up the sandbox path at the task's start.
- * Loaded on first use, so a sandbox-only helper never pays for it.
+ * GET and parse JSON, all within `timeoutMs`. The body is read as it arrives and the request dropped once it passes
+ * `maxBytes` (or announces more), so an agent, or whatever answers at that URL, cannot fill the helper's memory.
+ * node:http rather than fetch: the first fetch() loads undici synchronously (~100 ms of blocked event loop), which
+ * would hold up the sandbox path at the task's start. Loaded on first use, so a sandbox-only helper never pays for it.
  */
-async function getJson(url: URL, timeoutMs: number): Promise<unknown> {
+async function getJson(url: URL, timeoutMs: number, maxBytes: number): Promise<unknown> {
   const { get } = url.protocol === 'https:' ? await import('node:https') : await import('node:http');
   return new Promise((resolve, reject) => {
     const request = get(url, (response) => {
@@ -66,8 +78,15 @@ async function getJson(url: URL, timeoutMs: number): Promise<unknown> {
         fail(new Error(`agent answered ${response.statusCode}`));
         return;
       }
+      const tooLarge = (): void => fail(new ResponseTooLarge(url.href, maxBytes));
+      if (Number(response.headers['content-length'] ?? 0) > maxBytes) return tooLarge();
       const chunks: Buffer[] = [];
-      response.on('data', (chunk: Buffer) => chunks.push(chunk));
+      let received = 0;
+      response.on('data', (chunk: Buffer) => {
+        received += chunk.length;
+        if (received > maxBytes) tooLarge();
+        else chunks.push(chunk);
+      });
       response.on('error', fail);
       response.on('end', () => {
         clearTimeout(timer);

@@ -1,6 +1,6 @@
 import type { AgentConfig, SplitterConfig } from '../config/config.js';
 import type { Logger } from '../diagnostics.js';
-import { AgentStateClient, enrichFromState } from './agent-state.js';
+import { AgentStateClient, enrichFromState, ResponseTooLarge } from './agent-state.js';
 import type { StreamMetadata } from './metadata.js';
 
 /** Retry schedule: the helper starts before the agent lists the task, so the first answers often lack it. */
@@ -15,7 +15,7 @@ export function enrichInBackground(
   agent: AgentConfig,
   log: Logger,
   apply: (meta: StreamMetadata) => void,
-  client = new AgentStateClient(agent.url, agent.timeoutMs),
+  client = new AgentStateClient(agent.url, agent.timeoutMs, agent.maxResponseBytes),
 ): () => void {
   let timer: NodeJS.Timeout | undefined;
   let stopped = false;
@@ -30,6 +30,12 @@ export function enrichInBackground(
           if (enriched.task_id !== undefined) return;
         }
       } catch (err) {
+        if (err instanceof ResponseTooLarge) {
+          const { url, maxBytes } = err;
+          const message = "the agent's /state is over agent.max_response_bytes; not asking again";
+          log.error({ url, maxBytes }, `${message}, forwarding with path metadata`);
+          return;
+        }
         lastError = (err as Error).message;
       }
       if (stopped) return;

@@ -5,7 +5,7 @@ import { startStalledPeer } from './stalled-peer.js';
 
 /**
  * A stand-in for the Mesos agent's HTTP endpoint on 127.0.0.1 (ephemeral port). It serves `GET /state` with the
- * JSON it is given, or misbehaves as told: answer 500, answer late, or accept and never answer.
+ * JSON it is given, or misbehaves as told: answer 500, answer late, accept and never answer, or never stop answering.
  */
 export interface FakeAgent {
   /** `http://127.0.0.1:<port>`, as the `agent.url` config key takes it. */
@@ -13,10 +13,15 @@ export interface FakeAgent {
   /** Paths of the requests received, in order. */
   readonly requests: string[];
   state: unknown;
-  /** ok; error: answer 500; hang: never answer; cut: send half the body, then reset; garbage: 200 with non-JSON. */
-  mode: 'ok' | 'error' | 'hang' | 'cut' | 'garbage';
+  /**
+   * ok; error: answer 500; hang: never answer; cut: send half the body, then reset; garbage: 200 with non-JSON;
+   * endless: 200 with a JSON body of no announced length that never ends (as fast as the client reads).
+   */
+  mode: 'ok' | 'error' | 'hang' | 'cut' | 'garbage' | 'endless';
   /** Answer `ok` requests this much later. */
   delayMs: number;
+  /** Spaces after the JSON in `ok` answers: a valid body of any size (its Content-Length says so). */
+  padding: number;
   close(): Promise<void>;
 }
 
@@ -29,6 +34,7 @@ export async function startFakeAgent(state: unknown): Promise<FakeAgent> {
     state,
     mode: 'ok',
     delayMs: 0,
+    padding: 0,
     close: () => closeServer(server, sockets, timers),
   };
   const server: Server = createServer((request: IncomingMessage, response: ServerResponse) => {
@@ -42,7 +48,8 @@ export async function startFakeAgent(state: unknown): Promise<FakeAgent> {
       response.writeHead(404).end();
       return;
     }
-    const body = JSON.stringify(agent.state);
+    if (agent.mode === 'endless') return answerForever(response);
+    const body = JSON.stringify(agent.state) + ' '.repeat(agent.padding);
     if (agent.mode === 'garbage') {
       response.writeHead(200, { 'content-type': 'text/html' }).end('<html>Service Unavailable</html>');
       return;
@@ -53,7 +60,8 @@ export async function startFakeAgent(state: unknown): Promise<FakeAgent> {
       return;
     }
     const answer = (): void => {
-      response.writeHead(200, { 'content-type': 'application/json' }).end(body);
+      const length = String(Buffer.byteLength(body));
+      response.writeHead(200, { 'content-type': 'application/json', 'content-length': length }).end(body);
     };
     if (agent.delayMs === 0) return answer();
     const timer = setTimeout(() => {
@@ -69,6 +77,18 @@ export async function startFakeAgent(state: unknown): Promise<FakeAgent> {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   (agent as { url: string }).url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   return agent;
+}
+
+/** `{"frameworks": [` and then spaces, chunked, until the client goes away. */
+function answerForever(response: ServerResponse): void {
+  response.writeHead(200, { 'content-type': 'application/json' });
+  response.write('{"frameworks": [');
+  const spaces = Buffer.alloc(64 * 1024, ' ');
+  const more = (): void => {
+    while (!response.destroyed && response.write(spaces));
+    if (!response.destroyed) response.once('drain', more);
+  };
+  more();
 }
 
 /** A TCP server that accepts connections and never sends a byte: an agent that hangs before HTTP even starts. */
