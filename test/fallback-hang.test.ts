@@ -48,7 +48,7 @@ async function reapingLogrotate(stdout: string, test: () => Promise<void>): Prom
 }
 
 describe.concurrent('fallback: a FIFO at the logrotate state file', () => {
-  it.skipIf(!isRoot())('root helper, task nobody: the helper exits 0 within 5 s of EOF and leaves no logrotate', async () => {
+  it.skipIf(!isRoot())('root helper, task nobody: exit 0 within 5 s of EOF, no logrotate left', async () => {
     const { dir, stdout } = makeSandbox();
     chownSync(dir, NOBODY, NOBODY);
     asTask(dir, 'mkfifo stdout.logrotate.state');
@@ -57,15 +57,17 @@ describe.concurrent('fallback: a FIFO at the logrotate state file', () => {
       // Over two rotations' worth, within what the pipe and the helper take while the first rotation hangs.
       const input = numberedLines(320, LINE);
       await helper.write(input);
-      await waitFor(() => processesNaming(statePath(stdout)).length > 0, { what: 'logrotate running', timeoutMs: 20_000 });
+      const running = (): boolean => processesNaming(statePath(stdout)).length > 0;
+      await waitFor(running, { what: 'logrotate running', timeoutMs: 20_000 });
       await helper.end();
-      const exit = await Promise.race([
-        helper.exited,
-        new Promise<never>((_, reject) => setTimeout(() => reject(new Error('the helper still runs 10 s after EOF')), 10_000)),
-      ]);
+      const stuck = new Promise<never>((_, reject) =>
+        setTimeout(() => reject(new Error('the helper still runs 10 s after EOF')), 10_000),
+      );
+      const exit = await Promise.race([helper.exited, stuck]);
       expect(exit.code, helper.stderr()).toBe(0);
       expect(exit.afterEndMs).toBeLessThan(5000);
-      expect(helper.diagnostics().map((d) => d.msg)).toContain('the stream ended while logrotate ran; killed its process group');
+      const messages = helper.diagnostics().map((d) => d.msg);
+      expect(messages).toContain('the stream ended while logrotate ran; killed its process group');
       // Nothing rotated, nothing lost: the live file holds the whole stream.
       expect(readFileSync(stdout).equals(input)).toBe(true);
       expect(processesNaming(statePath(stdout))).toEqual([]);
@@ -88,7 +90,8 @@ describe.concurrent('fallback: a FIFO at the logrotate state file', () => {
         // Two rotations, each killed at the timeout; then the writer goes on.
         const hung = numberedLines(320, LINE);
         sandbox.write(hung);
-        await waitFor(() => sandbox.stats.bytesWritten === hung.length, { what: 'the stream written', timeoutMs: 15_000 });
+        const written = (): boolean => sandbox.stats.bytesWritten === hung.length;
+        await waitFor(written, { what: 'the stream written', timeoutMs: 15_000 });
         const timeouts = entries().filter((e) => e.msg === 'logrotate ran over its timeout; killed its process group');
         expect(timeouts.length).toBe(sandbox.stats.rotations);
         expect(timeouts.length).toBeGreaterThanOrEqual(2);
