@@ -385,7 +385,8 @@ describe('Sink base', () => {
     const started = performance.now();
     // Each line its own arrival: 65 B + 32 B of entry, so ~19 MB offered to an 8 MB buffer.
     for (let i = 0; i < 200_000; i++) feed(sink, META, [line(i, 64)], { time: time + i });
-    expect(performance.now() - started).toBeLessThan(1000);
+    // About 0.1 s on an idle machine: the bound catches per-append work that grows with what is held, not speed.
+    expect(performance.now() - started).toBeLessThan(10_000);
     expectCountersAddUp(sink);
     expect(sink.stats.bytesIn).toBe(200_000 * 65);
     expect(sink.stats.linesDropped).toBeGreaterThan(100_000);
