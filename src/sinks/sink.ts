@@ -92,7 +92,8 @@ export abstract class Sink {
 
   /**
    * At stop, once every batch is sent: what the transport still owes for lines already sent (a replay after a lost
-   * connection). Reject to have it retried after backoff, as a failed send, until the stop deadline.
+   * connection, or the peer's acknowledgement). Reject to have it retried after backoff, as a failed send, until the
+   * stop deadline.
    */
   protected drain(): Promise<void> {
     return Promise.resolve();

@@ -45,7 +45,11 @@ export interface StreamTransportOptions {
  * is unacknowledged, so may be the rest of the record it ends in.
  */
 const TLS_MAX_RECORD_BYTES = 16_384;
-/** Unacknowledged frames: the send queue is polled this soon after progress, backing off to the most. */
+/**
+ * While frames are unacknowledged the send queue is polled every MIN_ACK_POLL_MS when a write waits for room in the
+ * window (the kernel has at most the window left to send meanwhile), else backing off to MAX_ACK_POLL_MS while
+ * nothing moves: then only the counters wait.
+ */
 const MIN_ACK_POLL_MS = 1;
 const MAX_ACK_POLL_MS = 32;
 let warnedNoAcknowledgements = false;
@@ -98,6 +102,7 @@ export class StreamTransport {
   /** Waiting for the peer to acknowledge more: settled by the next acknowledgement, or a lost connection. */
   private ackWaiters: { resolve: () => void; reject: (err: Error) => void }[] = [];
   private ackPoll: NodeJS.Timeout | undefined;
+  private ackPollAt = 0;
   private ackPollMs = MIN_ACK_POLL_MS;
   private readonly lossLog: RateLimitedLog;
   /** Connections in a row that the peer closed before they were stable, and when the next may start. */
@@ -147,7 +152,7 @@ export class StreamTransport {
   }
 
   /** Resends the replay window, if a connection was lost since the last write; rejects as `write` does. */
-  async resend(): Promise<void> {
+  private async resend(): Promise<void> {
     if (this.resendPending) await this.writeAfterReplay(undefined);
   }
 
@@ -173,7 +178,7 @@ export class StreamTransport {
     if (this.closed) return Promise.reject(new Error('the syslog sink is closed'));
     return new Promise<void>((resolve, reject) => {
       this.ackWaiters.push({ resolve, reject });
-      this.pollAcknowledgements(this.ackPollMs);
+      this.pollAcknowledgements(MIN_ACK_POLL_MS);
     });
   }
 
@@ -218,9 +223,14 @@ export class StreamTransport {
     return this.connectionBytes - inNode - queued - partRecord;
   }
 
-  /** Counts what the peer acknowledged, and polls again in `ms` while unacknowledged frames remain. */
+  /** In `ms` (or sooner, if already due), counts what the peer acknowledged; again while frames are unacknowledged. */
   private pollAcknowledgements(ms: number): void {
-    if (this.ackPoll !== undefined) return;
+    const at = Date.now() + ms;
+    if (this.ackPoll !== undefined) {
+      if (this.ackPollAt <= at) return;
+      clearTimeout(this.ackPoll);
+    }
+    this.ackPollAt = at;
     this.ackPoll = setTimeout(() => {
       this.ackPoll = undefined;
       const upTo = this.acknowledgedBytes();
@@ -229,7 +239,8 @@ export class StreamTransport {
       if (progress) this.options.onAcknowledged(acknowledged.lines, acknowledged.bytes);
       this.ackPollMs = progress ? MIN_ACK_POLL_MS : Math.min(this.ackPollMs * 2, MAX_ACK_POLL_MS);
       if (progress || !this.ring.unacknowledged) this.settleAckWaiters();
-      if (this.ring.unacknowledged && this.socket !== undefined) this.pollAcknowledgements(this.ackPollMs);
+      const waiting = this.ackWaiters.length > 0;
+      if (this.ring.unacknowledged && this.socket !== undefined) this.pollAcknowledgements(waiting ? MIN_ACK_POLL_MS : this.ackPollMs);
     }, ms);
   }
 
