@@ -284,12 +284,12 @@ describe('syslog sink in the helper', () => {
     beforeAll(async () => (peer = await startStalledPeer()));
     afterAll(() => peer.close());
 
-    it('the sandbox is byte-exact, drops are counted as buffer_full, exit 0 promptly', async () => {
+    it('the sandbox is byte-exact, drops are counted, nothing unacknowledged counts as sent, exit 0 promptly', async () => {
       const { port } = peer;
       const { logFilename, configFile } = setup('stdout', {
-        stuck: { type: 'syslog', port, buffer: { max_bytes: '64KB', when_full: 'drop_newest' } },
+        stuck: { type: 'syslog', port, buffer: { max_bytes: '4MB', when_full: 'drop_newest' } },
       });
-      // 24 MiB: well past the loopback socket buffers plus the sink's 64 KiB.
+      // 24 MiB: well past what the peer's socket buffer takes plus the sink's 4 MiB (a 1 MB window of it).
       const input = numberedLines(200_000, 128, 'stuck');
       const helper = await start(logFilename, configFile);
       for (let at = 0; at < input.length; at += 1 << 20) await helper.write(input.subarray(at, at + (1 << 20)));
@@ -297,10 +297,12 @@ describe('syslog sink in the helper', () => {
       expect(exit.afterEndMs).toBeLessThan(SHUTDOWN_MS + 1500);
       const summary = summaries(helper).get('stuck') as Record<string, unknown>;
       expect(summary).toMatchObject({ linesIn: 200_000 });
-      const { buffer_full: full } = summary.droppedBy as Record<string, { lines: number; bytes: number }>;
+      const { buffer_full: full, replay_overflow: unacknowledged } = summary.droppedBy as Record<string, { lines: number; bytes: number }>;
       expect(full.lines).toBeGreaterThan(0);
-      expect([summary.linesDropped, summary.bytesDropped]).toEqual([full.lines, full.bytes]);
-      // The batch stuck in the socket at exit was cut short: still buffered, not sent, and reported as pending.
+      // The window full of frames the peer never acknowledged: dropped at the deadline, never counted sent.
+      expect(unacknowledged.lines).toBeGreaterThan(0);
+      expect([summary.linesDropped, summary.bytesDropped]).toEqual([full.lines + unacknowledged.lines, full.bytes + unacknowledged.bytes]);
+      // The next batch waited for room in the window: still buffered, not sent, and reported as pending.
       expect(summary).toMatchObject({ state: 'down', lastError: 'a send was still pending at the stop deadline' });
       expect(summary.bufferedLines).toBeGreaterThan(0);
       expectSummaryAddsUp(summary, helper.written());

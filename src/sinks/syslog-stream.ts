@@ -200,10 +200,7 @@ export class StreamTransport {
         else resolve();
       });
     }).finally(() => (this.failWrite = undefined));
-    if (replaying) {
-      this.resendPending = false;
-      if (!this.confirmsDelivery) this.ring.acknowledge(until, Date.now());
-    }
+    if (replaying) this.resendPending = false;
     return until;
   }
 
