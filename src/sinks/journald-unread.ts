@@ -33,9 +33,10 @@ export interface SentDatagram {
 }
 
 /**
- * The newest datagrams the kernel queued to journald: as many as its socket queue can hold unread. A journald that is
- * killed (not socket-activated: its socket dies with it) loses what sat in that queue, and the sender cannot tell how
- * much it had read; these are sent again to its successor, which turns that loss into duplicates.
+ * The newest datagrams the kernel queued to journald: as many as its socket queue can hold unread, plus the one before
+ * them, which journald may have taken off the queue and not yet written. A journald that is killed (not
+ * socket-activated: its socket dies with it) loses those, and the sender cannot tell how much it had read; these are
+ * sent again to its successor, which turns that loss into duplicates.
  */
 export class UnreadWindow {
   private sent: SentDatagram[] = [];
@@ -51,7 +52,10 @@ export class UnreadWindow {
   add(sent: SentDatagram): void {
     this.sent.push(sent);
     this.held += sent.datagram.length;
-    while (this.sent.length - this.first > this.limits.datagrams || this.held > this.limits.bytes) this.dropOldest();
+    // The oldest datagram kept is the one journald may hold: the rest is what its queue can.
+    while (this.count() - 1 > this.limits.datagrams || this.held - this.oldest().length > this.limits.bytes) {
+      this.dropOldest();
+    }
   }
 
   /** Gives up the oldest datagrams until `bytes` are freed (or none is left). */
@@ -67,6 +71,14 @@ export class UnreadWindow {
     this.first = 0;
     this.held = 0;
     return all;
+  }
+
+  private count(): number {
+    return this.sent.length - this.first;
+  }
+
+  private oldest(): Buffer {
+    return this.sent[this.first].datagram;
   }
 
   private dropOldest(): void {
