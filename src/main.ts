@@ -2,11 +2,16 @@
 import './cli/sighup.js';
 import { runCheckConfig } from './cli/check-config.js';
 import { runLogrotateLogger } from './cli/logrotate-logger.js';
+import { runDaemon } from './daemon/daemon.js';
+import { runDaemonWorker } from './daemon/worker.js';
 
 const USAGE = `Usage: mesos-log-splitter <command>
 
 Commands:
   mesos-logrotate-logger [flags]   the agent's per-stream helper (what bin/mesos-logrotate-logger runs)
+  daemon [--socket PATH] [--state-dir DIR]
+                                   the per-agent daemon that serves the streams the shims hand over
+                                   (docs/daemon.md)
   check-config [FILE]              validate a config (default: $LOG_SPLITTER_CONFIG or
                                    /etc/mesos-log-splitter/config.yaml) and print the effective settings
   help                             this text
@@ -17,6 +22,10 @@ async function main(argv: string[]): Promise<number> {
   switch (command) {
     case 'mesos-logrotate-logger':
       return runLogrotateLogger(rest);
+    case 'daemon':
+      return runDaemon(rest);
+    case 'daemon-worker':
+      return runDaemonWorker(rest);
     case 'check-config':
       return runCheckConfig(rest);
     case 'help':

@@ -52,6 +52,8 @@ export class StreamPipeline {
   private readonly retiredSummaries: Record<string, unknown>[] = [];
   /** The stream ended: the sinks are delivering what they hold, and each will be summarized as it is. */
   private ending = false;
+  /** Ends run(): set while it runs. */
+  private finishRun?: () => void;
   /** What a sink joining mid-line is given first. */
   private readonly openLine: OpenLine;
 
@@ -74,7 +76,11 @@ export class StreamPipeline {
         clearInterval(dropReport);
         void this.shutdown().then(resolve);
       };
-      sandbox.on('drain', () => source.resume());
+      this.finishRun = finish;
+      // Once stopped, what is left in the pipe stays there for the next reader.
+      sandbox.on('drain', () => {
+        if (!this.ending) source.resume();
+      });
       source.on('data', (chunk: Buffer) => {
         if (!sandbox.write(chunk)) source.pause();
         if (this.routes.length > 0) this.dispatch(chunk);
@@ -86,6 +92,15 @@ export class StreamPipeline {
         finish();
       });
     });
+  }
+
+  /**
+   * Stops reading the source without consuming the rest: a daemon worker that is told to go (or loses its daemon)
+   * leaves the unread bytes in the pipe for its successor. run() then finishes as at EOF.
+   */
+  stopReading(): void {
+    this.options.source.pause();
+    this.finishRun?.();
   }
 
   /** New metadata (agent enrichment) applies to bytes arriving from now on. */

@@ -1,3 +1,4 @@
+import type { Readable } from 'node:stream';
 import { DEFAULT_CONFIG, loadConfigFromEnv, type SplitterConfig } from '../config/config.js';
 import type { Logger } from '../diagnostics.js';
 import { createDiagnostics } from '../diagnostics.js';
@@ -11,22 +12,21 @@ import { LogrotateRotation, NativeRotation, type Rotation } from '../sandbox/rot
 import { SandboxWriter } from '../sandbox/writer.js';
 import { onSighup } from './sighup.js';
 import { isSessionLeader, pageSize, switchUser } from '../system.js';
+import { flagsExit, switchUserExit, type EarlyExit } from './early-exit.js';
 import { parseLoggerFlags, type LoggerFlags } from './flags.js';
+
+/** Set by the shim (native/shim.c) when the daemon does not serve this stream: why. */
+const FALLBACK_REASON_ENV = 'LOG_SPLITTER_FALLBACK_REASON';
 
 /** `mesos-logrotate-logger`: the agent's per-stream helper. Returns the exit code. */
 export async function runLogrotateLogger(argv: string[]): Promise<number> {
-  const page = pageSize();
-  const parsed = parseLoggerFlags(argv, page);
-  if (parsed.kind === 'help') {
-    process.stdout.write(`${parsed.usage}\n`);
-    return 0;
-  }
-  if (parsed.kind === 'error') {
-    process.stderr.write(`${parsed.message}\n\n${parsed.usage}\n`);
-    return 1;
-  }
+  const parsed = parseLoggerFlags(argv, pageSize());
+  if (parsed.kind !== 'ok') return printExit(flagsExit(parsed));
   const flags = parsed.flags;
   const log = createDiagnostics({ log_filename: flags.logFilename });
+  const fallback = process.env[FALLBACK_REASON_ENV];
+  delete process.env[FALLBACK_REASON_ENV];
+  if (fallback !== undefined) log.info({ reason: fallback }, 'serving the stream standalone');
   // Last resort: a helper that dies breaks the task's pipe, so a bug that escapes every handler is logged, not fatal.
   process.on('uncaughtException', (err) => log.error({ err }, 'uncaught exception; carrying on'));
   process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection; carrying on'));
@@ -35,12 +35,40 @@ export async function runLogrotateLogger(argv: string[]): Promise<number> {
     try {
       switchUser(flags.user);
     } catch (err) {
-      process.stderr.write(`Failed to switch user for --user='${flags.user}': ${(err as Error).message}\n`);
-      return 1;
+      return printExit(switchUserExit(flags.user, err as Error));
     }
   }
 
-  const threshold = flags.maxSize - page;
+  const stream = wireStream(flags, openPipeSource(0), loadConfig(log), log);
+  // SIGHUP reloads the config; a bad file keeps the last good one.
+  onSighup(() => {
+    try {
+      stream.reload(loadConfigFromEnv());
+    } catch (err) {
+      log.error({ err: (err as Error).message }, 'config reload failed; keeping the running config');
+    }
+  });
+  await stream.run();
+  return 0;
+}
+
+function printExit(exit: EarlyExit): number {
+  process.stdout.write(exit.stdout);
+  process.stderr.write(exit.stderr);
+  return exit.code;
+}
+
+export interface WiredStream {
+  /** Resolves when the stream has ended (or was stopped) and everything read is written. */
+  run(): Promise<void>;
+  reload(config: SplitterConfig): void;
+  /** Stops reading, leaving the rest in the pipe for the next reader; run() then finishes as at EOF. */
+  stop(): void;
+}
+
+/** One stream: sandbox files, rotation, sinks and agent enrichment, reading `source`. The helper and the daemon's workers serve each stream with it. */
+export function wireStream(flags: LoggerFlags, source: Readable, config: SplitterConfig, log: Logger): WiredStream {
+  const threshold = flags.maxSize - pageSize();
   try {
     writeLogrotateConf(flags.logFilename, flags.logrotateOptions, threshold);
   } catch (err) {
@@ -52,30 +80,27 @@ export async function runLogrotateLogger(argv: string[]): Promise<number> {
     rotation: chooseRotation(flags, threshold, log),
     log,
   });
-  const config = loadConfig(log);
   const meta = metadataFromPath(flags.logFilename, flags.user);
-  const pipeline = new StreamPipeline({ source: openPipeSource(0), sandbox, meta, config, log });
+  const pipeline = new StreamPipeline({ source, sandbox, meta, config, log });
   const enrichment = new StreamEnrichment(meta, log, (enriched) => pipeline.updateMetadata(enriched));
   enrichment.configure(config);
-  // SIGHUP reloads the config; a bad file keeps the last good one.
-  onSighup(() => {
-    try {
-      const next = loadConfigFromEnv();
+  return {
+    async run() {
+      const summary = await pipeline.run();
+      enrichment.close();
+      log.info(summary.sandbox, 'stream ended');
+    },
+    reload(next) {
       if (!pipeline.reconfigure(next)) return log.info('the stream has ended; the reload does not apply');
       enrichment.configure(next);
       log.info({ config: next.source ?? 'built-in default', sinks: next.sinks.map((s) => s.name) }, 'config reloaded');
-    } catch (err) {
-      log.error({ err: (err as Error).message }, 'config reload failed; keeping the running config');
-    }
-  });
-  const summary = await pipeline.run();
-  enrichment.close();
-  log.info(summary.sandbox, 'stream ended');
-  return 0;
+    },
+    stop: () => pipeline.stopReading(),
+  };
 }
 
 /** An invalid config never stops the helper: it logs why and keeps the sandbox going alone. */
-function loadConfig(log: Logger): SplitterConfig {
+export function loadConfig(log: Logger): SplitterConfig {
   try {
     const config = loadConfigFromEnv();
     if (config.sinks.length > 0) log.info({ config: config.source, sinks: config.sinks.map((s) => s.name) }, 'forwarding');

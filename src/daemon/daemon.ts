@@ -1,0 +1,206 @@
+import { constants, fstatSync, mkdirSync, openSync, closeSync } from 'node:fs';
+import { Socket, type Server } from 'node:net';
+import { parseArgs } from 'node:util';
+import { loadConfigFromEnv } from '../config/config.js';
+import { flagsExit, switchUserExit, type EarlyExit } from '../cli/early-exit.js';
+import { parseLoggerFlags } from '../cli/flags.js';
+import { onSighup } from '../cli/sighup.js';
+import { createDiagnostics, type Logger } from '../diagnostics.js';
+import { pageSize } from '../system.js';
+import { claimSocketPath, ListenError, listenPrivately } from './listener.js';
+import { acceptedFrame, exitFrame, MAX_HELLO_BYTES, parseHello, ProtocolError, type Hello } from './protocol.js';
+import { WorkerPool, type DaemonStream } from './worker-pool.js';
+import { WorkerRecords } from './worker-records.js';
+
+export const DEFAULT_SOCKET = '/run/mesos-log-splitter/daemon.sock';
+export const DEFAULT_STATE_DIR = '/run/mesos-log-splitter';
+/** A shim sends its hello at once; a connection that has not within this is dropped. */
+const HELLO_TIMEOUT_MS = 2_000;
+/** How long a new daemon waits for a killed predecessor's workers to finish writing. */
+const PREVIOUS_WORKERS_BOUND_MS = 10_000;
+
+const USAGE = `Usage: mesos-log-splitter daemon [--socket PATH] [--state-dir DIR]
+
+  --socket PATH     where shims connect (default: $LOG_SPLITTER_DAEMON_SOCKET or ${DEFAULT_SOCKET})
+  --state-dir DIR   the daemon's state: its workers' pids (default: ${DEFAULT_STATE_DIR})
+`;
+
+/** `mesos-log-splitter daemon`: serves every stream of the agent whose shim hands it over. */
+export async function runDaemon(argv: string[]): Promise<number> {
+  let values;
+  try {
+    ({ values } = parseArgs({ args: argv, options: { socket: { type: 'string' }, 'state-dir': { type: 'string' } } }));
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n\n${USAGE}`);
+    return 1;
+  }
+  const socketPath = values.socket ?? (process.env.LOG_SPLITTER_DAEMON_SOCKET || DEFAULT_SOCKET);
+  const stateDir = values['state-dir'] ?? DEFAULT_STATE_DIR;
+  const log = createDiagnostics({ daemon: socketPath });
+  process.on('uncaughtException', (err) => log.error({ err }, 'uncaught exception; carrying on'));
+  process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection; carrying on'));
+  const daemon = new Daemon(socketPath, stateDir, log);
+  try {
+    await daemon.start();
+  } catch (err) {
+    if (!(err instanceof ListenError)) throw err;
+    process.stderr.write(`mesos-log-splitter daemon: ${err.message}\n`);
+    return 1;
+  }
+  return daemon.finished;
+}
+
+class Daemon {
+  private readonly streams = new Map<number, DaemonStream>();
+  private nextId = 1;
+  private server?: Server;
+  private readonly page = pageSize();
+  private readonly records: WorkerRecords;
+  private readonly pool: WorkerPool;
+  private stopping = false;
+  private done: (code: number) => void = () => undefined;
+  readonly finished = new Promise<number>((resolve) => (this.done = resolve));
+
+  constructor(
+    private readonly socketPath: string,
+    stateDir: string,
+    private readonly log: Logger,
+  ) {
+    mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+    this.records = new WorkerRecords(stateDir);
+    this.pool = new WorkerPool(process.argv[1], this.records, log, {
+      ended: (stream) => this.end(stream, { code: 0, stdout: '', stderr: '' }),
+      userFailed: (stream, message) => this.end(stream, switchUserExit(stream.flags.user!, new Error(message))),
+    });
+  }
+
+  async start(): Promise<void> {
+    // Refuse before touching the state dir: the workers recorded there may be a running daemon's.
+    await claimSocketPath(this.socketPath);
+    await this.records.waitForPrevious(this.log, PREVIOUS_WORKERS_BOUND_MS);
+    this.server = await listenPrivately(this.socketPath, (socket) => this.onConnection(socket));
+    this.validateConfig();
+    onSighup(() => {
+      this.validateConfig();
+      this.pool.reload();
+    });
+    process.on('SIGTERM', () => void this.stop('SIGTERM'));
+    process.on('SIGINT', () => void this.stop('SIGINT'));
+    this.log.info({ socket: this.socketPath }, 'daemon serving');
+  }
+
+  /** Each worker loads the config as its user, as a standalone helper does; the daemon reports a bad one. */
+  private validateConfig(): void {
+    try {
+      const config = loadConfigFromEnv();
+      this.log.info({ config: config.source ?? 'built-in default', sinks: config.sinks.map((s) => s.name) }, 'config');
+    } catch (err) {
+      this.log.error({ err: (err as Error).message }, 'invalid config: each stream keeps its running config or runs sandbox-only');
+    }
+  }
+
+  /** Workers write what they read and exit; the shims keep the pipes and hand them to the next daemon. */
+  private async stop(why: string): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    this.log.info({ why, streams: this.streams.size }, 'daemon stopping');
+    this.server?.close();
+    await this.pool.stop();
+    for (const stream of this.streams.values()) {
+      stream.shim?.destroy();
+      stream.holder.destroy();
+    }
+    this.log.info('daemon stopped');
+    this.done(0);
+  }
+
+  private onConnection(socket: Socket): void {
+    socket.on('error', () => undefined);
+    if (this.stopping) return void socket.destroy();
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const timer = setTimeout(() => drop('no complete hello in time'), HELLO_TIMEOUT_MS);
+    const drop = (why: string): void => {
+      clearTimeout(timer);
+      this.log.warn({ why }, 'dropped a connection on the daemon socket');
+      socket.destroy();
+    };
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size > MAX_HELLO_BYTES) return drop(`hello larger than ${MAX_HELLO_BYTES} bytes`);
+      chunks.push(chunk);
+      let hello: Hello | undefined;
+      try {
+        hello = parseHello(Buffer.concat(chunks, size));
+      } catch (err) {
+        if (err instanceof ProtocolError) return drop(err.message);
+        throw err;
+      }
+      if (hello === undefined) return;
+      clearTimeout(timer);
+      socket.off('data', onData);
+      // The shim says nothing more; reading on only notices when it goes.
+      socket.on('data', () => undefined);
+      this.onHello(socket, hello);
+    };
+    socket.on('data', onData);
+  }
+
+  private onHello(shim: Socket, hello: Hello): void {
+    // As node decodes its own argv: invalid UTF-8 becomes U+FFFD, so both modes see the same flags.
+    const parsed = parseLoggerFlags(hello.argv.map((arg) => arg.toString('utf8')), this.page);
+    if (parsed.kind !== 'ok') return void shim.end(exitFrame(flagsExit(parsed)));
+    const pipe = openShimPipe(hello.pid);
+    if (typeof pipe === 'string') {
+      return void shim.end(exitFrame({ code: 1, stdout: '', stderr: `mesos-logrotate-logger: ${pipe}\n` }));
+    }
+    // A shim that lost only its connection: same pid, same pipe.
+    const known = [...this.streams.values()].find((stream) => stream.shimPid === hello.pid && stream.pipeIno === pipe.ino);
+    if (known !== undefined) {
+      closeSync(pipe.fd);
+      return this.attach(known, shim);
+    }
+    const holder = new Socket({ fd: pipe.fd, readable: false, writable: false });
+    const stream: DaemonStream = { id: this.nextId++, shimPid: hello.pid, pipeIno: pipe.ino, flags: parsed.flags, holder };
+    this.streams.set(stream.id, stream);
+    this.log.info({ shim: hello.pid, log_filename: parsed.flags.logFilename, user: parsed.flags.user, resumed: hello.resumed }, 'stream handed over');
+    this.attach(stream, shim);
+    this.pool.serve(stream);
+  }
+
+  private attach(stream: DaemonStream, shim: Socket): void {
+    stream.shim?.destroy();
+    stream.shim = shim;
+    shim.write(acceptedFrame());
+    // The shim was killed: the daemon's own descriptor keeps the stream going to EOF.
+    shim.once('close', () => {
+      if (stream.shim === shim) stream.shim = undefined;
+    });
+  }
+
+  private end(stream: DaemonStream, exit: EarlyExit): void {
+    this.streams.delete(stream.id);
+    stream.shim?.end(exitFrame(exit));
+    stream.holder.destroy();
+  }
+}
+
+/**
+ * The daemon's own read end of the shim's stdin (a new open file description of the same pipe), never read here.
+ * A string says why it cannot be had.
+ */
+function openShimPipe(pid: number): { fd: number; ino: number } | string {
+  let fd: number;
+  try {
+    // Root may open another process's fds (CAP_SYS_PTRACE).
+    fd = openSync(`/proc/${pid}/fd/0`, constants.O_RDONLY | constants.O_NONBLOCK);
+  } catch (err) {
+    return `cannot open the stdin of pid ${pid}: ${(err as Error).message}`;
+  }
+  const stat = fstatSync(fd);
+  if (!stat.isFIFO()) {
+    closeSync(fd);
+    return 'stdin is not a pipe: the daemon serves pipes only (LOG_SPLITTER_MODE=standalone serves anything)';
+  }
+  return { fd, ino: stat.ino };
+}

@@ -1,0 +1,87 @@
+import { loadConfigFromEnv } from '../config/config.js';
+import { loadConfig, wireStream, type WiredStream } from '../cli/logrotate-logger.js';
+import { onSighup } from '../cli/sighup.js';
+import { createDiagnostics } from '../diagnostics.js';
+import { openPipeHandle, type PipeHandle } from '../pipe-source.js';
+import { switchUser } from '../system.js';
+import type { FromWorker, ToWorker } from './messages.js';
+
+/**
+ * `mesos-log-splitter daemon-worker [USER]`: forked by the daemon, one per task user. Switches to the user before
+ * anything else (setgid, initgroups, setuid: fork's own uid/gid options would drop the supplementary groups), then
+ * serves each pipe the daemon hands over as the standalone helper serves its one.
+ */
+export async function runDaemonWorker(argv: string[]): Promise<number> {
+  const user = argv[0] === '' || argv[0] === undefined ? undefined : argv[0];
+  const log = createDiagnostics({ worker: user ?? 'root' });
+  const send = (message: FromWorker): Promise<void> =>
+    new Promise((resolve) => (process.send ? process.send(message, undefined, {}, () => resolve()) : resolve()));
+  if (process.send === undefined) {
+    log.error('daemon-worker runs under the daemon only');
+    return 1;
+  }
+  if (user !== undefined) {
+    try {
+      switchUser(user);
+    } catch (err) {
+      await send({ type: 'user-failed', message: (err as Error).message });
+      return 1;
+    }
+  }
+  // As in the helper: a bug that escapes every handler must not drop the pipes of every stream here.
+  process.on('uncaughtException', (err) => log.error({ err }, 'uncaught exception; carrying on'));
+  process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection; carrying on'));
+
+  let config = loadConfig(log);
+  const streams = new Map<number, WiredStream>();
+  let stopping = false;
+  let done: (code: number) => void = () => undefined;
+  const finished = new Promise<number>((resolve) => (done = resolve));
+  const exitWhenIdle = (): void => {
+    if (stopping && streams.size === 0) done(0);
+  };
+  // The daemon said so, or it is gone (SIGKILL, crash): stop reading and write everything read. The daemon (or its
+  // successor) holds the pipes and hands them to the next worker.
+  const stop = (why: string): void => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ why, streams: streams.size }, 'worker stopping: writing what it read');
+    for (const stream of streams.values()) stream.stop();
+    exitWhenIdle();
+  };
+
+  process.on('message', (message: ToWorker, handle?: PipeHandle) => {
+    switch (message.type) {
+      case 'serve': {
+        if (stopping || handle === undefined) return;
+        const streamLog = createDiagnostics({ log_filename: message.flags.logFilename });
+        const stream = wireStream(message.flags, openPipeHandle(handle), config, streamLog);
+        streams.set(message.id, stream);
+        void stream.run().then(async () => {
+          if (!stopping) await send({ type: 'ended', id: message.id });
+          streams.delete(message.id);
+          exitWhenIdle();
+        });
+        return;
+      }
+      case 'reload':
+        return reload();
+      case 'stop':
+        return stop('told by the daemon');
+    }
+  });
+  process.on('disconnect', () => stop('the daemon is gone'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+
+  function reload(): void {
+    try {
+      config = loadConfigFromEnv();
+    } catch (err) {
+      return log.error({ err: (err as Error).message }, 'config reload failed; keeping the running config');
+    }
+    for (const stream of streams.values()) stream.reload(config);
+  }
+  onSighup(reload);
+  await send({ type: 'ready' });
+  return finished;
+}
