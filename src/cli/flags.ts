@@ -103,8 +103,11 @@ function checkShape(argv: string[]): string[] {
   });
 }
 
-/** Parse and validate argv exactly as the agent sends it. `pageSize` is the minimum for --max_size. */
-export function parseLoggerFlags(argv: string[], pageSize: number): FlagsResult {
+/**
+ * Parse and validate argv exactly as the agent sends it. `pageSize` is the minimum for --max_size;
+ * `checkLogrotatePath` throws a FlagError for a --logrotate_path that does not run.
+ */
+export function parseLoggerFlags(argv: string[], pageSize: number, checkLogrotatePath = checkLogrotate): FlagsResult {
   const cli = parser();
   const getUsage = (): string => {
     let text = '';
@@ -148,7 +151,7 @@ export function parseLoggerFlags(argv: string[], pageSize: number): FlagsResult 
       throw new FlagError(`Expected --log_filename to be an absolute path, got '${logFilename}'`);
     }
     const logrotatePath = text('logrotate_path')!;
-    checkLogrotate(logrotatePath);
+    checkLogrotatePath(logrotatePath);
     return {
       logFilename,
       logrotateOptions: text('logrotate_options'),
@@ -160,7 +163,7 @@ export function parseLoggerFlags(argv: string[], pageSize: number): FlagsResult 
 }
 
 /** The original's check: `<path> --help` must run through the shell and exit 0. */
-function checkLogrotate(path: string): void {
+export function checkLogrotate(path: string): void {
   const result = spawnSync('/bin/sh', ['-c', `${path} --help > /dev/null 2>&1`], { stdio: 'ignore' });
   if (result.status !== 0) {
     throw new FlagError(

@@ -7,6 +7,7 @@ import { parseLoggerFlags } from '../cli/flags.js';
 import { onSighup } from '../cli/sighup.js';
 import { createDiagnostics, type Logger } from '../diagnostics.js';
 import { pageSize } from '../system.js';
+import { LogrotateCheck } from './logrotate-check.js';
 import { claimSocketPath, ListenError, listenPrivately } from './listener.js';
 import { acceptedFrame, exitFrame, MAX_HELLO_BYTES, parseHello, ProtocolError, type Hello } from './protocol.js';
 import { WorkerPool, type DaemonStream } from './worker-pool.js';
@@ -55,6 +56,7 @@ class Daemon {
   private nextId = 1;
   private server?: Server;
   private readonly page = pageSize();
+  private readonly logrotateCheck = new LogrotateCheck();
   private readonly records: WorkerRecords;
   private readonly pool: WorkerPool;
   private stopping = false;
@@ -148,7 +150,7 @@ class Daemon {
 
   private onHello(shim: Socket, hello: Hello): void {
     // As node decodes its own argv: invalid UTF-8 becomes U+FFFD, so both modes see the same flags.
-    const parsed = parseLoggerFlags(hello.argv.map((arg) => arg.toString('utf8')), this.page);
+    const parsed = parseLoggerFlags(hello.argv.map((arg) => arg.toString('utf8')), this.page, this.logrotateCheck.check);
     if (parsed.kind !== 'ok') return void shim.end(exitFrame(flagsExit(parsed)));
     const pipe = openShimPipe(hello.pid);
     if (typeof pipe === 'string') {
