@@ -1,9 +1,12 @@
 // The daemon failing under running streams: no task write ever fails (EPIPE), streams resume, and what a failure
 // costs is measured against the loss bounds (SIGTERM: nothing; SIGKILL: at most 256 KiB per stream).
-import { readFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { numberedLines } from './helpers/data.js';
 import { killDaemons, makeDaemon, type TestDaemon } from './helpers/daemon.js';
+import { hasExited } from './helpers/proc.js';
 import { makeSandbox, readKept } from './helpers/sandbox.js';
 import { spawnLogger, type PipedProcess } from './helpers/spawn.js';
 import { waitFor } from './helpers/wait.js';
@@ -131,5 +134,19 @@ describe('the shim is SIGKILLed', () => {
       what: 'the stream to end in the daemon',
     });
     expect(readFileSync(stream.log).equals(stream.input)).toBe(true);
+  });
+});
+
+describe('a restarted daemon and its predecessor\'s workers', () => {
+  it('it serves no stream until the workers recorded in its state dir have exited', async () => {
+    const daemon = makeDaemon();
+    // Stands in for a worker of a SIGKILLed daemon, still writing for 1.5 s.
+    const worker = spawn('sleep', ['1.5'], { stdio: 'ignore' });
+    const stat = readFileSync(`/proc/${worker.pid}/stat`, 'utf8');
+    mkdirSync(join(daemon.stateDir, 'workers'), { recursive: true });
+    writeFileSync(join(daemon.stateDir, 'workers', String(worker.pid)), stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
+    await daemon.start();
+    expect(hasExited(worker.pid!)).toBe(true);
+    expect(daemon.diagnostics().some((d) => d.msg === "waiting for the previous daemon's workers to finish writing")).toBe(true);
   });
 });
