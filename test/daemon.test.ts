@@ -1,7 +1,7 @@
 // The daemon serving streams the shim hands over: same sandbox bytes, exit codes and messages as the standalone
 // helper; fallback to standalone in `auto`; a socket only root reaches; task users kept apart from the root daemon.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, readFileSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -253,5 +253,39 @@ describe('startup', () => {
     console.log(`spawn to first sandbox byte (median): daemon warm ${daemonMs.toFixed(1)} ms, standalone ${standaloneMs.toFixed(1)} ms`);
     // The target is 50 ms (docs/daemon.md has the figures); on a loaded test machine only the ratio is stable.
     expect(daemonMs).toBeLessThan(standaloneMs / 2);
+  });
+});
+
+describe('SIGHUP', () => {
+  it('reloads the config for every stream of every worker', async () => {
+    const { dir } = makeSandbox();
+    const config = join(dir, 'config.yaml');
+    const out = join(dir, 'forwarded');
+    writeFileSync(config, 'agent: {enrich: false}\n');
+    const hup = makeDaemon({ LOG_SPLITTER_CONFIG: config });
+    await hup.start();
+    const streams = await Promise.all(
+      [undefined, undefined, 'nobody'].map(async (user, i) => {
+        const sandbox = makeSandbox();
+        chmodSync(sandbox.dir, 0o777);
+        const helper = await spawnLogger({ log_filename: sandbox.stdout, user }, { env: hup.shimEnv('daemon') });
+        await helper.write(`stream ${i} before\n`);
+        return { helper, i };
+      }),
+    );
+    await waitFor(() => hup.diagnostics().filter((d) => d.msg === 'rotating natively').length === 3, { what: 'three streams served' });
+    writeFileSync(config, `agent: {enrich: false}\nsinks:\n  copy: {type: exec, command: 'cat >> ${out}'}\n`);
+    // The nobody worker's exec sink appends too.
+    writeFileSync(out, '', { mode: 0o666 });
+    chmodSync(out, 0o666);
+    hup.child.kill('SIGHUP');
+    await waitFor(() => hup.diagnostics().filter((d) => d.msg === 'config reloaded').length === 3, { what: 'three reloads' });
+    for (const { helper, i } of streams) {
+      await helper.write(`stream ${i} after\n`);
+      await helper.end();
+      expect((await helper.exited).code, helper.stderr()).toBe(0);
+    }
+    const forwarded = readFileSync(out, 'utf8').split('\n').filter(Boolean).sort();
+    expect(forwarded).toEqual(['stream 0 after', 'stream 1 after', 'stream 2 after']);
   });
 });
