@@ -150,3 +150,18 @@ describe('a restarted daemon and its predecessor\'s workers', () => {
     expect(daemon.diagnostics().some((d) => d.msg === "waiting for the previous daemon's workers to finish writing")).toBe(true);
   });
 });
+
+describe('daemon mode with no daemon yet', () => {
+  it('the shim holds the pipe and waits; the stream is served once the daemon starts, byte-exact, no EPIPE', async () => {
+    const daemon = makeDaemon();
+    const [stream] = await startStreams(daemon, 1, 4);
+    // The pipe buffer fills and the writer blocks: no EPIPE, no fallback.
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    expect(stream.written).toBeLessThan(4);
+    expect(stream.helper.child.exitCode).toBe(null);
+    await daemon.start();
+    await stream.done;
+    expect((await stream.helper.exited).code).toBe(0);
+    expect(readFileSync(stream.log).equals(stream.input)).toBe(true);
+  });
+});
