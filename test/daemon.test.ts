@@ -131,6 +131,44 @@ describe('auto mode falls back to the standalone helper within 1 s', () => {
   });
 });
 
+describe('a hostile or broken daemon reply', () => {
+  const exitFrame = (code: number, outLength: number, out: Buffer, errLength: number, err: Buffer): Buffer => {
+    const head = Buffer.alloc(13);
+    head.writeUInt32LE(1 + 4 + 4 + out.length + 4 + err.length, 0);
+    head[4] = 3;
+    head.writeInt32LE(code, 5);
+    head.writeUInt32LE(outLength, 9);
+    const errHead = Buffer.alloc(4);
+    errHead.writeUInt32LE(errLength, 0);
+    return Buffer.concat([head, out, errHead, err]);
+  };
+  const replies: [string, Buffer][] = [
+    ['a 4 GiB frame', Buffer.from([0xff, 0xff, 0xff, 0xff, 3, 0, 0, 0, 0])],
+    ['an unknown frame type', Buffer.from([1, 0, 0, 0, 9])],
+    ['an accepted frame with a payload', Buffer.from([2, 0, 0, 0, 2, 0])],
+    ['an exit whose stdout runs past the frame', exitFrame(0, 1 << 30, Buffer.from('x'), 0, Buffer.alloc(0))],
+    ['an exit whose lengths do not add up', exitFrame(0, 1, Buffer.from('x'), 5, Buffer.from('yy'))],
+    ['half a frame, then the connection closes', Buffer.from([20, 0, 0])],
+  ];
+  it.each(replies)('%s: the shim falls back (auto) and the stream is served', async (_, reply) => {
+    const { dir, stdout } = makeSandbox();
+    const path = join(dir, 'hostile.sock');
+    const server = createServer((conn) => conn.on('error', () => undefined).once('data', () => conn.end(reply)));
+    await new Promise<void>((resolve) => server.listen(path, resolve));
+    try {
+      const helper = await spawnLogger({ log_filename: stdout }, { env: agentEnv({ LOG_SPLITTER_MODE: 'auto', LOG_SPLITTER_DAEMON_SOCKET: path }) });
+      const input = numberedLines(10, 40);
+      await helper.write(input);
+      await helper.end();
+      expect((await helper.exited).code, helper.stderr()).toBe(0);
+      expect(helper.diagnostics().find((d) => d.msg === 'serving the stream standalone')?.reason).toMatch(/sent an invalid reply|closed the connection/);
+      expect(readKept(stdout).equals(input)).toBe(true);
+    } finally {
+      server.close();
+    }
+  });
+});
+
 describe('the daemon socket', () => {
   it('is reachable by root only: 0600 in a 0700 directory; nobody gets EACCES', async () => {
     expect(statSync(daemon.socket).mode & 0o777).toBe(0o600);
