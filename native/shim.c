@@ -28,6 +28,7 @@
 #define AUTO_DEADLINE_MS 500
 #define BACKOFF_FIRST_MS 50
 #define BACKOFF_MAX_MS 1000
+#define BACKLOG_RETRY_MS 5
 
 static const char *socket_path;
 
@@ -200,7 +201,7 @@ static int read_all(int fd, uint8_t *into, size_t length, long long deadline) {
   return 0;
 }
 
-// Connects, non-blocking, and sends the hello. Returns the socket, or -1 with `why` set.
+// Connects and sends the hello, by the deadline (-1: none). Returns the socket, or -1 with `why` set.
 static int hand_over(int resumed, long long deadline, char *why, size_t why_size) {
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) {
@@ -214,19 +215,16 @@ static int hand_over(int resumed, long long deadline, char *why, size_t why_size
     return -1;
   }
   strcpy(address.sun_path, socket_path);
-  if (connect(fd, (struct sockaddr *)&address, sizeof address) < 0) {
-    if (errno != EINPROGRESS && errno != EAGAIN) {
-      snprintf(why, why_size, "no daemon at %s: %s", socket_path, strerror(errno));
-      close(fd);
-      return -1;
+  // A unix socket connects at once or fails; EAGAIN means the daemon's backlog is full (a burst of new streams).
+  while (connect(fd, (struct sockaddr *)&address, sizeof address) < 0) {
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN && (deadline < 0 || now_ms() + BACKLOG_RETRY_MS < deadline)) {
+      sleep_ms(BACKLOG_RETRY_MS);
+      continue;
     }
-    int error = 0;
-    socklen_t size = sizeof error;
-    if (wait_fd(fd, POLLOUT, deadline) != 1 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &size) < 0 || error != 0) {
-      snprintf(why, why_size, "no daemon at %s: %s", socket_path, error ? strerror(error) : "connect timed out");
-      close(fd);
-      return -1;
-    }
+    snprintf(why, why_size, "no daemon at %s: %s", socket_path, strerror(errno));
+    close(fd);
+    return -1;
   }
   hello[7] = resumed ? HELLO_RESUMED : 0;
   if (write_all(fd, hello, hello_length, deadline) < 0) {
