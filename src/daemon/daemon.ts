@@ -1,4 +1,4 @@
-import { constants, fstatSync, mkdirSync, openSync, closeSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync } from 'node:fs';
 import { Socket, type Server } from 'node:net';
 import { parseArgs } from 'node:util';
 import { loadConfigFromEnv } from '../config/config.js';
@@ -7,14 +7,14 @@ import { parseLoggerFlags } from '../cli/flags.js';
 import { onSighup } from '../cli/sighup.js';
 import { createDiagnostics, type Logger } from '../diagnostics.js';
 import { pageSize } from '../system.js';
-import { LogrotateCheck } from './logrotate-check.js';
 import { claimSocketPath, ListenError, listenPrivately } from './listener.js';
+import { LogrotateCheck } from './logrotate-check.js';
 import { acceptedFrame, exitFrame, MAX_HELLO_BYTES, parseHello, ProtocolError, type Hello } from './protocol.js';
 import { WorkerPool, type DaemonStream } from './worker-pool.js';
 import { WorkerRecords } from './worker-records.js';
 
-export const DEFAULT_SOCKET = '/run/mesos-log-splitter/daemon.sock';
-export const DEFAULT_STATE_DIR = '/run/mesos-log-splitter';
+const DEFAULT_SOCKET = '/run/mesos-log-splitter/daemon.sock';
+const DEFAULT_STATE_DIR = '/run/mesos-log-splitter';
 /** A shim sends its hello at once; a connection that has not within this is dropped. */
 const HELLO_TIMEOUT_MS = 2_000;
 /** How long a new daemon waits for a killed predecessor's workers to finish writing. */
@@ -68,7 +68,6 @@ class Daemon {
     stateDir: string,
     private readonly log: Logger,
   ) {
-    mkdirSync(stateDir, { recursive: true, mode: 0o700 });
     this.records = new WorkerRecords(stateDir);
     this.pool = new WorkerPool(process.argv[1], this.records, log, {
       ended: (stream) => this.end(stream, { code: 0, stdout: '', stderr: '' }),
