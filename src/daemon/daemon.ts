@@ -142,7 +142,13 @@ class Daemon {
       socket.off('data', onData);
       // The shim says nothing more; reading on only notices when it goes.
       socket.on('data', () => undefined);
-      this.onHello(socket, hello);
+      try {
+        this.onHello(socket, hello);
+      } catch (err) {
+        // A bug must not leave the shim waiting for an answer forever: it reconnects (or falls back) instead.
+        this.log.error({ err, shim: hello.pid }, 'handing over a stream failed');
+        socket.destroy();
+      }
     };
     socket.on('data', onData);
   }
