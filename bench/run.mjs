@@ -13,6 +13,7 @@ import { cpus, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { WORK_DIR, corpusBytesFromEnv, ensureCorpus, splitCorpus } from './corpus.mjs';
+import { countEntries, startJournald } from './journald.mjs';
 
 const ROOT = resolve(WORK_DIR, '../..');
 const HELPER = join(ROOT, 'bin/mesos-logrotate-logger');
@@ -20,11 +21,13 @@ const RECEIVER = join(ROOT, 'bench/tcp-receiver.mjs');
 const MAX_SIZE = 10 * 1024 * 1024;
 /** The sink buffer of the forwarder variants: the default max_bytes. */
 const SINK_BUFFER_BYTES = 8 * 1024 * 1024;
+/** The executor id in SANDBOX: the journald sink's EXECUTOR_ID field. */
+const EXECUTOR_ID = 'web.7c9e6679-7425-40de-944b-e07fc1f90ae7';
 /** The output dir, laid out as the agent's sandbox: forwarders tag lines with every id, as large as in production. */
 const SANDBOX = [
   'slaves/0f5e1c2a-3b4d-4e6f-8a9b-0c1d2e3f4a5b-S3',
   'frameworks/0f5e1c2a-3b4d-4e6f-8a9b-0c1d2e3f4a5b-0001',
-  'executors/web.7c9e6679-7425-40de-944b-e07fc1f90ae7',
+  `executors/${EXECUTOR_ID}`,
   'runs/5b6a9c1e-8d2f-4a3b-9c7e-1f2a3b4c5d6e',
 ].join('/');
 /** The agent's argv for one stream, as the LogrotateContainerLogger module builds it. */
@@ -73,6 +76,8 @@ const VARIANTS = [
   // as it can, and to one that accepts and never reads.
   forwarderVariant('helper+syslog', 'read'),
   forwarderVariant('helper+stalled', 'stall'),
+  // Issue #14: the helper plus one journald sink (native transport) to a private systemd-journald.
+  journaldVariant('helper+journald'),
 ];
 
 /**
@@ -333,6 +338,47 @@ async function verifyForwarder(ctx, name, mode) {
   return { sink: { linesIn, linesSent, linesDropped, bufferedLines, framesReceived: received.frames, receiverCpuMs: received.cpuMs } };
 }
 
+/**
+ * The helper with one journald sink (every other key its default) to a private journald started for the run. Verify:
+ * the sandbox as for the helper, in = sent + dropped + buffered, and the journal holds exactly linesSent entries (the
+ * sink never reconnects here, so nothing is sent twice). Reports journald's CPU time and the delivery rate (lines
+ * sent per second of wall time, the 3 s shutdown_timeout_ms at EOF included).
+ */
+function journaldVariant(name) {
+  return {
+    name,
+    forwarder: true,
+    command: (ctx) => [HELPER, ...helperArgv(ctx.dir)],
+    env: (ctx) => ({ LOG_SPLITTER_CONFIG: ctx.config }),
+    setup: async (ctx) => {
+      ctx.journald = await startJournald();
+      ctx.journaldCpuAtStart = ctx.journald.cpuMs();
+      ctx.config = join(ctx.runDir, 'config.yaml');
+      writeFileSync(
+        ctx.config,
+        `agent:\n  enrich: false\nsinks:\n  journal:\n    type: journald\n    socket: ${ctx.journald.socket}\n    buffer:\n      max_bytes: ${SINK_BUFFER_BYTES}\n      when_full: drop_oldest\n`,
+      );
+    },
+    verify: async (ctx) => {
+      verifyHelper(ctx);
+      const journaldCpuMs = ctx.journald.cpuMs() - ctx.journaldCpuAtStart;
+      const entries = await countEntries(ctx.journald.namespace, { EXECUTOR_ID });
+      const summary = helperDiagnostics(ctx).find((l) => l.msg === 'sink summary');
+      const fail = (why) => {
+        throw new Error(`${name}: ${why}\n  sink summary: ${JSON.stringify(summary)}\n  journal entries: ${entries}`);
+      };
+      if (summary === undefined) fail('no "sink summary" diagnostic on stderr');
+      const { linesIn, linesSent, linesDropped, bufferedLines, reconnects } = summary;
+      if (linesIn !== corpusLines(ctx.corpus)) fail(`linesIn is not the corpus's ${corpusLines(ctx.corpus)} lines`);
+      if (linesIn !== linesSent + linesDropped + bufferedLines) fail('linesIn != linesSent + linesDropped + bufferedLines');
+      if (reconnects > 0) fail('the sink reconnected');
+      if (entries !== linesSent) fail('the journal holds other than linesSent entries');
+      return { sink: { linesIn, linesSent, linesDropped, bufferedLines, framesReceived: entries, receiverCpuMs: journaldCpuMs } };
+    },
+    teardown: (ctx) => ctx.journald?.stop(),
+  };
+}
+
 // ---- report ----------------------------------------------------------------------------------------------------
 
 const median = (xs) => {
@@ -460,6 +506,16 @@ async function main() {
     if (results['helper+stalled']) {
       lines.push('', 'helper+stalled: its wall time includes the shutdown_timeout_ms (3 s) the helper gives a sink at EOF; its throughput is the steady rate.');
     }
+  }
+  const journald = results['helper+journald'];
+  if (journald) {
+    // Per round: lines journald took per second of the run, and the share of the run journald was on a CPU.
+    const rates = journald.sink.map((sink, i) => sink.linesSent / (journald.wallMs[i] / 1000));
+    const busy = journald.sink.map((sink, i) => sink.receiverCpuMs / journald.wallMs[i]);
+    lines.push(
+      '',
+      `helper+journald: journald took ${fmt(median(rates), 0)} lines/s (median; lines sent per second of wall time, the 3 s shutdown_timeout_ms at EOF included), busy ${fmt(100 * median(busy), 0)}% of a CPU meanwhile. docs/sinks/journald.md says where the limit is.`,
+    );
   }
   console.log(lines.join('\n'));
 

@@ -91,10 +91,12 @@ static void exec_standalone(char **argv, int argc, const char *reason) {
   setenv("LOG_SPLITTER_FALLBACK_REASON", reason, 1);
   const char *node = getenv("LOG_SPLITTER_NODE");
   if (node == NULL || *node == '\0') node = "node";
-  char **args = calloc((size_t)argc + 7, sizeof *args);
+  char **args = calloc((size_t)argc + 8, sizeof *args);
   if (args == NULL) exit(1);
   int at = 0;
   args[at++] = (char *)node;
+  // A SIGUSR1 while Node starts, before src/cli/sigusr1.ts runs, must not open an inspector on a local address.
+  args[at++] = "--inspect-port=192.0.2.1:9229";
   // Peak RSS: one V8 worker thread instead of four, a 2 MB semi-space, no Sparkplug (the README's memory section).
   args[at++] = "--max-semi-space-size=2";
   args[at++] = "--v8-pool-size=1";
@@ -309,9 +311,11 @@ static void serve(int fd) {
 }
 
 int main(int argc, char **argv) {
-  // The task's pipe outlives everything here; a daemon that goes away must not take the shim with it.
+  // The task's pipe outlives everything here; a daemon that goes away must not take the shim with it. SIGHUP is the
+  // helpers' reload signal, and SIGUSR1 would kill the shim (it has no inspector to open; see the README).
   signal(SIGPIPE, SIG_IGN);
   signal(SIGHUP, SIG_IGN);
+  signal(SIGUSR1, SIG_IGN);
   become_session_leader();
 
   const char *mode = getenv("LOG_SPLITTER_MODE");

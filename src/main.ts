@@ -1,4 +1,5 @@
-// First: holds SIGHUP from the first moment (see the module).
+// First: SIGUSR1 must never open the inspector, and SIGHUP is held from the first moment (see the modules).
+import './cli/sigusr1.js';
 import './cli/sighup.js';
 import { runCheckConfig } from './cli/check-config.js';
 import { runLogrotateLogger } from './cli/logrotate-logger.js';

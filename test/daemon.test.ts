@@ -40,7 +40,7 @@ describe('the same stream in both modes', () => {
     expect(input.subarray(input.length - results[0].kept.length).equals(results[0].kept)).toBe(true);
   });
 
-  it('--logrotate_options holding invalid UTF-8 gives the same logrotate.conf', async () => {
+  it("--logrotate_options holding invalid UTF-8 gives the same logrotate.conf, byte for byte", async () => {
     const options = Buffer.concat([Buffer.from('rotate 2\n# caf'), Buffer.from([0xe9, 0xff, 0xc3]), Buffer.from('\n')]);
     const confs = [];
     for (const mode of MODES) {
@@ -52,7 +52,7 @@ describe('the same stream in both modes', () => {
       confs.push(readFileSync(`${stdout}.logrotate.conf`, 'latin1').replace(stdout, '<log_filename>'));
     }
     expect(confs[0]).toEqual(confs[1]);
-    expect(confs[0]).toContain('# caf\xef\xbf\xbd');
+    expect(confs[0]).toContain('# caf\xe9\xff\xc3');
   });
 
   const cases: [string, string[]][] = [

@@ -1,6 +1,6 @@
 // Disk errors never stop the stream: the helper keeps draining the pipe, counts what it drops, logs a rate-limited
 // error, and writes again once the disk recovers. A full disk is a tiny tmpfs (root only).
-import { mkdirSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { numberedLines } from './helpers/data.js';
@@ -81,11 +81,76 @@ describe.skipIf(!isRoot())('a full disk (tmpfs of 1 MiB, root only)', () => {
     expect(stats.bytesDropped).toBeGreaterThan(3 * 1024 * 1024);
     expect(stats.bytesWritten + stats.bytesDropped).toBe(stats.bytesIn);
     expect(stats.bytesIn).toBeGreaterThan(4 * 1024 * 1024);
-    // What reached the disk is in order, and the stream ends with what came after the recovery. (The write that hit
-    // ENOSPC may have left part of a line: the disk took that much.)
+    // What reached the disk is in order, and the stream ends with what came after the recovery.
     const kept = readKept(log).toString('latin1');
     expect(kept.indexOf('before the disk filled')).toBeLessThan(kept.indexOf('after space returned'));
     expect(kept.endsWith('after space returned\n')).toBe(true);
+  });
+});
+
+/** The input's line `i` of `label`, as `wholeLines` writes it: 1000 bytes, so page-sized short writes end inside one. */
+const LINE_WIDTH = 1000;
+const inputLine = (label: string, i: number): Buffer => numberedLines(1, LINE_WIDTH, label, i);
+
+/** `bytes` of lines in 64 KiB arrivals (a line may span two), numbered on from `first`; returns the next number. */
+async function wholeLines(helper: PipedProcess, label: string, first: number, bytes: number): Promise<number> {
+  const count = Math.ceil(bytes / LINE_WIDTH);
+  const data = numberedLines(count, LINE_WIDTH, label, first);
+  for (let at = 0; at < data.length; at += 64 * 1024) await helper.write(data.subarray(at, at + 64 * 1024));
+  return first + count;
+}
+
+/** Lines of the file that are not a whole line of the input (and whether it ends inside one). */
+function brokenLines(file: string): string[] {
+  const text = readFileSync(file, 'latin1');
+  const lines = text.split('\n');
+  const broken = lines.slice(0, -1).filter((line) => {
+    const match = /^(\S+) (\d+) /.exec(line);
+    return match === null || `${line}\n` !== inputLine(match[1], Number(match[2])).toString('latin1');
+  });
+  if (lines.at(-1) !== '') broken.push(`(ends inside a line) ${lines.at(-1)!.slice(0, 40)}`);
+  return broken.map((line) => (line.length > 60 ? `${line.slice(0, 30)}...${line.slice(-30)} (${line.length})` : line));
+}
+
+describe.skipIf(!isRoot())('a disk that fills in the middle of a write (tmpfs, root only)', () => {
+  let mount: string;
+  beforeAll(() => {
+    mount = join(makeSandbox().dir, 'tmpfs');
+    mountTmpfs(mount, 1024 * 1024);
+  });
+  afterAll(() => unmount(mount));
+
+  it('leaves only whole lines of the input in the file once space returns', async () => {
+    const dir = join(mount, 'sandbox');
+    mkdirSync(dir);
+    const log = join(dir, 'stdout');
+    const helper = await spawnLogger({ log_filename: log, max_size: '10MB' });
+    let next = await wholeLines(helper, 'before', 0, 100 * 1000);
+    await waitFor(() => existsSync(log) && statSync(log).size === next * LINE_WIDTH, { what: "the 'before' lines" });
+
+    // Full, but for ~10 pages: the next batch is written in part (a short write ends on a page, inside a line),
+    // then the disk refuses the rest.
+    const filler = join(mount, 'filler');
+    fill(filler);
+    truncateSync(filler, statSync(filler).size - 45_000);
+    next = await wholeLines(helper, 'full', next, 2 * 1024 * 1024);
+    await waitFor(() => sandboxErrors(helper).length > 0, { what: 'the disk error on stderr' });
+
+    unlinkSync(filler);
+    await waitFor(
+      async () => {
+        next = await wholeLines(helper, 'after', next, 64 * 1024);
+        return readFileSync(log, 'latin1').includes('\nafter ');
+      },
+      { intervalMs: 100, timeoutMs: 10_000, what: "'after' lines in the file" },
+    );
+    await helper.end();
+    expect((await helper.exited).code).toBe(0);
+    expect(brokenLines(log)).toEqual([]);
+    const stats = finalStats(helper);
+    expect(stats.bytesDropped).toBeGreaterThan(1024 * 1024);
+    expect(stats.bytesWritten + stats.bytesDropped).toBe(stats.bytesIn);
+    expect(stats.bytesWritten).toBe(statSync(log).size);
   });
 });
 

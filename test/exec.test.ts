@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { DEFAULT_CONFIG, parseConfig } from '../src/config/config.js';
 import { ConfigReader } from '../src/config/reader.js';
 import { execSink, type ExecOptions } from '../src/sinks/exec.js';
-import { ReplayWindow } from '../src/sinks/exec-replay.js';
+import { ReplayWindow, type WrittenLines } from '../src/sinks/exec-replay.js';
 import type { Sink } from '../src/sinks/sink.js';
 import type { StreamMetadata } from '../src/mesos/metadata.js';
 import {
@@ -251,6 +251,30 @@ describe('exec sink: faults', () => {
     expect(entries().some((e) => e.msg === 'exec process failed at stream end')).toBe(true);
   });
 
+  it('a process that dies at stream end with lines unread and cannot come back in time: they count as dropped, not sent', async () => {
+    const { dir } = makeSandbox();
+    // `read` takes one line (the shell reads its stdin byte by byte); the rest stays unread in the socket.
+    const script = writeScript(dir, 'one.sh', 'read first\necho "$first" >> "$OUT/got"\nsleep 0.3\nexit 1');
+    const meta = fullMeta();
+    const { sink, entries } = makeSink(
+      { command: [script], restart_backoff_ms: { min: 10_000, max: 10_000 }, stop_grace_ms: 1000 },
+      meta,
+    );
+    const lines = numbered(100);
+    feed(sink, meta, lines);
+    await waitFor(() => sink.stats.linesSent === 100, { what: 'the lines written to the process' });
+    await sink.stop(Date.now() + 3000);
+    expect(readFileSync(join(dir, 'got'), 'utf8')).toBe('line 0\n');
+    // The sink cannot tell how much a dead process read: the whole replay window counts, the line it read too.
+    expect(sink.stats).toMatchObject({
+      linesIn: 100,
+      linesSent: 0,
+      droppedBy: { replay_overflow: { lines: 100, bytes: streamBytes(lines).length } },
+    });
+    expectCountersAddUp(sink);
+    expect(entries().some((e) => String(e.msg).startsWith('exec process is down at stream end'))).toBe(true);
+  });
+
   it('a process that never reads: drops are counted, stop is prompt, its whole group is killed', async () => {
     const { dir } = makeSandbox();
     const script = writeScript(dir, 'stuck.sh', 'echo $$ > "$OUT/pid"\nsleep 30 &\necho $! > "$OUT/sleep"\nwait');
@@ -401,30 +425,44 @@ describe('exec sink: config', () => {
   });
 });
 
+/** Newline-terminated lines as the sink writes them, each standing for its own bytes plus a CR in the stream. */
+function written(text: string): WrittenLines {
+  const lines = text.split('\n').slice(0, -1);
+  let end = 0;
+  return {
+    data: Buffer.from(text),
+    ends: Uint32Array.from(lines, (line) => (end += line.length + 1)),
+    streamLines: Uint8Array.from(lines, () => 1),
+    streamBytes: Uint32Array.from(lines, (line) => line.length + 2),
+  };
+}
+
 describe('exec sink: replay window', () => {
-  it('keeps the newest whole lines up to the limit', () => {
+  it('keeps the newest whole lines up to the limit, and what they counted for in the stream', () => {
     const window = new ReplayWindow(10);
-    window.add(Buffer.from('aaaa\nbbbb\n'));
+    window.add(written('aaaa\nbbbb\n'));
     expect(window.contents().toString()).toBe('aaaa\nbbbb\n');
-    window.add(Buffer.from('cc\n'));
+    window.add(written('cc\n'));
     expect(window.contents().toString()).toBe('bbbb\ncc\n');
-    window.add(Buffer.from('0123456789abc\n'));
+    expect(window.counted).toEqual({ lines: 2, bytes: 10 });
+    window.add(written('0123456789abc\n'));
     expect(window.size).toBe(0);
-    window.add(Buffer.from('d\ne\n'));
+    expect(window.counted).toEqual({ lines: 0, bytes: 0 });
+    window.add(written('d\ne\n'));
     expect(window.contents().toString()).toBe('d\ne\n');
     const off = new ReplayWindow(0);
-    off.add(Buffer.from('x\n'));
+    off.add(written('x\n'));
     expect(off.size).toBe(0);
   });
 
   it('release() gives up the oldest whole lines until enough is freed', () => {
     const window = new ReplayWindow(100);
-    window.add(Buffer.from('aaaa\nbbbb\n'));
-    window.add(Buffer.from('cc\n'));
+    window.add(written('aaaa\nbbbb\n'));
+    window.add(written('cc\n'));
     window.release(1);
     expect([window.contents().toString(), window.size]).toEqual(['bbbb\ncc\n', 8]);
     window.release(5);
-    expect([window.contents().toString(), window.size]).toEqual(['cc\n', 3]);
+    expect([window.contents().toString(), window.size, window.counted]).toEqual(['cc\n', 3, { lines: 1, bytes: 4 }]);
     window.release(100);
     expect(window.size).toBe(0);
   });

@@ -4,7 +4,7 @@ import { mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { listDir, makeSandbox } from './helpers/sandbox.js';
-import { loggerArgv, spawnRawLogger, type PipedProcess } from './helpers/spawn.js';
+import { LOGGER_BIN, loggerArgv, spawnPiped, spawnRawLogger, type PipedProcess } from './helpers/spawn.js';
 
 const PAGE = Number(execFileSync('getconf', ['PAGESIZE'], { encoding: 'utf8' }).trim());
 const UNIT: Record<string, number> = { B: 1, KB: 1024, MB: 1024 ** 2, GB: 1024 ** 3, TB: 1024 ** 4 };
@@ -15,6 +15,17 @@ async function run(argv: string[]): Promise<{ code: number | null; stdout: strin
   await helper.end();
   const { code } = await helper.exited;
   return { code, stdout: helper.stdout(), stderr: helper.stderr(), helper };
+}
+
+/**
+ * Starts the launcher with arguments given as bytes. Node's spawn sends arguments as UTF-8, so sh's printf makes
+ * them instead, from octal escapes (the `x` keeps trailing newlines through the command substitution).
+ */
+function spawnWithByteArgv(argv: Buffer[]): Promise<PipedProcess> {
+  const octal = (bytes: Buffer): string => [...bytes].map((byte) => `\\${byte.toString(8).padStart(3, '0')}`).join('');
+  const assignments = argv.map((arg, i) => `a${i}=$(printf '${octal(arg)}x'); a${i}=\${a${i}%x}`);
+  const script = `${assignments.join('\n')}\nexec "$0" ${argv.map((_, i) => `"$a${i}"`).join(' ')}`;
+  return spawnPiped('/bin/sh', ['-c', script, LOGGER_BIN]);
 }
 
 async function expectFlagError(argv: string[], dir: string, ...mentions: string[]): Promise<string> {
@@ -198,6 +209,35 @@ describe('the .logrotate.conf', () => {
     expect(code).toBe(0);
     expect(readFileSync(`${log}.logrotate.conf`, 'utf8')).toBe(`"${log}" {\n\nsize ${512 * 1024 - PAGE}\n}`);
   });
+
+  for (const [how, directives] of [
+    ['natively', 'rotate 2'],
+    ['through logrotate', 'rotate 2\nshred'],
+  ]) {
+    it(`keeps options that are not UTF-8 byte for byte, in the conf and in what scripts run (${how})`, async () => {
+      const { dir, stdout: log } = makeSandbox();
+      const odd = Buffer.from([0xff, 0xfe, 0x20, 0xc3, 0x28]);
+      const out = join(dir, '..', 'postrotate-bytes');
+      const options = Buffer.concat([
+        Buffer.from(`${directives}\n# a comment: `),
+        odd,
+        Buffer.from("\npostrotate\n  printf '%s' '"),
+        odd,
+        Buffer.from(`' > '${out}'\nendscript`),
+      ]);
+      const argv = loggerArgv({ log_filename: log, logrotate_options: '@', max_size: '8KB' }).map((arg) =>
+        arg === '--logrotate_options=@' ? Buffer.concat([Buffer.from('--logrotate_options='), options]) : Buffer.from(arg),
+      );
+      const helper = await spawnWithByteArgv(argv);
+      for (let i = 0; i < 200; i++) await helper.write(`line ${i} ${'x'.repeat(80)}\n`);
+      await helper.end();
+      expect((await helper.exited).code, helper.stderr()).toBe(0);
+      // What the original writes: its options' bytes between the quoted path and the size.
+      const original = Buffer.concat([Buffer.from(`"${log}" {\n`), options, Buffer.from(`\nsize ${8192 - PAGE}\n}`)]);
+      expect(readFileSync(`${log}.logrotate.conf`).toString('hex')).toBe(original.toString('hex'));
+      expect(readFileSync(out).toString('hex')).toBe(odd.toString('hex'));
+    });
+  }
 
   it('keeps a sandbox path with spaces and non-ASCII characters as it is', async () => {
     const { dir } = makeSandbox();

@@ -2,12 +2,11 @@
 import { describe, expect, it } from 'vitest';
 import { FrameRing } from '../src/sinks/frame-ring.js';
 
-/** Reserves space for `text`, fills it, and marks it written (or abandoned) as the transport does. */
-function put(ring: FrameRing, text: string, at: number | 'failed'): Buffer {
+/** Reserves space for `text`, fills it, and marks it written as the transport does: one line per byte. */
+function put(ring: FrameRing, text: string, at: number): Buffer {
   const space = ring.reserve(text.length);
   space.write(text, 'latin1');
-  if (at === 'failed') ring.abandon();
-  else ring.written(at);
+  ring.written(at, text.length, text.length);
   return space;
 }
 
@@ -27,12 +26,32 @@ describe('FrameRing', () => {
     expect(ring.windowBytes).toBe(10);
   });
 
-  it('a write that failed leaves the window; pending frames are not replayable', () => {
+  it('frames not yet written are not replayable, and stay where they are until written', () => {
     const ring = new FrameRing(100, 1000);
     put(ring, 'sent', 0);
-    put(ring, 'lost', 'failed');
-    ring.reserve(7).write('pending');
+    const pending = ring.reserve(7);
+    pending.write('pending');
     expect(kept(ring)).toEqual(['sent']);
+    // However long their write takes to succeed, nothing else is reserved meanwhile: the window stays as it was.
+    ring.written(5, 1, 7);
+    expect(kept(ring)).toEqual(['sent', 'pending']);
+  });
+
+  it('forget() gives up the kept frames and returns the stream lines and bytes they carried', () => {
+    const ring = new FrameRing(100, 1000);
+    put(ring, 'ab', 0);
+    put(ring, 'cde', 1);
+    ring.reserve(4);
+    expect(ring.forget()).toEqual({ lines: 5, bytes: 5 });
+    expect(kept(ring)).toEqual([]);
+  });
+
+  it('rewritten() restarts the age of the kept frames (they were replayed)', () => {
+    const ring = new FrameRing(100, 1000);
+    put(ring, 'old', 0);
+    ring.rewritten(900);
+    ring.expire(1500);
+    expect(kept(ring)).toEqual(['old']);
   });
 
   it("the encoder's scratch after the frames overwrites older frames, but is neither kept nor skipped", () => {
@@ -45,7 +64,7 @@ describe('FrameRing', () => {
     const space = ring.reserve(2, 4);
     expect(space.length).toBe(6);
     space.write('ddSCRA', 'latin1');
-    ring.written(3);
+    ring.written(3, 1, 2);
     expect(kept(ring)).toEqual(['cccc', 'dd']);
     // The next frames start right after 'dd', over the scratch.
     const next = put(ring, 'ee', 4);

@@ -6,6 +6,7 @@ import { ChunkLine, type LogRecord } from '../src/lines/record.js';
 import type { StreamMetadata } from '../src/mesos/metadata.js';
 import { journaldSink, type JournaldOptions } from '../src/sinks/journald.js';
 import { EntryEncoder, journaldFieldName } from '../src/sinks/journald-entry.js';
+import { queueLimits } from '../src/sinks/journald-unread.js';
 import type { Sink } from '../src/sinks/sink.js';
 import { expectCountersAddUp, feed, streamBytes } from './helpers/feed.js';
 import { TestJournald, type JournalEntry } from './helpers/journald.js';
@@ -343,7 +344,7 @@ describe.skipIf(!isRoot())('journald sink faults', () => {
     expectCountersAddUp(sink);
   });
 
-  it('survives journald being killed mid-stream and restarted: no loss, no duplicates, a reconnect counted', async () => {
+  it('survives journald being killed mid-stream and restarted: no loss, the newest entries again, a reconnect counted', async () => {
     if (!journald.running) await journald.start();
     const meta = metaFor();
     const sink = makeSink({ socket: journald.socket }, meta);
@@ -354,11 +355,59 @@ describe.skipIf(!isRoot())('journald sink faults', () => {
     await waitFor(() => sink.stats.failedSends > 0, { what: 'a failed send' });
     expect(sink.status().lastError).toBe(`journald socket ${journald.socket}: ECONNREFUSED`);
     await journald.start();
-    const entries = await journald.waitForEntries({ EXECUTOR_ID: meta.executor_id! }, 100);
-    expect(messages(entries)).toEqual(numbered('line', 0, 100));
+    // The sink cannot tell how much of its socket queue the killed journald had read: it sends its newest
+    // datagrams again (as many as the queue holds), then the rest.
+    const replayed = numbered('line', 50 - queueLimits().datagrams, 50);
+    const entries = await journald.waitForEntries({ EXECUTOR_ID: meta.executor_id! }, 100 + replayed.length);
+    expect(messages(entries)).toEqual([...numbered('line', 0, 50), ...replayed, ...numbered('line', 50, 100)]);
     await waitFor(() => sink.stats.linesSent === 100, { what: 'all sent' });
     expect(sink.stats.reconnects).toBe(1);
     expectCountersAddUp(sink);
+  });
+
+  it('sends again what sat unread in the queue of a journald that was killed: counted sent, so it must arrive', async () => {
+    if (!journald.running) await journald.start();
+    const meta = metaFor();
+    const sink = makeSink({ socket: journald.socket }, meta);
+    feed(sink, meta, ['warm-up']);
+    await journald.waitForEntries({ EXECUTOR_ID: meta.executor_id! }, 1);
+    journald.pause();
+    // Fewer than the queue holds: the kernel takes them all, so the sink counts them sent, and journald reads none.
+    const queued = numbered('queued', 0, Math.min(8, queueLimits().datagrams - 1));
+    feed(sink, meta, queued);
+    await waitFor(() => sink.stats.linesSent === 1 + queued.length, { what: 'the queued lines counted sent' });
+    await journald.kill();
+    await journald.start();
+    feed(sink, meta, ['after']);
+    const entries = await journald.waitForEntries({ EXECUTOR_ID: meta.executor_id! }, 2 + queued.length);
+    expect(new Set(messages(entries))).toEqual(new Set(['warm-up', ...queued, 'after']));
+    expect(messages(entries).slice(-queued.length - 1)).toEqual([...queued, 'after']);
+    expectCountersAddUp(sink);
+  });
+
+  it('counts as replay_overflow, not sent, what a killed journald may not have read when the stream ends before journald is back', async () => {
+    if (!journald.running) await journald.start();
+    const meta = metaFor();
+    const sink = makeSink({ socket: journald.socket }, meta);
+    feed(sink, meta, ['warm-up']);
+    await journald.waitForEntries({ EXECUTOR_ID: meta.executor_id! }, 1);
+    journald.pause();
+    const queued = numbered('queued', 0, Math.min(8, queueLimits().datagrams - 2));
+    feed(sink, meta, queued);
+    await waitFor(() => sink.stats.linesSent === 1 + queued.length, { what: 'the queued lines counted sent' });
+    await journald.kill();
+    feed(sink, meta, ['never sent']);
+    await waitFor(() => sink.stats.failedSends > 0, { what: 'a failed send' });
+    await sink.stop(Date.now() + 200);
+    // The sink cannot tell what the killed journald read: all it still held for a replay counts as dropped.
+    expect(sink.stats).toMatchObject({
+      linesIn: queued.length + 2,
+      linesSent: 0,
+      bufferedLines: 1,
+      droppedBy: { replay_overflow: { lines: queued.length + 1, bytes: streamBytes(['warm-up', ...queued]).length } },
+    });
+    expectCountersAddUp(sink);
+    await journald.start();
   });
 
   it('stream transport reconnects after journald restarts', async () => {

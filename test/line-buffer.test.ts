@@ -491,7 +491,7 @@ describe('LineBuffer: order, metadata, joining, reconfiguring', () => {
     ]);
   });
 
-  it('rejoining mid-line (dropUnterminated + skipToNextLine): bytes up to the next newline are not taken, nor counted', () => {
+  it('rejoining mid-line (dropUnterminated + skipToNextLine): bytes up to the next newline are not taken, and count as dropped (detached) with their line', () => {
     const b = make({ partialFlushMs: 50 });
     rejoinMidLine(b);
     put(b, 'cd', T);
@@ -508,7 +508,19 @@ describe('LineBuffer: order, metadata, joining, reconfiguring', () => {
     // The newline ends the unseen line: no empty record.
     put(b, '\nnext\n', T + 4);
     expect(texts(drain(b, T + 4))).toEqual(['next']);
-    expect(b.counters).toEqual({ bytesIn: 9, linesSent: 3, bytesSent: 9, linesDropped: 0, bytesDropped: 0 });
+    // Skipped: 'cd' 'e\n', 'still the same line' ' until here\n', '\n': three lines, 36 bytes.
+    expect(b.counters).toEqual({ bytesIn: 45, linesSent: 3, bytesSent: 9, linesDropped: 3, bytesDropped: 36 });
+    expect(b.droppedBy.detached).toEqual({ lines: 3, bytes: 36 });
+  });
+
+  it('rejoining mid-line and the stream ends inside that line: its rest counts as one dropped line (detached)', () => {
+    const b = make();
+    rejoinMidLine(b);
+    put(b, 'rest of a line that never ends', T);
+    b.end();
+    expect(drain(b, T)).toEqual([]);
+    expect(b.counters).toEqual({ bytesIn: 30, linesSent: 0, bytesSent: 0, linesDropped: 1, bytesDropped: 30 });
+    expect(b.buffered()).toEqual({ lines: 0, bytes: 0 });
   });
 
   it('rejoining mid-line while the start of a line is held: the held start is not spliced onto a later line', () => {

@@ -246,6 +246,26 @@ describe('SIGHUP mid-stream', () => {
     expect(Buffer.concat(files).toString().split('\n').sort()).toEqual(['', 'another-partial-end', 'line A', 'line C']);
   });
 
+  it('a sink changed while a line over max_line_bytes is open: the new one skips that line, counted detached; across the generations the totals are the stream', async () => {
+    const config = (out: string, prefix: string): string => withSinks(execSink('fwd', out, { prefix }));
+    const run = await start((out) => config(out, 'old'));
+    // 100 KB of one line, more than the 64 KiB max_line_bytes: a joining sink cannot be given its start.
+    const parts = [Buffer.alloc(100_000, 'a'), Buffer.concat([Buffer.alloc(10_000, 'b'), Buffer.from('\nafter\n')])];
+    await writeThrough(run.helper, run.log, parts[0]);
+    replaceConfig(run.configPath, config(run.out, 'new'));
+    process.kill(run.helper.pid, 'SIGHUP');
+    await waitForDiagnostic(run.helper, 'config reloaded');
+    await writeThrough(run.helper, run.log, parts[1]);
+    const summaries = await finish(run, Buffer.concat(parts));
+    expect(summaries).toHaveLength(2);
+    const sum = (key: string): number => summaries.reduce((total, s) => total + (s[key] as number), 0);
+    expect({ linesIn: sum('linesIn'), bytesIn: sum('bytesIn') }).toEqual({ linesIn: 2, bytesIn: 110_007 });
+    // The new sink was handed the stream mid-line: the rest of that line, newline included, it drops; 'after' it sends.
+    const [fresh] = summaries.filter((s) => s.linesSent === 1);
+    expect(fresh).toMatchObject({ linesIn: 2, bytesIn: 10_007, droppedBy: { detached: { lines: 1, bytes: 10_001 } } });
+    expect(Buffer.concat(outputs(run.out, 'new')).toString()).toBe('after\n');
+  });
+
   it('a SIGHUP after EOF, while the sinks get their shutdown time, does not apply: each sink keeps its summary', async () => {
     const stuck = (command: string): string =>
       `shutdown_timeout_ms: 3000\nsinks:\n  x: {type: exec, command: ${JSON.stringify(command)}, stop_grace_ms: 200}\n`;

@@ -13,7 +13,8 @@ import type { StreamMetadata } from '../src/mesos/metadata.js';
 import type { Sink } from '../src/sinks/sink.js';
 import { syslogSink } from '../src/sinks/syslog.js';
 import { expectCountersAddUp, feed, streamBytes } from './helpers/feed.js';
-import { rsyslogForFile, type SyslogTransport } from './helpers/rsyslog.js';
+import { freeTcpPort, rsyslogForFile, type SyslogTransport } from './helpers/rsyslog.js';
+import { SyslogReceiver } from './helpers/syslog-receiver.js';
 import { sleep, waitFor } from './helpers/wait.js';
 
 const TIME = Date.UTC(2024, 0, 2, 3, 4, 5, 678);
@@ -386,6 +387,48 @@ describe('faults', () => {
   it('without the replay window the same fault loses lines (why the window exists)', async () => {
     const { missing } = await hangKillRestart({ replay_max_bytes: 0 }, 5000);
     expect(missing.length).toBeGreaterThan(0);
+  });
+
+  /**
+   * 100 lines sent and received, then the receiver is killed with all of them in its queue (lost), and the stream
+   * has nothing more: only the replay window can still deliver them.
+   */
+  async function lostAfterTheLastLine(label: string) {
+    const receiver = new SyslogReceiver('tcp', await freeTcpPort(), label, undefined, Infinity);
+    await receiver.start();
+    const { sink, logs } = makeSink({ port: receiver.port });
+    feed(sink, META, numbered(label, 0, 100));
+    await waitFor(() => receiver.received().length === 100, { what: '100 lines received' });
+    await receiver.kill();
+    await waitFor(() => logs.some((l) => l.msg === 'syslog connection lost; will reconnect and resend the newest frames'), {
+      what: 'the loss noticed',
+    });
+    expect(receiver.received()).toEqual([]);
+    return { receiver, sink, logs, bytes: streamBytes(numbered(label, 0, 100)).length };
+  }
+
+  it('a connection lost after the last line: stop() resends the replay window before it closes', async () => {
+    const { receiver, sink } = await lostAfterTheLastLine('drained');
+    await receiver.start();
+    await sink.stop(Date.now() + 5000);
+    await receiver.drained();
+    expect(receiver.received()).toEqual(Array.from({ length: 100 }, (_, i) => i));
+    expect(sink.stats).toMatchObject({ linesIn: 100, linesSent: 100, linesDropped: 0 });
+    await receiver.close();
+  });
+
+  it('a replay still owed at the stop deadline counts as replay_overflow, not as sent', async () => {
+    const { receiver, sink, logs, bytes } = await lostAfterTheLastLine('owed');
+    await sink.stop(Date.now() + 300);
+    expect(sink.stats).toMatchObject({
+      linesIn: 100,
+      linesSent: 0,
+      linesDropped: 100,
+      droppedBy: { replay_overflow: { lines: 100, bytes } },
+    });
+    expect(logs.find((l) => String(l.msg).includes('(replay_overflow)'))).toMatchObject({ level: 50, lines: 100, bytes });
+    expectCountersAddUp(sink);
+    await receiver.close();
   });
 
   it('a peer that accepts and closes at once gets reconnects with backoff, not a busy loop; stop() stays prompt', async () => {

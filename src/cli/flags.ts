@@ -6,7 +6,8 @@ import { formatBytes, parseBytes } from './bytes.js';
 /** The flags of Mesos's mesos-logrotate-logger, same names, defaults and checks. */
 export interface LoggerFlags {
   logFilename: string;
-  logrotateOptions: string | undefined;
+  /** Byte for byte as given: the conf and scripts keep bytes that are not UTF-8. */
+  logrotateOptions: Buffer | undefined;
   logrotatePath: string;
   maxSize: number;
   user: string | undefined;
@@ -104,10 +105,16 @@ function checkShape(argv: string[]): string[] {
 }
 
 /**
- * Parse and validate argv exactly as the agent sends it. `pageSize` is the minimum for --max_size;
- * `checkLogrotatePath` throws a FlagError for a --logrotate_path that does not run.
+ * Parse and validate argv exactly as the agent sends it. `pageSize` is the minimum for --max_size. `rawArgv` is argv
+ * as bytes (see raw-argv.ts), for the flags whose value is kept byte for byte. `checkLogrotatePath` throws a
+ * FlagError for a --logrotate_path that does not run.
  */
-export function parseLoggerFlags(argv: string[], pageSize: number, checkLogrotatePath = checkLogrotate): FlagsResult {
+export function parseLoggerFlags(
+  argv: string[],
+  pageSize: number,
+  rawArgv: Buffer[] = argv.map((arg) => Buffer.from(arg)),
+  checkLogrotatePath = checkLogrotate,
+): FlagsResult {
   const cli = parser();
   const getUsage = (): string => {
     let text = '';
@@ -133,6 +140,14 @@ export function parseLoggerFlags(argv: string[], pageSize: number, checkLogrotat
       }
       return value;
     };
+    /** A flag's value as the bytes of the `--name=value` argument it came from. */
+    const bytes = (name: keyof typeof OPTIONS): Buffer | undefined => {
+      const value = text(name);
+      if (value === undefined) return undefined;
+      const prefix = `--${name}=`;
+      const index = argv.indexOf(prefix + value);
+      return index < 0 ? Buffer.from(value) : rawArgv[index].subarray(prefix.length);
+    };
     let maxSize: number;
     const maxSizeText = text('max_size')!;
     try {
@@ -154,7 +169,7 @@ export function parseLoggerFlags(argv: string[], pageSize: number, checkLogrotat
     checkLogrotatePath(logrotatePath);
     return {
       logFilename,
-      logrotateOptions: text('logrotate_options'),
+      logrotateOptions: bytes('logrotate_options'),
       logrotatePath,
       maxSize,
       user: text('user'),

@@ -1,3 +1,4 @@
+import type { FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { DEFAULT_CONFIG, loadConfigFromEnv, type SplitterConfig } from '../config/config.js';
 import type { Logger } from '../diagnostics.js';
@@ -14,13 +15,14 @@ import { onSighup } from './sighup.js';
 import { isSessionLeader, pageSize, switchUser } from '../system.js';
 import { flagsExit, switchUserExit, type EarlyExit } from './early-exit.js';
 import { parseLoggerFlags, type LoggerFlags } from './flags.js';
+import { rawArguments } from './raw-argv.js';
 
 /** Set by the shim (native/shim.c) when the daemon does not serve this stream: why. */
 const FALLBACK_REASON_ENV = 'LOG_SPLITTER_FALLBACK_REASON';
 
 /** `mesos-logrotate-logger`: the agent's per-stream helper. Returns the exit code. */
 export async function runLogrotateLogger(argv: string[]): Promise<number> {
-  const parsed = parseLoggerFlags(argv, pageSize());
+  const parsed = parseLoggerFlags(argv, pageSize(), rawArguments(argv));
   if (parsed.kind !== 'ok') return printExit(flagsExit(parsed));
   const flags = parsed.flags;
   const log = createDiagnostics({ log_filename: flags.logFilename });
@@ -39,7 +41,7 @@ export async function runLogrotateLogger(argv: string[]): Promise<number> {
     }
   }
 
-  const stream = wireStream(flags, openPipeSource(0), loadConfig(log), log);
+  const stream = await wireStream(flags, () => openPipeSource(0), loadConfig(log), log);
   // SIGHUP reloads the config; a bad file keeps the last good one.
   onSighup(() => {
     try {
@@ -66,22 +68,32 @@ export interface WiredStream {
   stop(): void;
 }
 
-/** One stream: sandbox files, rotation, sinks and agent enrichment, reading `source`. The helper and the daemon's workers serve each stream with it. */
-export function wireStream(flags: LoggerFlags, source: Readable, config: SplitterConfig, log: Logger): WiredStream {
+/**
+ * One stream: sandbox files, rotation, sinks and agent enrichment. The helper and the daemon's workers serve each
+ * stream with it. The pipe is opened once the stream is ready to read it (a pipe source reads from the start), and
+ * run() must follow without an await.
+ */
+export async function wireStream(
+  flags: LoggerFlags,
+  openSource: () => Readable,
+  config: SplitterConfig,
+  log: Logger,
+): Promise<WiredStream> {
   const threshold = flags.maxSize - pageSize();
+  let conf: FileHandle | undefined;
   try {
-    writeLogrotateConf(flags.logFilename, flags.logrotateOptions, threshold);
+    conf = await writeLogrotateConf(flags.logFilename, flags.logrotateOptions, threshold);
   } catch (err) {
     log.error({ err: (err as Error).message }, 'failed to write the logrotate configuration');
   }
   const sandbox = new SandboxWriter({
     path: flags.logFilename,
     maxSize: flags.maxSize,
-    rotation: chooseRotation(flags, threshold, log),
+    rotation: chooseRotation(flags, threshold, conf, log),
     log,
   });
   const meta = metadataFromPath(flags.logFilename, flags.user);
-  const pipeline = new StreamPipeline({ source, sandbox, meta, config, log });
+  const pipeline = new StreamPipeline({ source: openSource(), sandbox, meta, config, log });
   const enrichment = new StreamEnrichment(meta, log, (enriched) => pipeline.updateMetadata(enriched));
   enrichment.configure(config);
   return {
@@ -111,13 +123,17 @@ export function loadConfig(log: Logger): SplitterConfig {
   }
 }
 
-/** Native rotation when every directive is understood; otherwise the real logrotate, as the original runs it. */
-function chooseRotation(flags: LoggerFlags, threshold: number, log: Logger): Rotation {
+/**
+ * Native rotation when every directive is understood; otherwise the real logrotate, as the original runs it, on
+ * `conf` (the conf just written, open to read), which native rotation closes.
+ */
+function chooseRotation(flags: LoggerFlags, threshold: number, conf: FileHandle | undefined, log: Logger): Rotation {
   const directives = parseDirectives(flags.logrotateOptions);
   if (directives.kind === 'native') {
     try {
       const rotation = new NativeRotation(flags.logFilename, directives.policy, log);
       log.info({ rotation: 'native', directives: directives.directives }, 'rotating natively');
+      void conf?.close();
       return rotation;
     } catch (err) {
       log.warn({ err: (err as Error).message }, 'native rotation unavailable');
@@ -125,5 +141,5 @@ function chooseRotation(flags: LoggerFlags, threshold: number, log: Logger): Rot
   } else {
     log.info({ rotation: 'logrotate', reason: directives.reason, logrotate: flags.logrotatePath }, 'rotating with logrotate');
   }
-  return new LogrotateRotation(flags.logFilename, flags.logrotatePath, threshold, log);
+  return new LogrotateRotation(flags.logFilename, flags.logrotatePath, conf, threshold, log);
 }

@@ -154,8 +154,8 @@ class Daemon {
   }
 
   private onHello(shim: Socket, hello: Hello): void {
-    // As node decodes its own argv: invalid UTF-8 becomes U+FFFD, so both modes see the same flags.
-    const parsed = parseLoggerFlags(hello.argv.map((arg) => arg.toString('utf8')), this.page, this.logrotateCheck.check);
+    // Decoded as node decodes its own argv, with the bytes beside for the flags kept byte for byte (raw-argv.ts).
+    const parsed = parseLoggerFlags(hello.argv.map((arg) => arg.toString('utf8')), this.page, hello.argv, this.logrotateCheck.check);
     if (parsed.kind !== 'ok') return void shim.end(exitFrame(flagsExit(parsed)));
     const pipe = openShimPipe(hello.pid);
     if (typeof pipe === 'string') {

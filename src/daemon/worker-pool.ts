@@ -94,7 +94,11 @@ export class WorkerPool {
   }
 
   private start(worker: Worker): void {
-    const child = fork(this.bundle, ['daemon-worker', worker.user ?? ''], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    // `advanced`: the flags hold a Buffer (--logrotate_options, byte for byte), which JSON would not bring back.
+    const child = fork(this.bundle, ['daemon-worker', worker.user ?? ''], {
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      serialization: 'advanced',
+    });
     worker.child = child;
     worker.ready = false;
     worker.startedAt = Date.now();

@@ -1,3 +1,4 @@
+import type { LoggerFlags } from '../cli/flags.js';
 import { loadConfigFromEnv } from '../config/config.js';
 import { loadConfig, wireStream, type WiredStream } from '../cli/logrotate-logger.js';
 import { onSighup } from '../cli/sighup.js';
@@ -34,11 +35,13 @@ export async function runDaemonWorker(argv: string[]): Promise<number> {
 
   let config = loadConfig(log);
   const streams = new Map<number, WiredStream>();
+  /** Streams still being set up (their logrotate conf written): not yet in `streams`. */
+  let starting = 0;
   let stopping = false;
   let done: (code: number) => void = () => undefined;
   const finished = new Promise<number>((resolve) => (done = resolve));
   const exitWhenIdle = (): void => {
-    if (stopping && streams.size === 0) done(0);
+    if (stopping && streams.size === 0 && starting === 0) done(0);
   };
   // The daemon said so, or it is gone (SIGKILL, crash): stop reading and write everything read. The daemon (or its
   // successor) holds the pipes and hands them to the next worker.
@@ -52,18 +55,9 @@ export async function runDaemonWorker(argv: string[]): Promise<number> {
 
   process.on('message', (message: ToWorker, handle?: PipeHandle) => {
     switch (message.type) {
-      case 'serve': {
-        if (stopping || handle === undefined) return;
-        const streamLog = createDiagnostics({ log_filename: message.flags.logFilename });
-        const stream = wireStream(message.flags, openPipeHandle(handle), config, streamLog);
-        streams.set(message.id, stream);
-        void stream.run().then(async () => {
-          if (!stopping) await send({ type: 'ended', id: message.id });
-          streams.delete(message.id);
-          exitWhenIdle();
-        });
+      case 'serve':
+        if (!stopping && handle !== undefined) void serve(message.id, message.flags, handle);
         return;
-      }
       case 'reload':
         return reload();
       case 'stop':
@@ -72,6 +66,20 @@ export async function runDaemonWorker(argv: string[]): Promise<number> {
   });
   process.on('disconnect', () => stop('the daemon is gone'));
   process.on('SIGTERM', () => stop('SIGTERM'));
+
+  async function serve(id: number, flags: LoggerFlags, handle: PipeHandle): Promise<void> {
+    const streamLog = createDiagnostics({ log_filename: flags.logFilename });
+    starting++;
+    const stream = await wireStream(flags, () => openPipeHandle(handle), config, streamLog);
+    starting--;
+    streams.set(id, stream);
+    const ended = stream.run();
+    if (stopping) stream.stop();
+    await ended;
+    if (!stopping) await send({ type: 'ended', id });
+    streams.delete(id);
+    exitWhenIdle();
+  }
 
   function reload(): void {
     try {

@@ -12,8 +12,12 @@ export interface LineOptions {
 
 export type WhenFull = 'drop_oldest' | 'drop_newest';
 
-/** buffer_full: `when_full` applied. detached: the sink left or rejoined the stream, so a line start it held can never end. */
-export type DropReason = 'buffer_full' | 'detached';
+/**
+ * buffer_full: `when_full` applied. detached: the sink left or joined the stream mid-line, so a line start it held
+ * can never end, or the rest of a line it never saw start is not its to send. replay_overflow: lines counted sent
+ * that a lost connection may not have delivered, and that the sink can no longer send again.
+ */
+export type DropReason = 'buffer_full' | 'detached' | 'replay_overflow';
 
 export interface BufferConfig {
   /**
@@ -102,6 +106,7 @@ export class LineBuffer {
   readonly droppedBy: Record<DropReason, { lines: number; bytes: number }> = {
     buffer_full: { lines: 0, bytes: 0 },
     detached: { lines: 0, bytes: 0 },
+    replay_overflow: { lines: 0, bytes: 0 },
   };
   // Scratch for take(): record positions relative to head and times, grown to the most records one batch took.
   private starts = new Uint32Array(64);
@@ -119,13 +124,15 @@ export class LineBuffer {
 
   /** Copies a chunk in, never blocking. When it does not fit, `when_full` decides what is dropped. */
   append(chunk: Buffer, time: number, meta: StreamMetadata): void {
+    this.counters.bytesIn += chunk.length;
     let start = 0;
     if (this.unseenLine) {
+      // The rest of a line that started before this buffer joined: taken in and dropped, its newline with it.
       start = chunk.indexOf(LF) + 1;
+      this.drop('detached', start === 0 ? 0 : 1, start === 0 ? chunk.length : start);
       if (start === 0) return;
       this.unseenLine = false;
     }
-    this.counters.bytesIn += chunk.length - start;
     if (this.droppingLine) {
       const newline = chunk.indexOf(LF, start);
       const end = newline < 0 ? chunk.length : newline + 1;
@@ -145,7 +152,10 @@ export class LineBuffer {
     this.dropOldest(chunk, start, time, meta);
   }
 
-  /** The stream is mid-line and this buffer has not seen the line's start: bytes up to the next newline are not taken. */
+  /**
+   * The stream is mid-line and this buffer has not seen the line's start: bytes up to the next newline are not
+   * taken, and count as dropped (detached), with the line they end.
+   */
   skipToNextLine(): void {
     this.unseenLine = true;
   }
@@ -166,6 +176,11 @@ export class LineBuffer {
     if (this.droppingLine) {
       this.droppingLine = false;
       this.drop('buffer_full', 1, 0);
+    }
+    // The stream ended inside the line this buffer joined in the middle of: that line was dropped here.
+    if (this.unseenLine) {
+      this.unseenLine = false;
+      this.drop('detached', 1, 0);
     }
     // An idle-flushed line that no newline followed was the last line.
     if (this.owedNewline && this.head === this.tail) {
@@ -270,6 +285,13 @@ export class LineBuffer {
     this.outstandingLines -= batch.lines;
     this.counters.linesSent += batch.lines;
     this.counters.bytesSent += batch.bytes;
+  }
+
+  /** Lines counted sent were not delivered after all, and will not be sent again: they count as dropped instead. */
+  unsend(reason: DropReason, lines: number, bytes: number): void {
+    this.counters.linesSent -= lines;
+    this.counters.bytesSent -= bytes;
+    this.drop(reason, lines, bytes);
   }
 
   /** When an unterminated line becomes due for an idle flush, if one is held. */

@@ -3,15 +3,17 @@
  * rotate natively (same file names and effects as logrotate) or must run the real logrotate, as the original does.
  */
 export interface RotationPolicy {
-  /** Old files kept; logrotate keeps none when `rotate` is absent. */
+  /** Old files kept; logrotate keeps none when `rotate` is absent. KEEP_ALL: none is ever removed. */
   rotate: number;
   compress: boolean;
   delaycompress: boolean;
+  /** Undefined when off: logrotate reads `maxage 0` as no limit. */
   maxageDays: number | undefined;
   missingok: boolean;
   copytruncate: boolean;
   create: CreateDirective | undefined;
-  scripts: Partial<Record<ScriptHook, string>>;
+  /** Script bodies, byte for byte as given. */
+  scripts: Partial<Record<ScriptHook, Buffer>>;
 }
 
 export interface CreateDirective {
@@ -30,14 +32,42 @@ const SCRIPT_HOOKS = new Set<string>(['firstaction', 'prerotate', 'postrotate', 
 /** Accepted with no effect: a single log whose size --max_size governs, rotated by the helper's own user. */
 const NO_EFFECT = new Set(['size', 'minsize', 'maxsize', 'su', 'notifempty', 'ifempty', 'sharedscripts', 'nosharedscripts']);
 
+/** `rotate -1`: logrotate moves every old file up and removes none. */
+export const KEEP_ALL = -1;
+
 class Unhandled extends Error {}
 
-function count(keyword: string, args: string[]): number {
-  if (args.length !== 1 || !/^\d+$/.test(args[0])) throw new Unhandled(`'${keyword} ${args.join(' ')}' needs one count`);
-  return Number(args[0]);
+/**
+ * One count, read as logrotate 3.21 reads it: C's strtol (rotate) or strtoul (maxage) in base 0, so `010` is octal
+ * and `0x10` hex, saturating on overflow, then cast to a 32-bit int. So `rotate 99999999999999999999` is -1 (keep
+ * all) and `maxage 4294967296` is 0 (off). A value logrotate rejects leaves the directives to logrotate itself.
+ */
+function count(keyword: string, args: string[], unsigned: boolean, min: number): number {
+  const value = args.length === 1 ? cInt(args[0], unsigned) : undefined;
+  if (value === undefined || value < min) {
+    throw new Unhandled(`'${keyword} ${args.join(' ')}' is not a count logrotate accepts`);
+  }
+  return value;
 }
 
-export function parseDirectives(options: string | undefined): Directives {
+const LONG_MAX = 2n ** 63n - 1n;
+const ULONG_MAX = 2n ** 64n - 1n;
+
+function cInt(text: string, unsigned: boolean): number | undefined {
+  const match = /^([+-]?)(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)$/.exec(text);
+  if (match === null) return undefined;
+  const [, sign, digits] = match;
+  const octal = digits.length > 1 && digits[0] === '0' && !/^0[xX]/.test(digits);
+  const magnitude = BigInt(octal ? `0o${digits.slice(1)}` : digits);
+  let value: bigint;
+  if (unsigned) value = magnitude > ULONG_MAX ? ULONG_MAX : BigInt.asUintN(64, sign === '-' ? -magnitude : magnitude);
+  else if (sign === '-') value = magnitude > LONG_MAX + 1n ? -LONG_MAX - 1n : -magnitude;
+  else value = magnitude > LONG_MAX ? LONG_MAX : magnitude;
+  return Number(BigInt.asIntN(32, value));
+}
+
+/** Reads `options` as latin1, a character per byte: the keywords are ASCII, and script bodies keep their bytes. */
+export function parseDirectives(options: Buffer | undefined): Directives {
   const policy: RotationPolicy = {
     rotate: 0,
     compress: false,
@@ -49,7 +79,7 @@ export function parseDirectives(options: string | undefined): Directives {
     scripts: {},
   };
   const seen: string[] = [];
-  const lines = (options ?? '').split('\n');
+  const lines = (options?.toString('latin1') ?? '').split('\n');
   try {
     for (let i = 0; i < lines.length; i++) {
       const line = lines[i].trim();
@@ -59,17 +89,19 @@ export function parseDirectives(options: string | undefined): Directives {
       if (SCRIPT_HOOKS.has(keyword)) {
         const end = lines.findIndex((l, j) => j > i && l.trim() === 'endscript');
         if (end < 0) throw new Unhandled(`'${keyword}' has no endscript`);
-        policy.scripts[keyword as ScriptHook] = lines.slice(i + 1, end).join('\n');
+        policy.scripts[keyword as ScriptHook] = Buffer.from(lines.slice(i + 1, end).join('\n'), 'latin1');
         i = end;
         continue;
       }
       switch (keyword) {
         case 'rotate':
-          policy.rotate = count(keyword, args);
+          policy.rotate = count(keyword, args, false, KEEP_ALL);
           break;
-        case 'maxage':
-          policy.maxageDays = count(keyword, args);
+        case 'maxage': {
+          const days = count(keyword, args, true, 0);
+          policy.maxageDays = days === 0 ? undefined : days;
           break;
+        }
         case 'compress':
         case 'nocompress':
           policy.compress = keyword === 'compress';

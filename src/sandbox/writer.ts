@@ -1,14 +1,15 @@
 import { EventEmitter } from 'node:events';
-import { close, constants, fstat, open, stat, write } from 'node:fs';
+import { close, fstat, ftruncate, stat, write } from 'node:fs';
 import { promisify } from 'node:util';
 import type { Logger } from '../diagnostics.js';
 import { RateLimitedLog } from '../diagnostics.js';
 import { chooseCut } from './cut.js';
 import type { Rotation } from './rotation.js';
+import { openLiveFile } from './sandbox-fs.js';
 
-const openAsync = promisify(open);
 const writeAsync = promisify(write);
 const fstatAsync = promisify(fstat);
+const ftruncateAsync = promisify(ftruncate);
 const statAsync = promisify(stat);
 const closeAsync = promisify(close);
 
@@ -43,7 +44,8 @@ export interface SandboxStats {
 /**
  * Appends a byte stream to the live sandbox file and rotates it at `maxSize`, cutting on line boundaries.
  * Bytes are never transcoded. Writes are batched: whatever arrived while the previous write was on disk goes in one
- * write. A disk error never stops the stream: the bytes are counted as dropped and the file is retried later.
+ * write. A disk error never stops the stream: the bytes are counted as dropped and the file is retried later. A line
+ * that loses bytes to a disk error is dropped whole, so the file never holds part of one followed by another line.
  * Events: 'drain' when the queue falls below the high-water mark.
  * Not built on rotating-file-stream: it rotates after the write that crosses the size (files would exceed
  * --max_size), cannot cut between lines, and lacks delaycompress, scripts and copytruncate.
@@ -71,8 +73,13 @@ export class SandboxWriter extends EventEmitter {
   private fd: number | undefined;
   /** Bytes counted against the live file. */
   private size = 0;
-  /** The live file ends inside a line (a long line cut at the limit, or a partial line flushed on time). */
-  private midLine = false;
+  /**
+   * Bytes of the live file's last line when it has no newline yet (a long line cut at the limit, or a partial line
+   * flushed on time); 0 when the file ends with a newline.
+   */
+  private openLine = 0;
+  /** A disk error dropped part of the input's current line: its rest is dropped too, up to its newline. */
+  private droppingLineRest = false;
   private failedUntil = 0;
   /** When the open live file was last checked to still be the one at the path. */
   private checkedAt = 0;
@@ -115,6 +122,7 @@ export class SandboxWriter extends EventEmitter {
   end(): Promise<void> {
     if (this.ended === undefined) {
       this.ending = true;
+      this.options.rotation.streamEnded();
       this.ended = new Promise((resolve) => (this.endedResolve = resolve));
       this.pump();
     }
@@ -188,14 +196,14 @@ export class SandboxWriter extends EventEmitter {
   /** Appends bytes to the live file, rotating on the way as often as needed. */
   private async append(data: Buffer): Promise<void> {
     const { maxSize, rotation } = this.options;
-    let offset = 0;
+    let offset = this.droppingLineRest ? this.dropLineRest(data) : 0;
     while (offset < data.length) {
-      if (!(await this.openLive())) return this.drop(data.length - offset);
+      if (!(await this.openLive())) return this.drop(data.subarray(offset));
       const room = Math.max(0, maxSize - this.size);
       const rest = data.length - offset;
-      const length = rest <= room ? rest : chooseCut(data, offset, room, this.size, rotation.minFill, this.midLine);
+      const length = rest <= room ? rest : chooseCut(data, offset, room, this.size, rotation.minFill, this.openLine > 0);
       if (length > 0 && !(await this.writeAll(data.subarray(offset, offset + length)))) {
-        return this.drop(data.length - offset - length);
+        return this.drop(data.subarray(offset + length));
       }
       offset += length;
       if (offset < data.length) await this.rotate();
@@ -222,10 +230,14 @@ export class SandboxWriter extends EventEmitter {
     if (this.fd !== undefined && !(await this.liveFileMoved())) return true;
     if (Date.now() < this.failedUntil) return false;
     try {
-      const fd = await openAsync(this.options.path, constants.O_WRONLY | constants.O_CREAT | constants.O_APPEND, 0o644);
+      const { fd, size, replaced } = await openLiveFile(this.options.path);
+      if (replaced !== undefined) {
+        const message = 'the live file was not a regular file of its own; replaced it with a new one';
+        this.errors.error({ path: this.options.path, found: replaced }, message);
+      }
       this.fd = fd;
-      this.size = (await fstatAsync(fd)).size;
-      this.midLine = false;
+      this.size = size;
+      this.openLine = 0;
       this.checkedAt = Date.now();
       return true;
     } catch (err) {
@@ -261,18 +273,54 @@ export class SandboxWriter extends EventEmitter {
         this.size += bytesWritten;
         this.stats.bytesWritten += bytesWritten;
       }
-      this.midLine = data[data.length - 1] !== 0x0a;
+      const newline = data.lastIndexOf(0x0a);
+      this.openLine = newline < 0 ? this.openLine + data.length : data.length - newline - 1;
       return true;
     } catch (err) {
-      this.drop(data.length - offset);
       this.diskError(err);
+      await this.cutToLastLine(data.subarray(0, offset));
+      this.drop(data.subarray(offset));
       await this.closeLive();
       return false;
     }
   }
 
-  private drop(bytes: number): void {
-    this.stats.bytesDropped += bytes;
+  /**
+   * After a failed write: cuts the file back to the end of its last whole line, removing the part of a line that a
+   * short write (or an earlier partial flush) put there, and counts that part as dropped. If the cut fails too, the
+   * file ends inside a line, and the next line written follows it there.
+   */
+  private async cutToLastLine(written: Buffer): Promise<void> {
+    const newline = written.lastIndexOf(0x0a);
+    const partial = newline < 0 ? this.openLine + written.length : written.length - newline - 1;
+    this.openLine = 0;
+    if (partial === 0) return;
+    try {
+      const { size } = await fstatAsync(this.fd!);
+      await ftruncateAsync(this.fd!, size - partial);
+    } catch (err) {
+      this.errors.error({ path: this.options.path, err: (err as Error).message }, 'could not cut a partial line');
+      return;
+    }
+    this.size = Math.max(0, this.size - partial);
+    this.stats.bytesWritten -= partial;
+    this.stats.bytesDropped += partial;
+  }
+
+  /** Counts input bytes that never reach the file; if they end inside a line, its rest is dropped too. */
+  private drop(data: Buffer): void {
+    if (data.length === 0) return;
+    this.stats.bytesDropped += data.length;
+    this.droppingLineRest = data[data.length - 1] !== 0x0a;
+  }
+
+  /** Drops `data` up to the end of the line a disk error cut. Returns where the next line starts. */
+  private dropLineRest(data: Buffer): number {
+    const newline = data.indexOf(0x0a);
+    const end = newline < 0 ? data.length : newline + 1;
+    this.stats.bytesDropped += end;
+    this.droppingLineRest = newline < 0;
+    return end;
   }
 
   private diskError(err: unknown): void {

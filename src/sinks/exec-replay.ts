@@ -1,13 +1,28 @@
-const NEWLINE = 0x0a;
+/**
+ * Lines as written to the exec process, with what each stood for in the stream: line i is data[ends[i - 1], ends[i])
+ * (its newline included), and it counted as `streamLines[i]` lines (0 for a piece of a cut long line) and
+ * `streamBytes[i]` bytes of the stream.
+ */
+export interface WrittenLines {
+  data: Buffer;
+  ends: Uint32Array;
+  streamLines: Uint8Array;
+  streamBytes: Uint32Array;
+}
 
 /**
- * The newest lines handed to the exec process, up to `limit` bytes cut at a line start. A write completes once the
- * kernel holds the bytes, so when the process dies, whatever sat unread in its stdin socket dies with it; the next
- * process gets this window first, which turns that loss into duplicates (at least once).
+ * The newest lines handed to the exec process, up to `limit` bytes of whole lines. A write completes once the kernel
+ * holds the bytes, so when the process dies, whatever sat unread in its stdin socket dies with it; the next process
+ * gets this window first, which turns that loss into duplicates (at least once). It knows what its lines counted
+ * for, so that a window that can no longer be given again is counted as dropped, not sent.
  */
 export class ReplayWindow {
-  private chunks: Buffer[] = [];
+  private chunks: WrittenLines[] = [];
+  /** The first line of chunks[0] still held. */
+  private from = 0;
   private bytes = 0;
+  private lines = 0;
+  private stream = 0;
 
   constructor(private readonly limit: number) {}
 
@@ -16,11 +31,20 @@ export class ReplayWindow {
     return this.bytes;
   }
 
-  /** Takes newline-terminated lines that the process was given. */
-  add(lines: Buffer): void {
+  /** The stream's lines and bytes that what is held stood for. */
+  get counted(): { lines: number; bytes: number } {
+    return { lines: this.lines, bytes: this.stream };
+  }
+
+  /** Takes lines that the process was given. */
+  add(written: WrittenLines): void {
     if (this.limit === 0) return;
-    this.chunks.push(lines);
-    this.bytes += lines.length;
+    this.chunks.push(written);
+    this.bytes += written.data.length;
+    for (let i = 0; i < written.ends.length; i++) {
+      this.lines += written.streamLines[i];
+      this.stream += written.streamBytes[i];
+    }
     this.trimTo(this.limit);
   }
 
@@ -29,20 +53,31 @@ export class ReplayWindow {
     this.trimTo(this.bytes - bytes);
   }
 
+  /** Gives up everything. */
+  clear(): void {
+    this.trimTo(0);
+  }
+
   contents(): Buffer {
-    return Buffer.concat(this.chunks, this.bytes);
+    if (this.chunks.length === 0) return Buffer.alloc(0);
+    const [first, ...rest] = this.chunks;
+    const start = this.from === 0 ? 0 : first.ends[this.from - 1];
+    return Buffer.concat([first.data.subarray(start), ...rest.map((chunk) => chunk.data)], this.bytes);
   }
 
   private trimTo(limit: number): void {
     const keep = Math.max(limit, 0);
     while (this.bytes > keep) {
       const first = this.chunks[0];
-      const excess = this.bytes - keep;
-      // Keep whole lines only: cut after the first newline at or past the excess (the chunk ends with one).
-      const cut = excess >= first.length ? first.length : first.indexOf(NEWLINE, excess - 1) + 1;
-      this.bytes -= cut;
-      if (cut === first.length) this.chunks.shift();
-      else this.chunks[0] = first.subarray(cut);
+      const i = this.from;
+      this.bytes -= first.ends[i] - (i === 0 ? 0 : first.ends[i - 1]);
+      this.lines -= first.streamLines[i];
+      this.stream -= first.streamBytes[i];
+      this.from++;
+      if (this.from === first.ends.length) {
+        this.chunks.shift();
+        this.from = 0;
+      }
     }
   }
 }

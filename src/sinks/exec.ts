@@ -4,7 +4,7 @@ import type { LineBatch } from '../lines/line-batch.js';
 import type { StreamMetadata } from '../mesos/metadata.js';
 import { execEnvironment, isReservedVariable } from './exec-env.js';
 import { describeExit, ExecProcess, isCleanExit, type ExitStatus } from './exec-process.js';
-import { ReplayWindow } from './exec-replay.js';
+import { ReplayWindow, type WrittenLines } from './exec-replay.js';
 import { Sink } from './sink.js';
 import type { SinkContext, SinkType } from './sink-type.js';
 
@@ -64,9 +64,9 @@ class ExecSink extends Sink {
   protected async send(batch: LineBatch): Promise<void> {
     const incarnation = await this.running();
     if (!(await incarnation.started)) throw new Error(`exec process ${describeExit(await incarnation.exited)}`);
-    const lines = encodeLines(batch);
-    await incarnation.write(lines);
-    this.replay.add(lines);
+    const written = encodeLines(batch);
+    await incarnation.write(written.data);
+    this.replay.add(written);
     this.holdElsewhere(this.replay.size);
   }
 
@@ -141,9 +141,14 @@ class ExecSink extends Sink {
       if (incarnation === undefined) {
         if (this.replay.size === 0) return;
         if (this.nextStartAt >= deadline) {
+          // Counted sent, and perhaps never read: the window's lines can no longer be given again.
+          const unread = this.replay.counted;
+          this.unsend('replay_overflow', unread.lines, unread.bytes);
+          this.replay.clear();
+          this.holdElsewhere(0);
           this.log.warn(
-            { status: this.lastExit },
-            'exec process is down at stream end; lines it had not read are lost',
+            { status: this.lastExit, lines: unread.lines, bytes: unread.bytes },
+            'exec process is down at stream end; the lines it may not have read are counted as dropped (replay_overflow)',
           );
           return;
         }
@@ -168,17 +173,31 @@ class ExecSink extends Sink {
   }
 }
 
-/** Raw line bytes, each plus '\n': the task's own bytes, as the External container logger's pipe carried them. */
-function encodeLines(batch: LineBatch): Buffer {
+/**
+ * Raw line bytes, each plus '\n': the task's own bytes, as the External container logger's pipe carried them; with
+ * what each line stood for in the stream (its CR and newline, and whether it completed a line).
+ */
+function encodeLines(batch: LineBatch): WrittenLines {
   const { count, starts, stops, partials } = batch;
-  let total = count;
+  const ends = new Uint32Array(count);
+  const streamLines = new Uint8Array(count);
+  const streamBytes = new Uint32Array(count);
+  let total = 0;
   let whole = true;
+  let lines = 0;
   for (let i = 0; i < count; i++) {
-    total += stops[i] - starts[i];
+    total += stops[i] - starts[i] + 1;
+    ends[i] = total;
+    streamLines[i] = partials[i] === 1 ? 0 : 1;
+    lines += streamLines[i];
+    // A line stands for the stream bytes up to the next line's start (the first one also for any before it).
+    streamBytes[i] = (i + 1 < count ? starts[i + 1] : batch.bytes) - (i === 0 ? 0 : starts[i]);
     if (partials[i] === 1) whole = false;
   }
+  // The last line of a stream that ended without a newline is a line too, though it is flagged partial.
+  if (count > 0) streamLines[count - 1] += batch.lines - lines;
   // Whole lines and no CR: the taken bytes already are the lines, each with its newline.
-  if (whole && total === batch.data.length) return batch.data;
+  if (whole && total === batch.data.length) return { data: batch.data, ends, streamLines, streamBytes };
   const out = Buffer.allocUnsafe(total);
   let at = 0;
   for (let i = 0; i < count; i++) {
@@ -187,7 +206,7 @@ function encodeLines(batch: LineBatch): Buffer {
     at += line.length;
     out[at++] = LF;
   }
-  return out;
+  return { data: out, ends, streamLines, streamBytes };
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));

@@ -3,6 +3,9 @@ interface Frames {
   end: number;
   /** When the kernel took them; undefined while their write is pending. */
   at: number | undefined;
+  /** The stream lines and bytes they carry. */
+  lines: number;
+  bytes: number;
 }
 
 /**
@@ -34,8 +37,9 @@ export class FrameRing {
   }
 
   /**
-   * Space for the next frames, `size` bytes, to be written at once (`written`) or given up (`abandon`), followed by
-   * `scratch` bytes the encoder may use until then. Older frames it overlaps, scratch included, leave the window.
+   * Space for the next frames, `size` bytes, followed by `scratch` bytes the encoder may use until they are
+   * written. Older frames it overlaps, scratch included, leave the window. Until `written`, the frames are not in
+   * the window but stay where they are, for their write to be tried again.
    */
   reserve(size: number, scratch = 0): Buffer {
     const span = size + scratch;
@@ -50,26 +54,29 @@ export class FrameRing {
     }
     if (span > this.capacity) {
       this.oversized = Buffer.allocUnsafe(span);
-      this.frames = [{ start: 0, end: size, at: undefined }];
+      this.frames = [{ start: 0, end: size, at: undefined, lines: 0, bytes: 0 }];
       return this.oversized;
     }
     if (this.buffer.length === 0) this.buffer = Buffer.allocUnsafeSlow(this.capacity);
     const start = this.next + span <= this.capacity ? this.next : 0;
     this.frames = this.frames.filter((frames) => frames.end <= start || frames.start >= start + span);
-    this.frames.push({ start, end: start + size, at: undefined });
+    this.frames.push({ start, end: start + size, at: undefined, lines: 0, bytes: 0 });
     this.next = start + size;
     return this.buffer.subarray(start, start + span);
   }
 
-  /** The kernel took the reserved frames. */
-  written(now: number): void {
+  /** The kernel took the reserved frames, which carry `lines` and `bytes` of the stream. */
+  written(now: number, lines: number, bytes: number): void {
     const newest = this.frames.at(-1);
-    if (newest !== undefined && newest.at === undefined) newest.at = now;
+    if (newest === undefined || newest.at !== undefined) return;
+    newest.at = now;
+    newest.lines = lines;
+    newest.bytes = bytes;
   }
 
-  /** The reserved frames were not all written: they leave the window (their lines are sent again anyway). */
-  abandon(): void {
-    if (this.frames.at(-1)?.at === undefined) this.frames.pop();
+  /** The kernel took the kept frames again (a replay): their age starts over. */
+  rewritten(now: number): void {
+    for (const frames of this.frames) if (frames.at !== undefined) frames.at = now;
   }
 
   /** Forgets frames the kernel took more than maxAgeMs before `now`: they count as received. */
@@ -81,6 +88,13 @@ export class FrameRing {
   replayable(): Buffer[] {
     const source = this.oversized ?? this.buffer;
     return this.frames.filter((frames) => frames.at !== undefined).map((frames) => source.subarray(frames.start, frames.end));
+  }
+
+  /** Forgets the frames written and kept; returns the stream lines and bytes they carried. */
+  forget(): { lines: number; bytes: number } {
+    const kept = this.frames.filter((frames) => frames.at !== undefined);
+    this.frames = this.frames.filter((frames) => frames.at === undefined);
+    return kept.reduce((sum, frames) => ({ lines: sum.lines + frames.lines, bytes: sum.bytes + frames.bytes }), { lines: 0, bytes: 0 });
   }
 }
 

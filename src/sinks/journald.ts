@@ -56,20 +56,42 @@ class JournaldSink extends Sink {
   protected async send(batch: LineBatch): Promise<void> {
     // One datagram per line: a record object per line costs nothing next to the syscall.
     for (const record of batch.records) {
-      if (this.transport instanceof NativeTransport) await this.sendEntry(this.transport, record);
+      if (this.transport instanceof NativeTransport) await this.sendEntry(this.transport, record, batch);
       else await this.sendLine(this.transport, record);
     }
   }
 
   protected async close(): Promise<void> {
+    if (this.transport instanceof NativeTransport) {
+      // A replay is still owed only at the stop deadline: lines counted sent that a killed journald may not have read.
+      const owed = this.transport.abandonReplay();
+      if (owed.lines > 0 || owed.bytes > 0) {
+        this.unsend('replay_overflow', owed.lines, owed.bytes);
+        this.log.warn(
+          owed,
+          'journald: stream ended before the entries a killed journald may not have read were sent again; counted as dropped (replay_overflow)',
+        );
+      }
+    }
     this.transport.close();
   }
 
-  private async sendEntry(native: NativeTransport, record: LogRecord): Promise<void> {
+  /** The datagrams kept for a replay count against max_bytes; new lines get their room first. */
+  protected override makeRoom(bytes: number): void {
+    if (!(this.transport instanceof NativeTransport)) return;
+    this.transport.release(bytes);
+    this.holdElsewhere(this.transport.heldBytes);
+  }
+
+  /** `batch` holds this one record (one entry per batch): its lines and bytes are what the datagram carries. */
+  private async sendEntry(native: NativeTransport, record: LogRecord, batch: LineBatch): Promise<void> {
     for (;;) {
       try {
-        return await native.send(this.encoder.encode(record));
+        await native.send({ datagram: this.encoder.encode(record), lines: batch.lines, bytes: batch.bytes });
+        this.holdElsewhere(native.heldBytes);
+        return;
       } catch (err) {
+        this.holdElsewhere(native.heldBytes);
         const limit = this.encoder.maxEntryBytes;
         if (!(err instanceof DatagramError && err.code === 'EMSGSIZE' && limit > MIN_MAX_ENTRY_BYTES)) throw err;
         // The kernel's datagram limit (the socket's send buffer) is below max_entry_bytes: cut entries to fit.

@@ -44,7 +44,7 @@ const MAX_BACKOFF_MS = 30_000;
  * A forwarder for one stream. The base class owns what every sink shares: a bounded buffer (LineBuffer) filled
  * without ever blocking the caller, one delivery loop that retries a failed batch with exponential backoff (at least
  * once, in order), counters and health. A subclass supplies `send` (resolve when the peer or kernel took the batch,
- * reject to retry it) and `close`.
+ * reject to retry it) and `close`, and may supply `drain`.
  */
 export abstract class Sink {
   readonly name: string;
@@ -84,6 +84,14 @@ export abstract class Sink {
   protected abstract send(batch: LineBatch): Promise<void>;
   /** Release the transport. Must make a pending `send` settle. */
   protected abstract close(): Promise<void>;
+
+  /**
+   * At stop, once every batch is sent: what the transport still owes for lines already sent (a replay after a lost
+   * connection). Reject to have it retried after backoff, as a failed send, until the stop deadline.
+   */
+  protected drain(): Promise<void> {
+    return Promise.resolve();
+  }
 
   /**
    * Takes a chunk of the stream (copied; the caller may reuse it) without blocking. When the buffer is full,
@@ -179,6 +187,14 @@ export abstract class Sink {
    */
   protected makeRoom(_bytes: number): void {}
 
+  /**
+   * Lines counted sent that the sink can no longer vouch for (a lost connection may not have delivered them) nor
+   * send again: they count as dropped for `reason` instead.
+   */
+  protected unsend(reason: DropReason, lines: number, bytes: number): void {
+    this.lineBuffer.unsend(reason, lines, bytes);
+  }
+
   protected countReconnect(): void {
     this.reconnects++;
   }
@@ -194,12 +210,12 @@ export abstract class Sink {
     let batch: LineBatch | undefined;
     while (!this.aborted) {
       batch ??= this.lineBuffer.take(this.maxBatchLines, this.batchBytesLimit(), Date.now(), this.reusableBatchBytes());
-      if (batch === undefined) {
-        if (this.stopping) return;
+      if (batch === undefined && !this.stopping) {
         await this.idle(this.lineBuffer.flushDueAt());
         continue;
       }
       try {
+        if (batch === undefined) return await this.drain();
         await this.send(batch);
         this.lineBuffer.settle(batch);
         batch = undefined;

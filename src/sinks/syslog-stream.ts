@@ -24,6 +24,8 @@ export interface StreamTransportOptions {
   onReconnect: () => void;
   /** Called with the bytes the frame ring holds whenever that figure changes. */
   onHeld: (bytes: number) => void;
+  /** Called with the stream lines and bytes of frames a lost connection may not have delivered, given up unsent. */
+  onUnreplayable: (lines: number, bytes: number) => void;
   log: Logger;
 }
 
@@ -42,6 +44,9 @@ const MAX_RECONNECT_DELAY_MS = 30_000;
  * the kernel took may still be lost when the peer dies. So the newest frames the kernel took are kept (in the ring
  * they are encoded into, bounded by bytes and age) and, after an unexpected loss, are written again ahead of
  * anything else on the next connection: at least once for those, with duplicates.
+ *
+ * A failed write keeps its frames where they were encoded, and they are what the next write sends: a refused
+ * reconnect takes no room from the replay window, however many there are.
  */
 export class StreamTransport {
   private socket: Socket | undefined;
@@ -52,6 +57,8 @@ export class StreamTransport {
   private readonly ring: FrameRing;
   /** A connection was lost: the replay window goes out first on the next one. */
   private resendPending = false;
+  /** The frames of a write that failed: the next write sends them again. */
+  private unsent: Buffer | undefined;
   /** Rejects the write in flight when the connection goes away. */
   private failWrite: ((err: Error) => void) | undefined;
   private readonly lossLog: RateLimitedLog;
@@ -74,36 +81,60 @@ export class StreamTransport {
   }
 
   /**
-   * Writes frames from `frameSpace` (after the replay window, if a connection was lost). Resolves when the kernel
-   * has taken them; rejects if the connection fails, and then they must be encoded again.
+   * Writes a batch's frames, which `encode` puts into `frameSpace`, after the replay window if a connection was lost.
+   * Resolves when the kernel has taken them. When it rejects, the frames are kept, and the next call (the sink's
+   * retry of the same batch, carrying `lines` and `bytes` of the stream) writes them without encoding anything.
    */
-  async write(frames: Buffer): Promise<void> {
-    try {
-      const socket = await this.connect();
-      const buffers = this.resendPending ? [...this.ring.replayable(), frames] : [frames];
-      await new Promise<void>((resolve, reject) => {
-        this.failWrite = reject;
-        const last = buffers.length - 1;
-        for (let i = 0; i < last; i++) socket.write(buffers[i]);
-        // Node completes a write cut short by destroy() without an error: the bytes were not all taken.
-        socket.write(buffers[last], (err) => {
-          if (err || socket.destroyed) reject(err ?? new Error(`connection to ${this.options.peer} closed`));
-          else resolve();
-        });
-      }).finally(() => (this.failWrite = undefined));
-    } catch (err) {
-      this.ring.abandon();
-      throw err;
-    }
-    this.resendPending = false;
-    this.ring.written(Date.now());
+  async write(encode: () => Buffer, lines: number, bytes: number): Promise<void> {
+    const frames = (this.unsent ??= encode());
+    await this.writeAfterReplay(frames);
+    this.unsent = undefined;
+    this.ring.written(Date.now(), lines, bytes);
   }
 
-  /** Destroys the connection: a write in flight rejects, and so does every later one. */
+  /** Resends the replay window, if a connection was lost since the last write; rejects as `write` does. */
+  async resend(): Promise<void> {
+    if (this.resendPending) await this.writeAfterReplay(undefined);
+  }
+
+  private async writeAfterReplay(frames: Buffer | undefined): Promise<void> {
+    const socket = await this.connect();
+    const replaying = this.resendPending;
+    const buffers = replaying ? this.ring.replayable() : [];
+    if (frames !== undefined) buffers.push(frames);
+    await new Promise<void>((resolve, reject) => {
+      this.failWrite = reject;
+      const last = buffers.length - 1;
+      for (let i = 0; i < last; i++) socket.write(buffers[i]);
+      // Node completes a write cut short by destroy() without an error: the bytes were not all taken.
+      socket.write(buffers[last], (err) => {
+        if (err || socket.destroyed) reject(err ?? new Error(`connection to ${this.options.peer} closed`));
+        else resolve();
+      });
+    }).finally(() => (this.failWrite = undefined));
+    if (!replaying) return;
+    // The replayed frames may die with this connection as they might have with the last: they are kept as new.
+    this.ring.rewritten(Date.now());
+    this.resendPending = false;
+  }
+
+  /**
+   * Destroys the connection: a write in flight rejects, and so does every later one. A replay still pending is
+   * given up: its lines are reported unreplayable (they were counted sent).
+   */
   close(): void {
     this.closed = true;
     this.cancelWait?.();
     this.socket?.destroy();
+    if (!this.resendPending) return;
+    this.resendPending = false;
+    const { lines, bytes } = this.ring.forget();
+    if (lines === 0 && bytes === 0) return;
+    this.options.onUnreplayable(lines, bytes);
+    this.options.log.error(
+      { peer: this.options.peer, lines, bytes },
+      'syslog sink stopped before it could resend what a lost connection may not have delivered; counted as dropped (replay_overflow)',
+    );
   }
 
   private connect(): Promise<Socket> {

@@ -168,7 +168,7 @@ function parse(reader: ConfigReader): SyslogOptions {
 class SyslogSink extends Sink {
   /** Each batch is encoded into frames or datagrams of their own: nothing refers to its bytes after the send. */
   protected override reuseBatches = true;
-  private readonly transport: { write(batch: LineBatch): Promise<void>; close(): void };
+  private readonly transport: { write(batch: LineBatch): Promise<void>; drain(): Promise<void>; close(): void };
 
   constructor(options: SyslogOptions, context: SinkContext) {
     super(context);
@@ -185,7 +185,7 @@ class SyslogSink extends Sink {
       const datagrams = new DatagramTransport(options.host, options.port);
       // A fresh buffer per batch: after a failed send, datagrams of it may still wait in the socket's queue.
       const write = (batch: LineBatch): Promise<void> => datagrams.write(encoder.datagrams(batch, (n, scratch) => Buffer.allocUnsafe(n + scratch)));
-      this.transport = { write, close: () => datagrams.close() };
+      this.transport = { write, drain: () => Promise.resolve(), close: () => datagrams.close() };
     } else {
       const stream = new StreamTransport({
         open: openConnection(options),
@@ -199,15 +199,21 @@ class SyslogSink extends Sink {
         },
         onReconnect: () => this.countReconnect(),
         onHeld: (bytes) => this.holdElsewhere(bytes),
+        onUnreplayable: (lines, bytes) => this.unsend('replay_overflow', lines, bytes),
         log: this.log,
       });
-      const write = (batch: LineBatch): Promise<void> => stream.write(encoder.octetCounted(batch, (n, scratch) => stream.frameSpace(n, scratch)));
-      this.transport = { write, close: () => stream.close() };
+      const write = (batch: LineBatch): Promise<void> =>
+        stream.write(() => encoder.octetCounted(batch, (n, scratch) => stream.frameSpace(n, scratch)), batch.lines, batch.bytes);
+      this.transport = { write, drain: () => stream.resend(), close: () => stream.close() };
     }
   }
 
   protected send(batch: LineBatch): Promise<void> {
     return this.transport.write(batch);
+  }
+
+  protected override drain(): Promise<void> {
+    return this.transport.drain();
   }
 
   protected async close(): Promise<void> {
