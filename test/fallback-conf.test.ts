@@ -23,7 +23,8 @@ const OPTIONS = 'rotate 2\nstart 0';
  * sandbox. Leading newline: it may follow other output in the live file.
  */
 function hostileConf(stdout: string, marker: string, target: string): string {
-  return `\n"${stdout}" {\nrotate 7\nstart 100\npostrotate\nid -u >> "${marker}"\nendscript\nsize 0\n}\n"${target}" {\nrotate 1\nsize 0\n}\n`;
+  const ownLog = `"${stdout}" {\nrotate 7\nstart 100\npostrotate\nid -u >> "${marker}"\nendscript\nsize 0\n}`;
+  return `\n${ownLog}\n"${target}" {\nrotate 1\nsize 0\n}\n`;
 }
 
 interface Swap {
@@ -111,4 +112,32 @@ describe.skipIf(!isRoot()).concurrent('fallback: the task replaces the .logrotat
       expect(confBytes.toString()).toBe(`"${stdout}" {\n${OPTIONS}\nsize ${PAGE}\n}`);
     });
   }
+});
+
+describe.skipIf(!isRoot())('fallback: no conf written at start', () => {
+  it('a directory at the conf name: logrotate is not run, and the stream goes on', async () => {
+    const { dir, stdout } = makeSandbox();
+    chownSync(dir, NOBODY, NOBODY);
+    const base = dirname(dir);
+    const marker = join(base, 'ran-as');
+    const target = join(base, 'host-file');
+    writeFileSync(target, '# a root-owned file the task must not rotate\n', { mode: 0o644 });
+    writeFileSync(join(base, 'chosen.conf'), hostileConf(stdout, marker, target), { mode: 0o644 });
+    // logrotate given a directory reads each file in it, following links.
+    asTask(dir, 'mkdir stdout.logrotate.conf; ln -s ../../chosen.conf stdout.logrotate.conf/chosen');
+
+    const input = numberedLines(4 * PER_ROTATION, LINE);
+    const helper = await spawnLogger({ log_filename: stdout, logrotate_options: OPTIONS, max_size: `${2 * PAGE}B` });
+    await helper.write(input);
+    await helper.end();
+    expect((await helper.exited).code, helper.stderr()).toBe(0);
+
+    expect(existsSync(marker), 'the hostile postrotate ran').toBe(false);
+    expect(existsSync(`${target}.1`)).toBe(false);
+    const messages = helper.diagnostics().map((d) => d.msg);
+    expect(messages).toContain('failed to write the logrotate configuration');
+    expect(messages).toContain('logrotate is not run (see the start-up log); not rotating');
+    // Nothing rotated, nothing lost: the live file holds the whole input.
+    expect(readFileSync(stdout).equals(input)).toBe(true);
+  });
 });

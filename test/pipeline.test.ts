@@ -259,6 +259,23 @@ describe('StreamPipeline', () => {
     expect(summary.sinks.map((s) => s.droppedBy)).toEqual([{ detached: { lines: 0, bytes: 2 } }, {}]);
   });
 
+  it('a sink changed while a line longer than max_line_bytes is open: the new one skips that line, counted detached, and the generations add up to the stream', async () => {
+    const lines = { maxLineBytes: 100, partialFlushMs: 60_000 };
+    const h = await harness(config([spec('s', { generation: 1 })], { lines }));
+    await h.write('x'.repeat(300));
+    await waitFor(() => created[0].buffered().bytes > 0, { what: 'the long line taken' });
+    h.pipeline.reconfigure(config([spec('s', { generation: 2 })], { lines }));
+    await h.write(`${'y'.repeat(50)}\nz\n`);
+    h.end();
+    const summary = await h.done;
+    // The old generation sent the line's first pieces and dropped the rest it held; the new one was given none of it.
+    expect(created.map((s) => s.lines)).toEqual([['x'.repeat(100), 'x'.repeat(100)], ['z']]);
+    expect(summary.sinks.map((s) => [s.linesIn, s.bytesIn, s.droppedBy])).toEqual([
+      [0, 300, { detached: { lines: 0, bytes: 100 } }],
+      [2, 53, { detached: { lines: 1, bytes: 51 } }],
+    ]);
+  });
+
   it('reports drops periodically while they happen, not otherwise', async () => {
     const h = await harness(config([spec('stuck', { held: true }, {}, { maxBytes: 4096 })]), 'stdout', 50);
     // 1000 lines are ~8.9 KB of stream bytes: more than the 4096 B buffer holds.

@@ -97,7 +97,7 @@ describe('syslog sink: every line is received or counted as dropped, whatever th
     label,
     lines: 20_000,
     lineBytes: LINE_BYTES,
-    outages: 4,
+    outages: 3,
     maxDowntimeMs: 3000,
     maxPauseMs: 40,
   });

@@ -9,6 +9,7 @@ import { openPipeSource } from '../pipe-source.js';
 import { StreamPipeline } from '../pipeline.js';
 import { parseDirectives } from '../sandbox/directives.js';
 import { writeLogrotateConf } from '../sandbox/logrotate-conf.js';
+import { refusesLogrotate, refusingRootScripts, rootScriptsSetting } from '../sandbox/root-scripts.js';
 import { LogrotateRotation, NativeRotation, type Rotation } from '../sandbox/rotation.js';
 import { SandboxWriter } from '../sandbox/writer.js';
 import { onSighup } from './sighup.js';
@@ -128,7 +129,9 @@ export function loadConfig(log: Logger): SplitterConfig {
  * `conf` (the conf just written, open to read), which native rotation closes.
  */
 function chooseRotation(flags: LoggerFlags, threshold: number, conf: FileHandle | undefined, log: Logger): Rotation {
-  const directives = parseDirectives(flags.logrotateOptions);
+  const rootScripts = rootScriptsSetting(process.env, log);
+  const parsed = parseDirectives(flags.logrotateOptions);
+  const directives = refusingRootScripts(parsed, rootScripts, log);
   if (directives.kind === 'native') {
     try {
       const rotation = new NativeRotation(flags.logFilename, directives.policy, log);
@@ -141,5 +144,8 @@ function chooseRotation(flags: LoggerFlags, threshold: number, conf: FileHandle 
   } else {
     log.info({ rotation: 'logrotate', reason: directives.reason, logrotate: flags.logrotatePath }, 'rotating with logrotate');
   }
-  return new LogrotateRotation(flags.logFilename, flags.logrotatePath, conf, threshold, log);
+  // Under refuse, native rotation may still be unavailable (a `create` owner unknown here): logrotate must not run.
+  const refused = refusesLogrotate(parsed, rootScripts);
+  if (refused) log.error('logrotate would run the commands of these options as root; not rotating');
+  return new LogrotateRotation(flags.logFilename, flags.logrotatePath, refused ? undefined : conf, threshold, log);
 }

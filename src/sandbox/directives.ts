@@ -26,9 +26,21 @@ export type ScriptHook = 'firstaction' | 'prerotate' | 'postrotate' | 'lastactio
 
 export type Directives =
   | { kind: 'native'; policy: RotationPolicy; directives: string[] }
-  | { kind: 'logrotate'; reason: string };
+  | { kind: 'logrotate'; reason: string; understood: UnderstoodDirectives };
+
+/** Options the helper cannot fully handle: what it understands of them, and what it does not. */
+export interface UnderstoodDirectives {
+  policy: RotationPolicy;
+  directives: string[];
+  /** Why each of the others is not handled natively, in order. */
+  unhandled: string[];
+  /** Directives through which logrotate runs commands the options name: script blocks, compresscmd, uncompresscmd. */
+  commands: string[];
+}
 
 const SCRIPT_HOOKS = new Set<string>(['firstaction', 'prerotate', 'postrotate', 'lastaction']);
+/** Directives that are not native and name a program for logrotate to run. */
+const COMMAND_DIRECTIVES = new Set(['compresscmd', 'uncompresscmd']);
 /** Accepted with no effect: a single log whose size --max_size governs, rotated by the helper's own user. */
 const NO_EFFECT = new Set(['size', 'minsize', 'maxsize', 'su', 'notifempty', 'ifempty', 'sharedscripts', 'nosharedscripts']);
 
@@ -68,6 +80,14 @@ function cInt(text: string, unsigned: boolean): number | undefined {
 
 /** Reads `options` as latin1, a character per byte: the keywords are ASCII, and script bodies keep their bytes. */
 export function parseDirectives(options: Buffer | undefined): Directives {
+  const understood = understand(options);
+  const { policy, directives, unhandled } = understood;
+  if (unhandled.length > 0) return { kind: 'logrotate', reason: unhandled[0], understood };
+  return { kind: 'native', policy, directives };
+}
+
+/** Every directive of `options`: the policy of those handled natively, and why each other one is not. */
+function understand(options: Buffer | undefined): UnderstoodDirectives {
   const policy: RotationPolicy = {
     rotate: 0,
     compress: false,
@@ -78,59 +98,72 @@ export function parseDirectives(options: Buffer | undefined): Directives {
     create: undefined,
     scripts: {},
   };
-  const seen: string[] = [];
+  const directives: string[] = [];
+  const unhandled: string[] = [];
+  const commands: string[] = [];
   const lines = (options?.toString('latin1') ?? '').split('\n');
-  try {
-    for (let i = 0; i < lines.length; i++) {
-      const line = lines[i].trim();
-      if (line === '' || line.startsWith('#')) continue;
-      const [keyword, ...args] = line.split(/\s+/);
-      seen.push(keyword);
-      if (SCRIPT_HOOKS.has(keyword)) {
-        const end = lines.findIndex((l, j) => j > i && l.trim() === 'endscript');
-        if (end < 0) throw new Unhandled(`'${keyword}' has no endscript`);
-        policy.scripts[keyword as ScriptHook] = Buffer.from(lines.slice(i + 1, end).join('\n'), 'latin1');
-        i = end;
-        continue;
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i].trim();
+    if (line === '' || line.startsWith('#')) continue;
+    const [keyword, ...args] = line.split(/\s+/);
+    if (SCRIPT_HOOKS.has(keyword)) {
+      commands.push(keyword);
+      const end = lines.findIndex((l, j) => j > i && l.trim() === 'endscript');
+      if (end < 0) {
+        unhandled.push(`'${keyword}' has no endscript`);
+        break;
       }
-      switch (keyword) {
-        case 'rotate':
-          policy.rotate = count(keyword, args, false, KEEP_ALL);
-          break;
-        case 'maxage': {
-          const days = count(keyword, args, true, 0);
-          policy.maxageDays = days === 0 ? undefined : days;
-          break;
-        }
-        case 'compress':
-        case 'nocompress':
-          policy.compress = keyword === 'compress';
-          break;
-        case 'delaycompress':
-        case 'nodelaycompress':
-          policy.delaycompress = keyword === 'delaycompress';
-          break;
-        case 'missingok':
-        case 'nomissingok':
-          policy.missingok = keyword === 'missingok';
-          break;
-        case 'copytruncate':
-        case 'nocopytruncate':
-          policy.copytruncate = keyword === 'copytruncate';
-          break;
-        case 'create': {
-          const [mode, owner, group] = args;
-          if (mode !== undefined && !/^[0-7]{3,4}$/.test(mode)) throw new Unhandled(`'create ${args.join(' ')}'`);
-          policy.create = { mode: mode === undefined ? undefined : parseInt(mode, 8), owner, group };
-          break;
-        }
-        default:
-          if (!NO_EFFECT.has(keyword)) throw new Unhandled(`directive '${keyword}'`);
-      }
+      directives.push(keyword);
+      policy.scripts[keyword as ScriptHook] = Buffer.from(lines.slice(i + 1, end).join('\n'), 'latin1');
+      i = end;
+      continue;
     }
-  } catch (err) {
-    if (err instanceof Unhandled) return { kind: 'logrotate', reason: err.message };
-    throw err;
+    if (COMMAND_DIRECTIVES.has(keyword)) commands.push(keyword);
+    try {
+      apply(policy, keyword, args);
+      directives.push(keyword);
+    } catch (err) {
+      if (!(err instanceof Unhandled)) throw err;
+      unhandled.push(err.message);
+    }
   }
-  return { kind: 'native', policy, directives: seen };
+  return { policy, directives, unhandled, commands };
+}
+
+/** One directive other than a script block; throws Unhandled for one the helper does not handle natively. */
+function apply(policy: RotationPolicy, keyword: string, args: string[]): void {
+  switch (keyword) {
+    case 'rotate':
+      policy.rotate = count(keyword, args, false, KEEP_ALL);
+      break;
+    case 'maxage': {
+      const days = count(keyword, args, true, 0);
+      policy.maxageDays = days === 0 ? undefined : days;
+      break;
+    }
+    case 'compress':
+    case 'nocompress':
+      policy.compress = keyword === 'compress';
+      break;
+    case 'delaycompress':
+    case 'nodelaycompress':
+      policy.delaycompress = keyword === 'delaycompress';
+      break;
+    case 'missingok':
+    case 'nomissingok':
+      policy.missingok = keyword === 'missingok';
+      break;
+    case 'copytruncate':
+    case 'nocopytruncate':
+      policy.copytruncate = keyword === 'copytruncate';
+      break;
+    case 'create': {
+      const [mode, owner, group] = args;
+      if (mode !== undefined && !/^[0-7]{3,4}$/.test(mode)) throw new Unhandled(`'create ${args.join(' ')}'`);
+      policy.create = { mode: mode === undefined ? undefined : parseInt(mode, 8), owner, group };
+      break;
+    }
+    default:
+      if (!NO_EFFECT.has(keyword)) throw new Unhandled(`directive '${keyword}'`);
+  }
 }

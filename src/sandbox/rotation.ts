@@ -328,7 +328,7 @@ const INHERITED_CONF = '/proc/self/fd/3';
 export class LogrotateRotation implements Rotation {
   private readonly command: string;
 
-  /** `conf` is the conf the helper wrote, open to read; undefined if it could not be written, and then none runs. */
+  /** `conf` is the conf the helper wrote, open to read; without it logrotate does not run (logged at start). */
   constructor(
     logFilename: string,
     logrotatePath: string,
@@ -342,7 +342,7 @@ export class LogrotateRotation implements Rotation {
   rotate(): Promise<void> {
     const { command, conf } = this;
     if (conf === undefined) {
-      this.log.warn('no logrotate configuration (it could not be written at start); not rotating');
+      this.log.warn('logrotate is not run (see the start-up log); not rotating');
       return Promise.resolve();
     }
     return new Promise((resolve) => {
