@@ -10,7 +10,7 @@ const USAGE = `Usage: mesos-log-splitter <command>
 
 Commands:
   mesos-logrotate-logger [flags]   the agent's per-stream helper (what bin/mesos-logrotate-logger runs)
-  daemon [--socket PATH] [--state-dir DIR]
+  daemon [--socket PATH] [--state-dir DIR] [--worker-idle-ms N]
                                    the per-agent daemon that serves the streams the shims hand over
                                    (docs/daemon.md)
   check-config [FILE]              validate a config (default: $LOG_SPLITTER_CONFIG or

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chunks, numberedLines } from './helpers/data.js';
 import { killDaemons, makeDaemon, type TestDaemon } from './helpers/daemon.js';
 import { agentEnv } from './helpers/env.js';
+import { hasExited } from './helpers/proc.js';
 import { listDir, makeSandbox, readKept } from './helpers/sandbox.js';
 import { LAUNCHER_DIR, loggerArgv, pipeThrough, spawnLogger, spawnRawLogger, type LoggerFlags } from './helpers/spawn.js';
 import { sleep, waitFor } from './helpers/wait.js';
@@ -263,6 +264,29 @@ describe('task users', () => {
     const calls = readFileSync(trace, 'utf8');
     expect(calls).toContain('/proc/');
     expect(calls.split('\n').filter((line) => line.includes(dir))).toEqual([]);
+  });
+});
+
+describe('idle workers', () => {
+  it("a user's worker exits once it has had no stream for --worker-idle-ms; the user's next stream gets a new one", async () => {
+    const idle = makeDaemon({}, ['--worker-idle-ms', '300']);
+    await idle.start();
+    const run = async (): Promise<void> => {
+      const { dir, stdout } = makeSandbox();
+      chmodSync(dir, 0o777);
+      const helper = await spawnLogger({ log_filename: stdout, user: 'nobody' }, { env: idle.shimEnv('daemon') });
+      await helper.write('one line\n');
+      // The test's pipe is a FIFO: closed before the daemon holds it, its end would never show (docs/daemon.md).
+      await waitFor(() => existsSync(stdout) && statSync(stdout).size > 0, { what: 'the line in the sandbox' });
+      await helper.end();
+      expect((await helper.exited).code, helper.stderr()).toBe(0);
+    };
+    await run();
+    const [first] = idle.workerPids();
+    expect(first).toBeDefined();
+    await waitFor(() => hasExited(first) && idle.workerPids().length === 0, { what: 'the idle worker to exit' });
+    await run();
+    expect(idle.workerPids().filter((pid) => pid !== first)).toHaveLength(1);
   });
 });
 

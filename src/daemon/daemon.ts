@@ -15,32 +15,42 @@ import { WorkerRecords } from './worker-records.js';
 
 const DEFAULT_SOCKET = '/run/mesos-log-splitter/daemon.sock';
 const DEFAULT_STATE_DIR = '/run/mesos-log-splitter';
+const DEFAULT_WORKER_IDLE_MS = 60_000;
 /** A shim sends its hello at once; a connection that has not within this is dropped. */
 const HELLO_TIMEOUT_MS = 2_000;
 /** How long a new daemon waits for a killed predecessor's workers to finish writing. */
 const PREVIOUS_WORKERS_BOUND_MS = 10_000;
 
-const USAGE = `Usage: mesos-log-splitter daemon [--socket PATH] [--state-dir DIR]
+const USAGE = `Usage: mesos-log-splitter daemon [--socket PATH] [--state-dir DIR] [--worker-idle-ms N]
 
-  --socket PATH     where shims connect (default: $LOG_SPLITTER_DAEMON_SOCKET or ${DEFAULT_SOCKET})
-  --state-dir DIR   the daemon's state: its workers' pids (default: ${DEFAULT_STATE_DIR})
+  --socket PATH        where shims connect (default: $LOG_SPLITTER_DAEMON_SOCKET or ${DEFAULT_SOCKET})
+  --state-dir DIR      the daemon's state: its workers' pids (default: ${DEFAULT_STATE_DIR})
+  --worker-idle-ms N   a task user's worker exits after N ms without streams (default: ${DEFAULT_WORKER_IDLE_MS})
 `;
 
 /** `mesos-log-splitter daemon`: serves every stream of the agent whose shim hands it over. */
 export async function runDaemon(argv: string[]): Promise<number> {
   let values;
   try {
-    ({ values } = parseArgs({ args: argv, options: { socket: { type: 'string' }, 'state-dir': { type: 'string' } } }));
+    ({ values } = parseArgs({
+      args: argv,
+      options: { socket: { type: 'string' }, 'state-dir': { type: 'string' }, 'worker-idle-ms': { type: 'string' } },
+    }));
   } catch (err) {
     process.stderr.write(`${(err as Error).message}\n\n${USAGE}`);
     return 1;
   }
   const socketPath = values.socket ?? (process.env.LOG_SPLITTER_DAEMON_SOCKET || DEFAULT_SOCKET);
   const stateDir = values['state-dir'] ?? DEFAULT_STATE_DIR;
+  const workerIdleMs = Number(values['worker-idle-ms'] ?? DEFAULT_WORKER_IDLE_MS);
+  if (!Number.isInteger(workerIdleMs) || workerIdleMs < 0) {
+    process.stderr.write(`--worker-idle-ms must be a whole number of milliseconds\n\n${USAGE}`);
+    return 1;
+  }
   const log = createDiagnostics({ daemon: socketPath });
   process.on('uncaughtException', (err) => log.error({ err }, 'uncaught exception; carrying on'));
   process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection; carrying on'));
-  const daemon = new Daemon(socketPath, stateDir, log);
+  const daemon = new Daemon(socketPath, stateDir, workerIdleMs, log);
   try {
     await daemon.start();
   } catch (err) {
@@ -66,13 +76,14 @@ class Daemon {
   constructor(
     private readonly socketPath: string,
     stateDir: string,
+    workerIdleMs: number,
     private readonly log: Logger,
   ) {
     this.records = new WorkerRecords(stateDir);
     this.pool = new WorkerPool(process.argv[1], this.records, log, {
       ended: (stream) => this.end(stream, { code: 0, stdout: '', stderr: '' }),
       userFailed: (stream, message) => this.end(stream, switchUserExit(stream.flags.user!, new Error(message))),
-    });
+    }, workerIdleMs);
   }
 
   async start(): Promise<void> {

@@ -35,6 +35,8 @@ interface Worker {
   userFailure?: string;
   startedAt: number;
   crashes: number;
+  /** Set while the worker has no stream: it is stopped when this fires. */
+  idleTimer?: NodeJS.Timeout;
 }
 
 const RESTART_FIRST_MS = 100;
@@ -58,6 +60,8 @@ export class WorkerPool {
     private readonly records: WorkerRecords,
     private readonly log: Logger,
     private readonly events: WorkerPoolEvents,
+    /** A worker left without streams this long exits: task users come and go. */
+    private readonly idleMs: number,
   ) {}
 
   serve(stream: DaemonStream): void {
@@ -68,6 +72,8 @@ export class WorkerPool {
       this.workers.set(key, worker);
       this.start(worker);
     }
+    clearTimeout(worker.idleTimer);
+    worker.idleTimer = undefined;
     worker.streams.set(stream.id, stream);
     if (worker.ready) this.hand(worker, stream);
   }
@@ -125,9 +131,21 @@ export class WorkerPool {
         const stream = worker.streams.get(message.id);
         if (stream === undefined) return;
         worker.streams.delete(message.id);
+        this.retireWhenIdle(worker);
         return this.events.ended(stream);
       }
     }
+  }
+
+  private retireWhenIdle(worker: Worker): void {
+    if (worker.streams.size > 0 || worker.idleTimer !== undefined) return;
+    worker.idleTimer = setTimeout(() => {
+      worker.idleTimer = undefined;
+      if (worker.streams.size > 0 || this.stopping) return;
+      // Out of the pool at once: a stream for this user from now on gets a new worker.
+      this.workers.delete(worker.user ?? '');
+      this.tell(worker, { type: 'stop' });
+    }, this.idleMs);
   }
 
   private failStreams(worker: Worker): void {
@@ -141,10 +159,11 @@ export class WorkerPool {
     worker.child = undefined;
     worker.ready = false;
     for (const check of [...this.exited]) check();
+    clearTimeout(worker.idleTimer);
     if (this.stopping) return;
     if (worker.userFailure !== undefined) this.failStreams(worker);
     if (worker.streams.size === 0) {
-      this.workers.delete(worker.user ?? '');
+      if (this.workers.get(worker.user ?? '') === worker) this.workers.delete(worker.user ?? '');
       return;
     }
     if (Date.now() - worker.startedAt >= STABLE_MS) worker.crashes = 0;

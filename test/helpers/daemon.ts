@@ -26,7 +26,7 @@ const daemons = new Set<TestDaemon>();
 const dirs: string[] = [];
 const workersSeen = new Set<number>();
 
-export function makeDaemon(env: Record<string, string> = {}): TestDaemon {
+export function makeDaemon(env: Record<string, string> = {}, args: string[] = []): TestDaemon {
   const dir = mkdtempSync(join(tmpdir(), 'mls-daemon-'));
   dirs.push(dir);
   const socket = join(dir, 'run', 'daemon.sock');
@@ -38,7 +38,7 @@ export function makeDaemon(env: Record<string, string> = {}): TestDaemon {
     child: undefined as unknown as ChildProcess,
     shimEnv: (mode = 'daemon', extra = {}) => agentEnv({ LOG_SPLITTER_MODE: mode, LOG_SPLITTER_DAEMON_SOCKET: socket, ...env, ...extra }),
     async start() {
-      const child = spawn(join(LAUNCHER_DIR, 'mesos-log-splitter'), ['daemon', '--socket', socket, '--state-dir', stateDir], {
+      const child = spawn(join(LAUNCHER_DIR, 'mesos-log-splitter'), ['daemon', '--socket', socket, '--state-dir', stateDir, ...args], {
         stdio: ['ignore', 'ignore', 'pipe'],
         env: agentEnv(env),
       });
