@@ -5,7 +5,7 @@ import type { Logger } from './diagnostics.js';
 import { OpenLine } from './lines/open-line.js';
 import type { StreamMetadata } from './mesos/metadata.js';
 import type { SandboxStats, SandboxWriter } from './sandbox/writer.js';
-import type { Sink } from './sinks/sink.js';
+import type { Sink, SinkHealth, SinkStats } from './sinks/sink.js';
 
 export interface StreamPipelineOptions {
   /** The task's stdout or stderr: the read end of the pipe the agent hands over. */
@@ -30,6 +30,9 @@ interface Route {
   gap: boolean;
   reportedDrops: number;
 }
+
+/** A running sink of one stream: its counters and health. */
+export type SinkReport = { sink: string; type: string } & SinkStats & SinkHealth;
 
 export interface PipelineSummary {
   sandbox: SandboxStats;
@@ -101,6 +104,16 @@ export class StreamPipeline {
   stopReading(): void {
     this.options.source.pause();
     this.finishRun?.();
+  }
+
+  /** The source ended: the sinks are delivering what they hold. */
+  get ended(): boolean {
+    return this.ending;
+  }
+
+  /** The running sinks' counters and health (the daemon's status and metrics). */
+  sinkReports(): SinkReport[] {
+    return this.routes.map((route) => this.report(route));
   }
 
   /** New metadata (agent enrichment) applies to bytes arriving from now on. */
@@ -195,6 +208,10 @@ export class StreamPipeline {
   }
 
   private summarize(route: Route): Record<string, unknown> {
+    return { ...this.report(route) };
+  }
+
+  private report(route: Route): SinkReport {
     return { sink: route.spec.name, type: route.spec.type.type, ...route.sink.stats, ...route.sink.status() };
   }
 

@@ -4,9 +4,9 @@ import { DEFAULT_CONFIG, loadConfigFromEnv, type SplitterConfig } from '../confi
 import type { Logger } from '../diagnostics.js';
 import { createDiagnostics } from '../diagnostics.js';
 import { StreamEnrichment } from '../mesos/enrichment.js';
-import { metadataFromPath } from '../mesos/metadata.js';
+import { metadataFromPath, type StreamMetadata } from '../mesos/metadata.js';
 import { openPipeSource } from '../pipe-source.js';
-import { StreamPipeline } from '../pipeline.js';
+import { StreamPipeline, type SinkReport } from '../pipeline.js';
 import { parseDirectives } from '../sandbox/directives.js';
 import { writeLogrotateConf } from '../sandbox/logrotate-conf.js';
 import { refusesLogrotate, refusingRootScripts, rootScriptsSetting } from '../sandbox/root-scripts.js';
@@ -67,6 +67,18 @@ export interface WiredStream {
   reload(config: SplitterConfig): void;
   /** Stops reading, leaving the rest in the pipe for the next reader; run() then finishes as at EOF. */
   stop(): void;
+  /** Metadata found by the daemon's shared /state client (wired with `ownEnrichment: false`). */
+  updateMetadata(meta: StreamMetadata): void;
+  report(): StreamReport;
+}
+
+/** A stream's figures for the daemon's status and metrics. */
+export interface StreamReport {
+  /** ending: the source ended and the sinks are delivering what they hold. */
+  state: 'running' | 'ending';
+  bytesIn: number;
+  rotations: number;
+  sinks: SinkReport[];
 }
 
 /**
@@ -79,6 +91,8 @@ export async function wireStream(
   openSource: () => Readable,
   config: SplitterConfig,
   log: Logger,
+  /** False in a daemon worker: the daemon asks the agent for all its streams and sends updateMetadata. */
+  ownEnrichment = true,
 ): Promise<WiredStream> {
   const threshold = flags.maxSize - pageSize();
   let conf: FileHandle | undefined;
@@ -96,7 +110,7 @@ export async function wireStream(
   const meta = metadataFromPath(flags.logFilename, flags.user);
   const pipeline = new StreamPipeline({ source: openSource(), sandbox, meta, config, log });
   const enrichment = new StreamEnrichment(meta, log, (enriched) => pipeline.updateMetadata(enriched));
-  enrichment.configure(config);
+  if (ownEnrichment) enrichment.configure(config);
   return {
     async run() {
       const summary = await pipeline.run();
@@ -105,10 +119,17 @@ export async function wireStream(
     },
     reload(next) {
       if (!pipeline.reconfigure(next)) return log.info('the stream has ended; the reload does not apply');
-      enrichment.configure(next);
+      if (ownEnrichment) enrichment.configure(next);
       log.info({ config: next.source ?? 'built-in default', sinks: next.sinks.map((s) => s.name) }, 'config reloaded');
     },
     stop: () => pipeline.stopReading(),
+    updateMetadata: (next) => pipeline.updateMetadata(next),
+    report: () => ({
+      state: pipeline.ended ? 'ending' : 'running',
+      bytesIn: sandbox.stats.bytesIn,
+      rotations: sandbox.stats.rotations,
+      sinks: pipeline.sinkReports(),
+    }),
   };
 }
 

@@ -1,19 +1,33 @@
 import { closeSync, constants, fstatSync, openSync } from 'node:fs';
 import { Socket, type Server } from 'node:net';
 import { parseArgs } from 'node:util';
-import { loadConfigFromEnv } from '../config/config.js';
+import { DEFAULT_CONFIG, loadConfigFromEnv, type SplitterConfig } from '../config/config.js';
+import { showListenAddress } from '../config/daemon-section.js';
 import { flagsExit, switchUserExit, type EarlyExit } from '../cli/early-exit.js';
 import { parseLoggerFlags } from '../cli/flags.js';
 import { onSighup } from '../cli/sighup.js';
 import { createDiagnostics, type Logger } from '../diagnostics.js';
+import { metadataFromPath } from '../mesos/metadata.js';
 import { pageSize } from '../system.js';
 import { claimSocketPath, ListenError, listenPrivately } from './listener.js';
 import { LogrotateCheck } from './logrotate-check.js';
-import { acceptedFrame, exitFrame, MAX_HELLO_BYTES, parseHello, ProtocolError, type Hello } from './protocol.js';
+import { MetricsServer } from './metrics-server.js';
+import {
+  acceptedFrame,
+  exitFrame,
+  isStatusRequest,
+  MAX_HELLO_BYTES,
+  parseHello,
+  ProtocolError,
+  statusFrame,
+  type Hello,
+} from './protocol.js';
+import { SharedEnrichment } from './shared-enrichment.js';
+import { DEFAULT_SOCKET, daemonSocketPath } from './socket-path.js';
+import { buildStatus, type DaemonStatus } from './status.js';
 import { WorkerPool, type DaemonStream } from './worker-pool.js';
 import { WorkerRecords } from './worker-records.js';
 
-const DEFAULT_SOCKET = '/run/mesos-log-splitter/daemon.sock';
 const DEFAULT_STATE_DIR = '/run/mesos-log-splitter';
 const DEFAULT_WORKER_IDLE_MS = 60_000;
 /** A shim sends its hello at once; a connection that has not within this is dropped. */
@@ -40,7 +54,7 @@ export async function runDaemon(argv: string[]): Promise<number> {
     process.stderr.write(`${(err as Error).message}\n\n${USAGE}`);
     return 1;
   }
-  const socketPath = values.socket ?? (process.env.LOG_SPLITTER_DAEMON_SOCKET || DEFAULT_SOCKET);
+  const socketPath = daemonSocketPath(values.socket);
   const stateDir = values['state-dir'] ?? DEFAULT_STATE_DIR;
   const workerIdleMs = Number(values['worker-idle-ms'] ?? DEFAULT_WORKER_IDLE_MS);
   if (!Number.isInteger(workerIdleMs) || workerIdleMs < 0) {
@@ -69,6 +83,10 @@ class Daemon {
   private readonly logrotateCheck = new LogrotateCheck();
   private readonly records: WorkerRecords;
   private readonly pool: WorkerPool;
+  private readonly enrichment: SharedEnrichment;
+  private readonly metrics: MetricsServer;
+  /** The last valid config: the daemon's own settings and the agent's /state client follow it. */
+  private config: SplitterConfig = DEFAULT_CONFIG;
   private stopping = false;
   private done: (code: number) => void = () => undefined;
   readonly finished = new Promise<number>((resolve) => (this.done = resolve));
@@ -84,6 +102,13 @@ class Daemon {
       ended: (stream) => this.end(stream, { code: 0, stdout: '', stderr: '' }),
       userFailed: (stream, message) => this.end(stream, switchUserExit(stream.flags.user!, new Error(message))),
     }, workerIdleMs);
+    this.enrichment = new SharedEnrichment(log, (id, meta) => {
+      const stream = this.streams.get(id);
+      if (stream === undefined) return;
+      stream.meta = meta;
+      this.pool.updateMetadata(stream);
+    });
+    this.metrics = new MetricsServer(log, () => this.status());
   }
 
   async start(): Promise<void> {
@@ -91,9 +116,9 @@ class Daemon {
     await claimSocketPath(this.socketPath);
     await this.records.waitForPrevious(this.log, PREVIOUS_WORKERS_BOUND_MS);
     this.server = await listenPrivately(this.socketPath, (socket) => this.onConnection(socket));
-    this.validateConfig();
+    this.applyConfig();
     onSighup(() => {
-      this.validateConfig();
+      this.applyConfig();
       this.pool.reload();
     });
     process.on('SIGTERM', () => void this.stop('SIGTERM'));
@@ -101,14 +126,29 @@ class Daemon {
     this.log.info({ socket: this.socketPath }, 'daemon serving');
   }
 
-  /** Each worker loads the config as its user, as a standalone helper does; the daemon reports a bad one. */
-  private validateConfig(): void {
+  /**
+   * Each worker loads the config as its user, as a standalone helper does; the daemon reports a bad one and keeps
+   * its last good one for its own settings (`daemon:`) and the agent's /state client (`agent:`).
+   */
+  private applyConfig(): void {
     try {
-      const config = loadConfigFromEnv();
-      this.log.info({ config: config.source ?? 'built-in default', sinks: config.sinks.map((s) => s.name) }, 'config');
+      this.config = loadConfigFromEnv();
+      this.log.info({ config: this.config.source ?? 'built-in default', sinks: this.config.sinks.map((s) => s.name) }, 'config');
     } catch (err) {
       this.log.error({ err: (err as Error).message }, 'invalid config: each stream keeps its running config or runs sandbox-only');
     }
+    this.enrichment.configure(this.config.agent, this.config.sinks.length > 0);
+    this.metrics.listen(this.config.daemon.metricsListen);
+  }
+
+  /** Every stream and sink, each worker asked for its figures (bounded by daemon.status_timeout_ms). */
+  private async status(): Promise<DaemonStatus> {
+    const workers = await this.pool.report(this.config.daemon.statusTimeoutMs);
+    const listen = this.config.daemon.metricsListen;
+    return buildStatus(
+      { pid: process.pid, socket: this.socketPath, ...(listen === undefined ? {} : { metrics_listen: showListenAddress(listen) }) },
+      workers,
+    );
   }
 
   /** Workers write what they read and exit; the shims keep the pipes and hand them to the next daemon. */
@@ -117,6 +157,7 @@ class Daemon {
     this.stopping = true;
     this.log.info({ why, streams: this.streams.size }, 'daemon stopping');
     this.server?.close();
+    this.metrics.listen(undefined);
     await this.pool.stop();
     for (const stream of this.streams.values()) {
       stream.shim?.destroy();
@@ -143,7 +184,15 @@ class Daemon {
       chunks.push(chunk);
       let hello: Hello | undefined;
       try {
-        hello = parseHello(Buffer.concat(chunks, size));
+        const data = Buffer.concat(chunks, size);
+        const status = isStatusRequest(data);
+        if (status === true) {
+          clearTimeout(timer);
+          socket.off('data', onData);
+          return void this.answerStatus(socket);
+        }
+        if (status === undefined) return;
+        hello = parseHello(data);
       } catch (err) {
         if (err instanceof ProtocolError) return drop(err.message);
         throw err;
@@ -164,6 +213,16 @@ class Daemon {
     socket.on('data', onData);
   }
 
+  private answerStatus(socket: Socket): void {
+    this.status().then(
+      (status) => socket.end(statusFrame(status)),
+      (err) => {
+        this.log.error({ err }, 'gathering the status failed');
+        socket.destroy();
+      },
+    );
+  }
+
   private onHello(shim: Socket, hello: Hello): void {
     // Decoded as node decodes its own argv, with the bytes beside for the flags kept byte for byte (raw-argv.ts).
     const parsed = parseLoggerFlags(hello.argv.map((arg) => arg.toString('utf8')), this.page, hello.argv, this.logrotateCheck.check);
@@ -179,10 +238,13 @@ class Daemon {
       return this.attach(known, shim);
     }
     const holder = new Socket({ fd: pipe.fd, readable: false, writable: false });
-    const stream: DaemonStream = { id: this.nextId++, shimPid: hello.pid, pipeIno: pipe.ino, flags: parsed.flags, holder };
+    // From the path alone: the root daemon touches no sandbox file.
+    const meta = metadataFromPath(parsed.flags.logFilename, parsed.flags.user);
+    const stream: DaemonStream = { id: this.nextId++, shimPid: hello.pid, pipeIno: pipe.ino, flags: parsed.flags, meta, holder };
     this.streams.set(stream.id, stream);
     this.log.info({ shim: hello.pid, log_filename: parsed.flags.logFilename, user: parsed.flags.user, resumed: hello.resumed }, 'stream handed over');
     this.attach(stream, shim);
+    this.enrichment.add(stream.id, meta);
     this.pool.serve(stream);
   }
 
@@ -198,6 +260,7 @@ class Daemon {
 
   private end(stream: DaemonStream, exit: EarlyExit): void {
     this.streams.delete(stream.id);
+    this.enrichment.remove(stream.id);
     stream.shim?.end(exitFrame(exit));
     stream.holder.destroy();
   }

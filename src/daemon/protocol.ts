@@ -12,6 +12,12 @@ export const MAX_HELLO_BYTES = 1024 * 1024;
 const FRAME_HELLO = 1;
 const FRAME_ACCEPTED = 2;
 const FRAME_EXIT = 3;
+/** `mesos-log-splitter status` -> daemon: no payload. */
+const FRAME_STATUS_REQUEST = 4;
+/** Daemon -> `status`: the status as one UTF-8 JSON document. */
+const FRAME_STATUS = 5;
+/** A daemon's status answer is larger than a hello may be: about 1 KB per stream. */
+export const MAX_STATUS_BYTES = 64 * 1024 * 1024;
 const HELLO_RESUMED = 1;
 /** length, type, version, flags, pid, argc. */
 const HELLO_HEADER = 4 + 1 + 2 + 1 + 4 + 4;
@@ -53,6 +59,44 @@ export function parseHello(data: Buffer): Hello | undefined {
   }
   if (at !== data.length) throw new ProtocolError('bytes after the last argument');
   return { pid, resumed: (flags & HELLO_RESUMED) !== 0, argv };
+}
+
+/**
+ * True when `data` starts with a status request, false when it starts with another frame (a hello), undefined while
+ * too little has arrived to tell. Throws ProtocolError on a status request with a payload.
+ */
+export function isStatusRequest(data: Buffer): boolean | undefined {
+  if (data.length < 5) return undefined;
+  if (data[4] !== FRAME_STATUS_REQUEST) return false;
+  if (data.readUInt32LE(0) !== 1 || data.length > 5) throw new ProtocolError('a status request carries nothing');
+  return true;
+}
+
+export function statusRequestFrame(): Buffer {
+  return Buffer.from([1, 0, 0, 0, FRAME_STATUS_REQUEST]);
+}
+
+export function statusFrame(status: object): Buffer {
+  const json = Buffer.from(JSON.stringify(status));
+  const frame = Buffer.alloc(5 + json.length);
+  frame.writeUInt32LE(1 + json.length, 0);
+  frame[4] = FRAME_STATUS;
+  json.copy(frame, 5);
+  return frame;
+}
+
+/** The status document once `data` holds the whole answer: undefined while more is to come. */
+export function parseStatusFrame(data: Buffer): unknown {
+  if (data.length < 4) return undefined;
+  const length = data.readUInt32LE(0);
+  if (length + 4 > MAX_STATUS_BYTES) throw new ProtocolError(`status answer of ${length} bytes (at most ${MAX_STATUS_BYTES})`);
+  if (data.length < 4 + length) return undefined;
+  if (length < 1 || data[4] !== FRAME_STATUS) throw new ProtocolError(`frame type ${data[4]} where a status answer was expected`);
+  try {
+    return JSON.parse(data.subarray(5, 4 + length).toString('utf8'));
+  } catch (err) {
+    throw new ProtocolError(`status answer is not JSON: ${(err as Error).message}`);
+  }
 }
 
 export function acceptedFrame(): Buffer {

@@ -2,7 +2,8 @@ import { fork, type ChildProcess } from 'node:child_process';
 import type { Socket } from 'node:net';
 import type { LoggerFlags } from '../cli/flags.js';
 import type { Logger } from '../diagnostics.js';
-import type { FromWorker, ToWorker } from './messages.js';
+import type { StreamMetadata } from '../mesos/metadata.js';
+import type { FromWorker, ToWorker, WorkerStreamReport } from './messages.js';
 import type { WorkerRecords } from './worker-records.js';
 
 /** A stream the daemon serves: one shim's pipe. */
@@ -12,6 +13,8 @@ export interface DaemonStream {
   /** The pipe's inode: a shim that reconnects is known by its pid and pipe. */
   pipeIno: number;
   flags: LoggerFlags;
+  /** From the path, then from the agent's /state (the daemon's shared client): what the worker's lines carry. */
+  meta: StreamMetadata;
   /**
    * The daemon's own open file description of the pipe (from /proc/<shim>/fd/0). Never read here (a readable
    * stream would steal bytes); it is what a worker gets, again after each worker restart.
@@ -37,6 +40,18 @@ interface Worker {
   crashes: number;
   /** Set while the worker has no stream: it is stopped when this fires. */
   idleTimer?: NodeJS.Timeout;
+  /** Report requests this worker has not answered yet. */
+  reports: Map<number, (streams: WorkerStreamReport[]) => void>;
+}
+
+/** What one worker said when asked for its streams' figures. */
+export interface WorkerReport {
+  user: string | undefined;
+  pid: number | undefined;
+  /** starting: not yet running as its user; not answering: asked, and no answer within the bound. */
+  state: 'ready' | 'starting' | 'not answering';
+  /** The streams the daemon gave it, each with its figures when it answered. */
+  streams: { stream: DaemonStream; report?: WorkerStreamReport }[];
 }
 
 const RESTART_FIRST_MS = 100;
@@ -53,6 +68,7 @@ export class WorkerPool {
   private readonly workers = new Map<string, Worker>();
   private stopping = false;
   private readonly exited = new Set<() => void>();
+  private nextReport = 1;
 
   constructor(
     /** The bundle: a worker is `node <bundle> daemon-worker <user>`. */
@@ -68,7 +84,7 @@ export class WorkerPool {
     const key = stream.flags.user ?? '';
     let worker = this.workers.get(key);
     if (worker === undefined) {
-      worker = { user: stream.flags.user, ready: false, streams: new Map(), startedAt: 0, crashes: 0 };
+      worker = { user: stream.flags.user, ready: false, streams: new Map(), startedAt: 0, crashes: 0, reports: new Map() };
       this.workers.set(key, worker);
       this.start(worker);
     }
@@ -76,6 +92,42 @@ export class WorkerPool {
     worker.idleTimer = undefined;
     worker.streams.set(stream.id, stream);
     if (worker.ready) this.hand(worker, stream);
+  }
+
+  /** The stream's worker gets its new metadata (a worker not ready yet gets it with the stream). */
+  updateMetadata(stream: DaemonStream): void {
+    const worker = this.workers.get(stream.flags.user ?? '');
+    if (worker?.ready && worker.streams.has(stream.id)) this.tell(worker, { type: 'metadata', id: stream.id, meta: stream.meta });
+  }
+
+  /**
+   * Asks every ready worker for its streams' figures and waits at most `timeoutMs` for each: a stuck worker shows as
+   * not answering, and never holds up the caller longer than that.
+   */
+  async report(timeoutMs: number): Promise<WorkerReport[]> {
+    return Promise.all(
+      [...this.workers.values()].map(async (worker): Promise<WorkerReport> => {
+        const base = { user: worker.user, pid: worker.child?.pid };
+        const streams = [...worker.streams.values()];
+        if (!worker.ready) return { ...base, state: 'starting', streams: streams.map((stream) => ({ stream })) };
+        const request = this.nextReport++;
+        const answer = await new Promise<WorkerStreamReport[] | undefined>((resolve) => {
+          const timer = setTimeout(() => {
+            worker.reports.delete(request);
+            resolve(undefined);
+          }, timeoutMs);
+          worker.reports.set(request, (reports) => {
+            clearTimeout(timer);
+            worker.reports.delete(request);
+            resolve(reports);
+          });
+          this.tell(worker, { type: 'report', request });
+        });
+        if (answer === undefined) return { ...base, state: 'not answering', streams: streams.map((stream) => ({ stream })) };
+        const byId = new Map(answer.map((report) => [report.id, report]));
+        return { ...base, state: 'ready', streams: streams.map((stream) => ({ stream, report: byId.get(stream.id) })) };
+      }),
+    );
   }
 
   reload(): void {
@@ -134,6 +186,8 @@ export class WorkerPool {
         this.retireWhenIdle(worker);
         return this.events.ended(stream);
       }
+      case 'report':
+        return worker.reports.get(message.request)?.(message.streams);
     }
   }
 
@@ -176,7 +230,7 @@ export class WorkerPool {
   private hand(worker: Worker, stream: DaemonStream): void {
     // The raw pipe handle, not the Socket: the worker gets it unread and wraps it with its own reused buffer.
     const handle = (stream.holder as unknown as { _handle: object })._handle;
-    this.tell(worker, { type: 'serve', id: stream.id, flags: stream.flags }, handle);
+    this.tell(worker, { type: 'serve', id: stream.id, flags: stream.flags, meta: stream.meta }, handle);
   }
 
   private tell(worker: Worker, message: ToWorker, handle?: object): void {

@@ -3,9 +3,10 @@ import { loadConfigFromEnv } from '../config/config.js';
 import { loadConfig, wireStream, type WiredStream } from '../cli/logrotate-logger.js';
 import { onSighup } from '../cli/sighup.js';
 import { createDiagnostics } from '../diagnostics.js';
+import type { StreamMetadata } from '../mesos/metadata.js';
 import { openPipeHandle, type PipeHandle } from '../pipe-source.js';
 import { switchUser } from '../system.js';
-import type { FromWorker, ToWorker } from './messages.js';
+import type { FromWorker, ToWorker, WorkerStreamReport } from './messages.js';
 
 /**
  * `mesos-log-splitter daemon-worker [USER]`: forked by the daemon, one per task user. Switches to the user before
@@ -35,13 +36,13 @@ export async function runDaemonWorker(argv: string[]): Promise<number> {
 
   let config = loadConfig(log);
   const streams = new Map<number, WiredStream>();
-  /** Streams still being set up (their logrotate conf written): not yet in `streams`. */
-  let starting = 0;
+  /** Streams still being set up (their logrotate conf written): not yet in `streams`; metadata the daemon sent meanwhile. */
+  const starting = new Map<number, StreamMetadata | undefined>();
   let stopping = false;
   let done: (code: number) => void = () => undefined;
   const finished = new Promise<number>((resolve) => (done = resolve));
   const exitWhenIdle = (): void => {
-    if (stopping && streams.size === 0 && starting === 0) done(0);
+    if (stopping && streams.size === 0 && starting.size === 0) done(0);
   };
   // The daemon said so, or it is gone (SIGKILL, crash): stop reading and write everything read. The daemon (or its
   // successor) holds the pipes and hands them to the next worker.
@@ -56,8 +57,14 @@ export async function runDaemonWorker(argv: string[]): Promise<number> {
   process.on('message', (message: ToWorker, handle?: PipeHandle) => {
     switch (message.type) {
       case 'serve':
-        if (!stopping && handle !== undefined) void serve(message.id, message.flags, handle);
+        if (!stopping && handle !== undefined) void serve(message.id, message.flags, message.meta, handle);
         return;
+      case 'metadata':
+        if (starting.has(message.id)) starting.set(message.id, message.meta);
+        else streams.get(message.id)?.updateMetadata(message.meta);
+        return;
+      case 'report':
+        return void send({ type: 'report', request: message.request, streams: report() });
       case 'reload':
         return reload();
       case 'stop':
@@ -67,11 +74,14 @@ export async function runDaemonWorker(argv: string[]): Promise<number> {
   process.on('disconnect', () => stop('the daemon is gone'));
   process.on('SIGTERM', () => stop('SIGTERM'));
 
-  async function serve(id: number, flags: LoggerFlags, handle: PipeHandle): Promise<void> {
+  async function serve(id: number, flags: LoggerFlags, meta: StreamMetadata | undefined, handle: PipeHandle): Promise<void> {
     const streamLog = createDiagnostics({ log_filename: flags.logFilename });
-    starting++;
-    const stream = await wireStream(flags, () => openPipeHandle(handle), config, streamLog);
-    starting--;
+    starting.set(id, meta);
+    // The daemon asks the agent's /state for all its streams (docs/daemon.md).
+    const stream = await wireStream(flags, () => openPipeHandle(handle), config, streamLog, false);
+    const found = starting.get(id);
+    starting.delete(id);
+    if (found !== undefined) stream.updateMetadata(found);
     streams.set(id, stream);
     const ended = stream.run();
     if (stopping) stream.stop();
@@ -79,6 +89,13 @@ export async function runDaemonWorker(argv: string[]): Promise<number> {
     if (!stopping) await send({ type: 'ended', id });
     streams.delete(id);
     exitWhenIdle();
+  }
+
+  function report(): WorkerStreamReport[] {
+    return [
+      ...[...starting.keys()].map((id) => ({ id, state: 'starting' as const })),
+      ...[...streams].map(([id, stream]) => ({ id, ...stream.report() })),
+    ];
   }
 
   function reload(): void {
