@@ -162,7 +162,7 @@ export function describeConfig(config: SplitterConfig): object {
       ]),
     ),
     daemon: {
-      metrics_listen: config.daemon.metricsListen === undefined ? '(off)' : showListenAddress(config.daemon.metricsListen),
+      ...(config.daemon.metricsListen === undefined ? {} : { metrics_listen: showListenAddress(config.daemon.metricsListen) }),
       status_timeout_ms: config.daemon.statusTimeoutMs,
     },
   };
