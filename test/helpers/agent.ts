@@ -17,6 +17,9 @@ export interface FakeAgent {
   mode: 'ok' | 'error' | 'hang' | 'cut' | 'garbage';
   /** Answer `ok` requests this much later. */
   delayMs: number;
+  /** Requests being answered now, and the most at once so far. */
+  inFlight: number;
+  maxInFlight: number;
   close(): Promise<void>;
 }
 
@@ -29,10 +32,15 @@ export async function startFakeAgent(state: unknown): Promise<FakeAgent> {
     state,
     mode: 'ok',
     delayMs: 0,
+    inFlight: 0,
+    maxInFlight: 0,
     close: () => closeServer(server, sockets, timers),
   };
   const server: Server = createServer((request: IncomingMessage, response: ServerResponse) => {
     agent.requests.push(request.url ?? '');
+    agent.inFlight++;
+    agent.maxInFlight = Math.max(agent.maxInFlight, agent.inFlight);
+    response.once('close', () => agent.inFlight--);
     if (agent.mode === 'hang') return;
     if (agent.mode === 'error') {
       response.writeHead(500, { 'content-type': 'text/plain' }).end('Internal Server Error');
