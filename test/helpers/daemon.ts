@@ -71,6 +71,20 @@ export function makeDaemon(env: Record<string, string> = {}, args: string[] = []
   return daemon;
 }
 
+/** Runs `mesos-log-splitter status ARGS` (async: the test process may be serving the daemon's agent meanwhile). */
+export function runStatus(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string; ms: number }> {
+  const started = Date.now();
+  return new Promise((resolve, reject) => {
+    const child = spawn(join(LAUNCHER_DIR, 'mesos-log-splitter'), ['status', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: agentEnv() });
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.once('error', reject);
+    child.once('close', (code) => resolve({ code, stdout, stderr, ms: Date.now() - started }));
+  });
+}
+
 /** SIGKILLs the daemons and workers the tests started and removes their dirs. */
 export function killDaemons(): void {
   for (const daemon of daemons) {
