@@ -1,5 +1,6 @@
 // Bundles the helper into one file that needs only `node` on the agent.
-// `--release` also lays out dist/release/: the bundle plus both launchers, ready to copy into launcher_dir.
+// `--release` also lays out dist/release/: the bundle, the shim (the drop-in mesos-logrotate-logger) and the operator
+// launcher, ready to copy into launcher_dir, and the daemon's systemd unit.
 import { build } from 'esbuild';
 import { copyFileSync, chmodSync, cpSync, existsSync, mkdirSync, rmSync } from 'node:fs';
 
@@ -24,11 +25,14 @@ await build({
 if (process.argv.includes('--release')) {
   mkdirSync('dist/release', { recursive: true });
   copyFileSync(outfile, 'dist/release/mesos-log-splitter.mjs');
-  for (const launcher of ['mesos-logrotate-logger', 'mesos-log-splitter']) {
-    copyFileSync(`bin/${launcher}`, `dist/release/${launcher}`);
-    chmodSync(`dist/release/${launcher}`, 0o755);
+  const shim = 'build/Release/mesos-logrotate-logger';
+  if (!existsSync(shim)) throw new Error(`${shim} is not built (npm ci builds native/shim.c with node-gyp)`);
+  for (const [name, source] of [['mesos-logrotate-logger', shim], ['mesos-log-splitter', 'bin/mesos-log-splitter']]) {
+    copyFileSync(source, `dist/release/${name}`);
+    chmodSync(`dist/release/${name}`, 0o755);
   }
-  console.log('dist/release/: mesos-logrotate-logger, mesos-log-splitter, mesos-log-splitter.mjs');
+  copyFileSync('config/mesos-log-splitter.service', 'dist/release/mesos-log-splitter.service');
+  console.log('dist/release/: mesos-logrotate-logger (the shim), mesos-log-splitter, mesos-log-splitter.mjs, mesos-log-splitter.service');
   shipUnixDgram('dist/release/node_modules');
   shipAddon('dist/release', 'newline_count', 'native/newline-count.c', 'release sinks will count dropped lines in JavaScript (slower)');
   shipAddon('dist/release', 'socket_queue', 'native/socket-queue.c', 'release syslog tcp/tls sinks will count a line sent when the kernel took it, not when the receiver acknowledged it');

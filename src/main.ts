@@ -3,11 +3,18 @@ import './cli/sigusr1.js';
 import './cli/sighup.js';
 import { runCheckConfig } from './cli/check-config.js';
 import { runLogrotateLogger } from './cli/logrotate-logger.js';
+import { runStatus } from './cli/status.js';
+import { runDaemon } from './daemon/daemon.js';
+import { runDaemonWorker } from './daemon/worker.js';
 
 const USAGE = `Usage: mesos-log-splitter <command>
 
 Commands:
   mesos-logrotate-logger [flags]   the agent's per-stream helper (what bin/mesos-logrotate-logger runs)
+  daemon [--socket PATH] [--state-dir DIR] [--worker-idle-ms N]
+                                   the per-agent daemon that serves the streams the shims hand over
+                                   (docs/daemon.md)
+  status [--json] [--socket PATH]  the running daemon's streams and sinks (exit 1: no daemon answers)
   check-config [FILE]              validate a config (default: $LOG_SPLITTER_CONFIG or
                                    /etc/mesos-log-splitter/config.yaml) and print the effective settings
   help                             this text
@@ -18,6 +25,12 @@ async function main(argv: string[]): Promise<number> {
   switch (command) {
     case 'mesos-logrotate-logger':
       return runLogrotateLogger(rest);
+    case 'daemon':
+      return runDaemon(rest);
+    case 'status':
+      return runStatus(rest);
+    case 'daemon-worker':
+      return runDaemonWorker(rest);
     case 'check-config':
       return runCheckConfig(rest);
     case 'help':

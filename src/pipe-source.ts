@@ -16,12 +16,24 @@ export function openPipeSource(fd = 0, bufferSize = 64 * 1024): Readable {
     return process.stdin;
   }
   if (!stat.isFIFO() && !stat.isSocket()) return process.stdin;
+  return readBorrowed({ fd }, bufferSize);
+}
+
+/** A pipe handle a daemon worker received over IPC (child_process's raw handle: it is not read until wrapped). */
+export type PipeHandle = object;
+
+/** The same for a pipe handed over by the daemon. */
+export function openPipeHandle(handle: PipeHandle, bufferSize = 64 * 1024): Readable {
+  return readBorrowed({ handle }, bufferSize);
+}
+
+function readBorrowed(from: { fd: number } | { handle: PipeHandle }, bufferSize: number): Readable {
   const onread: OnReadOpts = {
     buffer: Buffer.allocUnsafeSlow(bufferSize),
     // Always true: a handler that must wait calls pause(), which in this mode stops reading at once.
     callback: (nread, buffer) => (socket.emit('data', buffer.subarray(0, nread)), true),
   };
-  // Node >= 15 takes `onread` in the constructor too; @types/node only lists it for connect().
-  const socket: Socket = new Socket({ fd, readable: true, writable: false, onread } as SocketConstructorOpts);
+  // Node >= 15 takes `onread` in the constructor too; @types/node lists it only for connect(), and `handle` not at all.
+  const socket: Socket = new Socket({ ...from, readable: true, writable: false, onread } as unknown as SocketConstructorOpts);
   return socket;
 }

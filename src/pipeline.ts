@@ -5,7 +5,7 @@ import type { Logger } from './diagnostics.js';
 import { OpenLine } from './lines/open-line.js';
 import type { StreamMetadata } from './mesos/metadata.js';
 import type { SandboxStats, SandboxWriter } from './sandbox/writer.js';
-import type { Sink } from './sinks/sink.js';
+import type { Sink, SinkHealth, SinkStats } from './sinks/sink.js';
 
 export interface StreamPipelineOptions {
   /** The task's stdout or stderr: the read end of the pipe the agent hands over. */
@@ -31,6 +31,9 @@ interface Route {
   reportedDrops: number;
 }
 
+/** A running sink of one stream: its counters and health. */
+export type SinkReport = { sink: string; type: string } & SinkStats & SinkHealth;
+
 export interface PipelineSummary {
   sandbox: SandboxStats;
   sinks: Record<string, unknown>[];
@@ -52,6 +55,8 @@ export class StreamPipeline {
   private readonly retiredSummaries: Record<string, unknown>[] = [];
   /** The stream ended: the sinks are delivering what they hold, and each will be summarized as it is. */
   private ending = false;
+  /** Ends run(): set while it runs. */
+  private finishRun?: () => void;
   /** What a sink joining mid-line is given first. */
   private readonly openLine: OpenLine;
 
@@ -74,7 +79,11 @@ export class StreamPipeline {
         clearInterval(dropReport);
         void this.shutdown().then(resolve);
       };
-      sandbox.on('drain', () => source.resume());
+      this.finishRun = finish;
+      // Once stopped, what is left in the pipe stays there for the next reader.
+      sandbox.on('drain', () => {
+        if (!this.ending) source.resume();
+      });
       source.on('data', (chunk: Buffer) => {
         if (!sandbox.write(chunk)) source.pause();
         if (this.routes.length > 0) this.dispatch(chunk);
@@ -86,6 +95,25 @@ export class StreamPipeline {
         finish();
       });
     });
+  }
+
+  /**
+   * Stops reading the source without consuming the rest: a daemon worker that is told to go (or loses its daemon)
+   * leaves the unread bytes in the pipe for its successor. run() then finishes as at EOF.
+   */
+  stopReading(): void {
+    this.options.source.pause();
+    this.finishRun?.();
+  }
+
+  /** The source ended: the sinks are delivering what they hold. */
+  get ended(): boolean {
+    return this.ending;
+  }
+
+  /** The running sinks' counters and health (the daemon's status and metrics). */
+  sinkReports(): SinkReport[] {
+    return this.routes.map((route) => this.report(route));
   }
 
   /** New metadata (agent enrichment) applies to bytes arriving from now on. */
@@ -180,6 +208,10 @@ export class StreamPipeline {
   }
 
   private summarize(route: Route): Record<string, unknown> {
+    return { ...this.report(route) };
+  }
+
+  private report(route: Route): SinkReport {
     return { sink: route.spec.name, type: route.spec.type.type, ...route.sink.stats, ...route.sink.status() };
   }
 

@@ -141,6 +141,7 @@ sinks:
         agent: { enrich: true, url: 'http://127.0.0.1:5051', timeout_ms: 1000, max_response_bytes: 67108864 },
         shutdown_timeout_ms: 3000,
         sinks: {},
+        daemon: { status_timeout_ms: 1000 },
       });
     }
   });

@@ -47,6 +47,7 @@ describe('config defaults', () => {
       agent: { enrich: true, url: 'http://127.0.0.1:5051', timeoutMs: 1000, maxResponseBytes: 64 * 1024 * 1024 },
       shutdownTimeoutMs: 3000,
       sinks: [],
+      daemon: { metricsListen: undefined, statusTimeoutMs: 1000 },
     });
   });
 

@@ -37,10 +37,11 @@ export default function setup(project: TestProject): () => void {
       if (attempt === 3) throw err;
     }
   }
-  for (const launcher of ['mesos-logrotate-logger', 'mesos-log-splitter']) {
-    copyFileSync(join(ROOT, 'bin', launcher), join(dir, launcher));
-    chmodSync(join(dir, launcher), 0o755);
-  }
+  // As a release lays them out: the shim as the drop-in (it finds the bundle beside itself), compiled here from
+  // native/shim.c as binding.gyp compiles it, so that a run tests the current source; the operator launcher.
+  execFileSync('cc', ['-O2', '-Wall', '-o', join(dir, 'mesos-logrotate-logger'), join(ROOT, 'native/shim.c')], { stdio: 'inherit' });
+  copyFileSync(join(ROOT, 'bin/mesos-log-splitter'), join(dir, 'mesos-log-splitter'));
+  chmodSync(join(dir, 'mesos-log-splitter'), 0o755);
   // The native addons, beside the bundle as a release ships them (without them the helper falls back to JavaScript).
   for (const addon of ['newline_count.node', 'socket_queue.node']) {
     if (existsSync(join(ROOT, 'build/Release', addon))) copyFileSync(join(ROOT, 'build/Release', addon), join(dir, addon));

@@ -106,12 +106,14 @@ function checkShape(argv: string[]): string[] {
 
 /**
  * Parse and validate argv exactly as the agent sends it. `pageSize` is the minimum for --max_size. `rawArgv` is argv
- * as bytes (see raw-argv.ts), for the flags whose value is kept byte for byte.
+ * as bytes (see raw-argv.ts), for the flags whose value is kept byte for byte. `checkLogrotatePath` throws a
+ * FlagError for a --logrotate_path that does not run.
  */
 export function parseLoggerFlags(
   argv: string[],
   pageSize: number,
   rawArgv: Buffer[] = argv.map((arg) => Buffer.from(arg)),
+  checkLogrotatePath = checkLogrotate,
 ): FlagsResult {
   const cli = parser();
   const getUsage = (): string => {
@@ -164,7 +166,7 @@ export function parseLoggerFlags(
       throw new FlagError(`Expected --log_filename to be an absolute path, got '${logFilename}'`);
     }
     const logrotatePath = text('logrotate_path')!;
-    checkLogrotate(logrotatePath);
+    checkLogrotatePath(logrotatePath);
     return {
       logFilename,
       logrotateOptions: bytes('logrotate_options'),
@@ -176,7 +178,7 @@ export function parseLoggerFlags(
 }
 
 /** The original's check: `<path> --help` must run through the shell and exit 0. */
-function checkLogrotate(path: string): void {
+export function checkLogrotate(path: string): void {
   const result = spawnSync('/bin/sh', ['-c', `${path} --help > /dev/null 2>&1`], { stdio: 'ignore' });
   if (result.status !== 0) {
     throw new FlagError(

@@ -1,11 +1,12 @@
 import type { FileHandle } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
 import { DEFAULT_CONFIG, loadConfigFromEnv, type SplitterConfig } from '../config/config.js';
 import type { Logger } from '../diagnostics.js';
 import { createDiagnostics } from '../diagnostics.js';
 import { StreamEnrichment } from '../mesos/enrichment.js';
-import { metadataFromPath } from '../mesos/metadata.js';
+import { metadataFromPath, type StreamMetadata } from '../mesos/metadata.js';
 import { openPipeSource } from '../pipe-source.js';
-import { StreamPipeline } from '../pipeline.js';
+import { StreamPipeline, type SinkReport } from '../pipeline.js';
 import { parseDirectives } from '../sandbox/directives.js';
 import { writeLogrotateConf } from '../sandbox/logrotate-conf.js';
 import { refusingAsRoot, refusingRootScripts, rootScriptsSetting } from '../sandbox/root-scripts.js';
@@ -13,23 +14,22 @@ import { LogrotateRotation, NativeRotation, type Rotation } from '../sandbox/rot
 import { SandboxWriter } from '../sandbox/writer.js';
 import { onSighup } from './sighup.js';
 import { isSessionLeader, pageSize, switchUser } from '../system.js';
+import { flagsExit, switchUserExit, type EarlyExit } from './early-exit.js';
 import { parseLoggerFlags, type LoggerFlags } from './flags.js';
 import { rawArguments } from './raw-argv.js';
 
+/** Set by the shim (native/shim.c) when the daemon does not serve this stream: why. */
+const FALLBACK_REASON_ENV = 'LOG_SPLITTER_FALLBACK_REASON';
+
 /** `mesos-logrotate-logger`: the agent's per-stream helper. Returns the exit code. */
 export async function runLogrotateLogger(argv: string[]): Promise<number> {
-  const page = pageSize();
-  const parsed = parseLoggerFlags(argv, page, rawArguments(argv));
-  if (parsed.kind === 'help') {
-    process.stdout.write(`${parsed.usage}\n`);
-    return 0;
-  }
-  if (parsed.kind === 'error') {
-    process.stderr.write(`${parsed.message}\n\n${parsed.usage}\n`);
-    return 1;
-  }
+  const parsed = parseLoggerFlags(argv, pageSize(), rawArguments(argv));
+  if (parsed.kind !== 'ok') return printExit(flagsExit(parsed));
   const flags = parsed.flags;
   const log = createDiagnostics({ log_filename: flags.logFilename });
+  const fallback = process.env[FALLBACK_REASON_ENV];
+  delete process.env[FALLBACK_REASON_ENV];
+  if (fallback !== undefined) log.info({ reason: fallback }, 'serving the stream standalone');
   // Last resort: a helper that dies breaks the task's pipe, so a bug that escapes every handler is logged, not fatal.
   process.on('uncaughtException', (err) => log.error({ err }, 'uncaught exception; carrying on'));
   process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection; carrying on'));
@@ -38,12 +38,63 @@ export async function runLogrotateLogger(argv: string[]): Promise<number> {
     try {
       switchUser(flags.user);
     } catch (err) {
-      process.stderr.write(`Failed to switch user for --user='${flags.user}': ${(err as Error).message}\n`);
-      return 1;
+      return printExit(switchUserExit(flags.user, err as Error));
     }
   }
 
-  const threshold = flags.maxSize - page;
+  const stream = await wireStream(flags, () => openPipeSource(0), loadConfig(log), log);
+  // SIGHUP reloads the config; a bad file keeps the last good one.
+  onSighup(() => {
+    try {
+      stream.reload(loadConfigFromEnv());
+    } catch (err) {
+      log.error({ err: (err as Error).message }, 'config reload failed; keeping the running config');
+    }
+  });
+  await stream.run();
+  return 0;
+}
+
+function printExit(exit: EarlyExit): number {
+  process.stdout.write(exit.stdout);
+  process.stderr.write(exit.stderr);
+  return exit.code;
+}
+
+export interface WiredStream {
+  /** Resolves when the stream has ended (or was stopped) and everything read is written. */
+  run(): Promise<void>;
+  reload(config: SplitterConfig): void;
+  /** Stops reading, leaving the rest in the pipe for the next reader; run() then finishes as at EOF. */
+  stop(): void;
+  /** Metadata found by the daemon's shared /state client (wired with `ownEnrichment: false`). */
+  updateMetadata(meta: StreamMetadata): void;
+  report(): StreamReport;
+}
+
+/** A stream's figures for the daemon's status and metrics. */
+export interface StreamReport {
+  /** ending: the source ended and the sinks are delivering what they hold. */
+  state: 'running' | 'ending';
+  bytesIn: number;
+  rotations: number;
+  sinks: SinkReport[];
+}
+
+/**
+ * One stream: sandbox files, rotation, sinks and agent enrichment. The helper and the daemon's workers serve each
+ * stream with it. The pipe is opened once the stream is ready to read it (a pipe source reads from the start), and
+ * run() must follow without an await.
+ */
+export async function wireStream(
+  flags: LoggerFlags,
+  openSource: () => Readable,
+  config: SplitterConfig,
+  log: Logger,
+  /** False in a daemon worker: the daemon asks the agent for all its streams and sends updateMetadata. */
+  ownEnrichment = true,
+): Promise<WiredStream> {
+  const threshold = flags.maxSize - pageSize();
   let conf: FileHandle | undefined;
   try {
     conf = await writeLogrotateConf(flags.logFilename, flags.logrotateOptions, threshold);
@@ -56,30 +107,34 @@ export async function runLogrotateLogger(argv: string[]): Promise<number> {
     rotation: chooseRotation(flags, threshold, conf, log),
     log,
   });
-  const config = loadConfig(log);
   const meta = metadataFromPath(flags.logFilename, flags.user);
-  const pipeline = new StreamPipeline({ source: openPipeSource(0), sandbox, meta, config, log });
+  const pipeline = new StreamPipeline({ source: openSource(), sandbox, meta, config, log });
   const enrichment = new StreamEnrichment(meta, log, (enriched) => pipeline.updateMetadata(enriched));
-  enrichment.configure(config);
-  // SIGHUP reloads the config; a bad file keeps the last good one.
-  onSighup(() => {
-    try {
-      const next = loadConfigFromEnv();
+  if (ownEnrichment) enrichment.configure(config);
+  return {
+    async run() {
+      const summary = await pipeline.run();
+      enrichment.close();
+      log.info(summary.sandbox, 'stream ended');
+    },
+    reload(next) {
       if (!pipeline.reconfigure(next)) return log.info('the stream has ended; the reload does not apply');
-      enrichment.configure(next);
+      if (ownEnrichment) enrichment.configure(next);
       log.info({ config: next.source ?? 'built-in default', sinks: next.sinks.map((s) => s.name) }, 'config reloaded');
-    } catch (err) {
-      log.error({ err: (err as Error).message }, 'config reload failed; keeping the running config');
-    }
-  });
-  const summary = await pipeline.run();
-  enrichment.close();
-  log.info(summary.sandbox, 'stream ended');
-  return 0;
+    },
+    stop: () => pipeline.stopReading(),
+    updateMetadata: (next) => pipeline.updateMetadata(next),
+    report: () => ({
+      state: pipeline.ended ? 'ending' : 'running',
+      bytesIn: sandbox.stats.bytesIn,
+      rotations: sandbox.stats.rotations,
+      sinks: pipeline.sinkReports(),
+    }),
+  };
 }
 
 /** An invalid config never stops the helper: it logs why and keeps the sandbox going alone. */
-function loadConfig(log: Logger): SplitterConfig {
+export function loadConfig(log: Logger): SplitterConfig {
   try {
     const config = loadConfigFromEnv();
     if (config.sinks.length > 0) log.info({ config: config.source, sinks: config.sinks.map((s) => s.name) }, 'forwarding');

@@ -3,6 +3,7 @@ import { parse as parseYaml } from 'yaml';
 import type { BufferConfig, LineOptions } from '../lines/line-buffer.js';
 import { SINK_TYPES } from '../sinks/registry.js';
 import type { SinkType } from '../sinks/sink-type.js';
+import { DEFAULT_DAEMON_CONFIG, parseDaemonSection, showListenAddress, type DaemonConfig } from './daemon-section.js';
 import { parseMatch, type MatchSpec } from './match.js';
 import { ConfigError, ConfigReader } from './reader.js';
 
@@ -35,6 +36,8 @@ export interface SplitterConfig {
   /** At EOF, how long sinks may keep delivering before the helper exits (Mesos waits 5 s). */
   shutdownTimeoutMs: number;
   sinks: SinkSpec[];
+  /** The per-agent daemon's own settings (docs/daemon.md). */
+  daemon: DaemonConfig;
 }
 
 export const DEFAULT_CONFIG: SplitterConfig = {
@@ -43,6 +46,7 @@ export const DEFAULT_CONFIG: SplitterConfig = {
   agent: { enrich: true, url: 'http://127.0.0.1:5051', timeoutMs: 1000, maxResponseBytes: 64 * 1024 * 1024 },
   shutdownTimeoutMs: 3000,
   sinks: [],
+  daemon: DEFAULT_DAEMON_CONFIG,
 };
 
 /** Validates a parsed YAML document. Throws ConfigError naming the first bad key. */
@@ -64,6 +68,7 @@ export function parseConfig(document: unknown, source: string | undefined): Spli
     },
     shutdownTimeoutMs: root.integer('shutdown_timeout_ms', DEFAULT_CONFIG.shutdownTimeoutMs, 0, 60_000),
     sinks: [],
+    daemon: parseDaemonSection(root.child('daemon')),
   };
   lines.done();
   agent.done();
@@ -164,5 +169,9 @@ export function describeConfig(config: SplitterConfig): object {
         },
       ]),
     ),
+    daemon: {
+      ...(config.daemon.metricsListen === undefined ? {} : { metrics_listen: showListenAddress(config.daemon.metricsListen) }),
+      status_timeout_ms: config.daemon.statusTimeoutMs,
+    },
   };
 }

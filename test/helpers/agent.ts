@@ -22,6 +22,9 @@ export interface FakeAgent {
   delayMs: number;
   /** Spaces after the JSON in `ok` answers: a valid body of any size (its Content-Length says so). */
   padding: number;
+  /** Requests being answered now, and the most at once so far. */
+  inFlight: number;
+  maxInFlight: number;
   close(): Promise<void>;
 }
 
@@ -35,10 +38,15 @@ export async function startFakeAgent(state: unknown): Promise<FakeAgent> {
     mode: 'ok',
     delayMs: 0,
     padding: 0,
+    inFlight: 0,
+    maxInFlight: 0,
     close: () => closeServer(server, sockets, timers),
   };
   const server: Server = createServer((request: IncomingMessage, response: ServerResponse) => {
     agent.requests.push(request.url ?? '');
+    agent.inFlight++;
+    agent.maxInFlight = Math.max(agent.maxInFlight, agent.inFlight);
+    response.once('close', () => agent.inFlight--);
     if (agent.mode === 'hang') return;
     if (agent.mode === 'error') {
       response.writeHead(500, { 'content-type': 'text/plain' }).end('Internal Server Error');

@@ -1,0 +1,73 @@
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Logger } from '../diagnostics.js';
+
+const POLL_MS = 20;
+
+/**
+ * The daemon's workers, one file per pid in `<state-dir>/workers/`, holding the process's start time (so a reused
+ * pid is not mistaken for a worker). A daemon that was SIGKILLed leaves its workers flushing what they read; its
+ * successor waits for them before it reads any stream, so bytes reach each sandbox in order.
+ */
+export class WorkerRecords {
+  private readonly dir: string;
+
+  constructor(stateDir: string) {
+    this.dir = join(stateDir, 'workers');
+    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+  }
+
+  add(pid: number): void {
+    const started = startTime(pid);
+    if (started !== undefined) writeFileSync(join(this.dir, String(pid)), started);
+  }
+
+  remove(pid: number): void {
+    rmSync(join(this.dir, String(pid)), { force: true });
+  }
+
+  /**
+   * Waits until the recorded workers of a previous daemon have exited. After `boundMs` the stragglers are killed:
+   * their unwritten bytes are lost, but nothing is written out of order.
+   */
+  async waitForPrevious(log: Logger, boundMs: number): Promise<void> {
+    const deadline = Date.now() + boundMs;
+    let waitingFor = this.live();
+    if (waitingFor.length > 0) log.info({ workers: waitingFor }, 'waiting for the previous daemon\'s workers to finish writing');
+    while (waitingFor.length > 0 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+      waitingFor = this.live();
+    }
+    for (const pid of waitingFor) {
+      log.error({ pid, boundMs }, 'a previous worker is still running; killing it (what it held is lost)');
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone meanwhile
+      }
+    }
+    for (const name of readdirSync(this.dir)) rmSync(join(this.dir, name), { force: true });
+  }
+
+  private live(): number[] {
+    return readdirSync(this.dir)
+      .filter((name) => /^\d+$/.test(name))
+      .map(Number)
+      .filter((pid) => {
+        const recorded = readFileSync(join(this.dir, String(pid)), 'utf8');
+        return startTime(pid) === recorded;
+      });
+  }
+}
+
+/** Field 22 of /proc/<pid>/stat: when the process started, in clock ticks since boot. Undefined once it exited. */
+function startTime(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // A zombie has exited; its new parent may be slow to reap it.
+    return fields[0] === 'Z' ? undefined : fields[19];
+  } catch {
+    return undefined;
+  }
+}
