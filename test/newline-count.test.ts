@@ -3,7 +3,8 @@ import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { ADDON_CANDIDATES, copyCountingNewlines, copyCountJs, countNewlines, countNewlinesJs, nativeNewlineAddon } from '../src/lines/newline-count.js';
+import { copyCountingNewlines, copyCountJs, countNewlines, countNewlinesJs, nativeNewlineAddon } from '../src/lines/newline-count.js';
+import { addonCandidates } from '../src/native-addon.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -21,8 +22,9 @@ function randomBytes(length: number, density: number, seed: number): Buffer {
 describe('newline count', () => {
   it('npm ci built the native counter, and both places the code runs from find it', () => {
     expect(nativeNewlineAddon()?.count).toBeTypeOf('function');
-    const found = (from: string): boolean => ADDON_CANDIDATES.some((candidate) => existsSync(join(from, candidate)));
-    expect(found(join(ROOT, 'src/lines'))).toBe(true);
+    const candidates = addonCandidates('newline_count');
+    const found = (from: string): boolean => candidates.some((candidate) => existsSync(join(from, candidate)));
+    expect(found(join(ROOT, 'src'))).toBe(true);
     expect(found(join(ROOT, 'dist'))).toBe(true);
   });
 

@@ -1,9 +1,6 @@
-import { createRequire } from 'node:module';
+import { loadNativeAddon } from '../native-addon.js';
 
 const LF = 0x0a;
-const ADDON = 'newline_count.node';
-/** Where the addon lies from this file: a release beside the bundle, the repo's dist/ bundle, or src/lines/. */
-export const ADDON_CANDIDATES = [`./${ADDON}`, `../build/Release/${ADDON}`, `../../build/Release/${ADDON}`];
 
 type Count = (bytes: Uint8Array, from: number, to: number) => number;
 type CopyCount = (source: Uint8Array, from: number, to: number, target: Uint8Array, at: number) => number;
@@ -32,17 +29,7 @@ let native: NewlineAddon | null | undefined;
 
 /** The addon (native/newline-count.c, built by `npm ci`), loaded on first use; null when it is missing. */
 export function nativeNewlineAddon(): NewlineAddon | null {
-  if (native !== undefined) return native;
-  native = null;
-  const require = createRequire(import.meta.url);
-  for (const candidate of ADDON_CANDIDATES) {
-    try {
-      native = require(candidate) as NewlineAddon;
-      break;
-    } catch {
-      // Not there, or built for another Node ABI: try the next place, else count in JavaScript.
-    }
-  }
+  if (native === undefined) native = loadNativeAddon<NewlineAddon>('newline_count') ?? null;
   return native;
 }
 

@@ -1,9 +1,5 @@
-import { createRequire } from 'node:module';
 import type { Socket } from 'node:net';
-
-const ADDON = 'socket_queue.node';
-/** Where the addon lies from this file: a release beside the bundle, the repo's dist/ bundle, or src/sinks/. */
-export const SOCKET_QUEUE_CANDIDATES = [`./${ADDON}`, `../build/Release/${ADDON}`, `../../build/Release/${ADDON}`];
+import { loadNativeAddon } from '../native-addon.js';
 
 export interface SocketQueueAddon {
   /** The bytes of the socket's send queue the peer has not acknowledged (Linux SIOCOUTQ); -1 if it cannot tell. */
@@ -18,17 +14,8 @@ let native: SocketQueueAddon | null | undefined;
  */
 export function socketQueueAddon(): SocketQueueAddon | null {
   if (native !== undefined) return native;
-  native = null;
-  const require = createRequire(import.meta.url);
-  for (const candidate of SOCKET_QUEUE_CANDIDATES) {
-    try {
-      const addon = require(candidate) as Partial<SocketQueueAddon>;
-      if (typeof addon.unacknowledged === 'function') native = addon as SocketQueueAddon;
-      break;
-    } catch {
-      // Not there, or built for another Node ABI: try the next place.
-    }
-  }
+  const addon = loadNativeAddon<Partial<SocketQueueAddon>>('socket_queue');
+  native = typeof addon?.unacknowledged === 'function' ? (addon as SocketQueueAddon) : null;
   return native;
 }
 
