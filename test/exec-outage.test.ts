@@ -1,14 +1,19 @@
 // The exec sink through the built helper while its process is SIGKILLed at random points and kept from starting for
 // a random downtime (every restart in it exits at once), as 64 KiB arrivals stream in: what the processes wrote
 // out plus what the helper counts as dropped must be every line written.
-import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { agentEnv } from './helpers/env.js';
 import { isAlive, readIfExists, writeScript } from './helpers/exec.js';
-import { expectEveryLineAccounted, streamWithOutages, type KillableReceiver, type OutagePlan } from './helpers/outage.js';
+import {
+  endAndSummarize,
+  expectEveryLineAccounted,
+  startHelperWithSink,
+  streamWithOutages,
+  type KillableReceiver,
+  type OutagePlan,
+} from './helpers/outage.js';
 import { makeSandbox } from './helpers/sandbox.js';
-import { spawnLogger, type PipedProcess } from './helpers/spawn.js';
 import { sleep } from './helpers/wait.js';
 
 const LINE_BYTES = 100;
@@ -61,16 +66,6 @@ class CatReceiver implements KillableReceiver {
   }
 }
 
-/** The helper as the agent starts it, with one exec sink running the receiver's script. */
-function startHelper(receiver: CatReceiver, work: string): Promise<PipedProcess> {
-  const logFilename = join(work, 'slaves/S1/frameworks/F1/executors/E1/runs/C1/stdout');
-  mkdirSync(dirname(logFilename), { recursive: true });
-  const configFile = join(work, 'config.yaml');
-  const sink = { type: 'exec', command: [receiver.script], restart_backoff_ms: { min: 100, max: 1000 } };
-  writeFileSync(configFile, JSON.stringify({ agent: { enrich: false }, shutdown_timeout_ms: 20_000, sinks: { fwd: sink } }));
-  return spawnLogger({ log_filename: logFilename, max_size: '64MB' }, { env: agentEnv({ LOG_SPLITTER_CONFIG: configFile }) });
-}
-
 describe('exec sink: every line is received or counted as dropped, whatever the outages', () => {
   const SEEDS = [1, 2, 3];
   const plan = (seed: number, label: string): OutagePlan => ({
@@ -90,15 +85,12 @@ describe('exec sink: every line is received or counted as dropped, whatever the 
         const label = `prop-exec-${seed}`;
         const work = makeSandbox().dir;
         const receiver = new CatReceiver(work);
-        const helper = await startHelper(receiver, work);
+        const sink = { type: 'exec', command: [receiver.script], restart_backoff_ms: { min: 100, max: 1000 } };
+        const helper = await startHelperWithSink(sink, { work });
         const run = await streamWithOutages(helper, receiver, plan(seed, label));
-        await helper.end();
-        const exit = await helper.exited;
-        expect(exit.code, helper.stderr()).toBe(0);
-        const summary = helper.diagnostics().find((d) => d.msg === 'sink summary');
-        expect(summary, helper.stderr()).toBeDefined();
-        expectEveryLineAccounted(summary!, receiver.received(), run, plan(seed, label).lines);
-        expect(summary!.linesDropped).toBe(0);
+        const summary = await endAndSummarize(helper);
+        expectEveryLineAccounted(summary, receiver.received(), run, plan(seed, label).lines);
+        expect(summary.linesDropped).toBe(0);
       }),
     );
   });

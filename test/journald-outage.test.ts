@@ -1,14 +1,16 @@
 // The journald sink through the built helper against a private journald that is killed (SIGKILL: its socket and
 // whatever sat unread in the socket's queue die with it) and restarted while 64 KiB arrivals stream in: what reached
 // the journal plus what the helper counts as dropped must be every line written.
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { agentEnv } from './helpers/env.js';
 import { TestJournald } from './helpers/journald.js';
-import { expectEveryLineAccounted, streamWithOutages, type KillableReceiver, type OutagePlan } from './helpers/outage.js';
-import { makeSandbox } from './helpers/sandbox.js';
-import { spawnLogger, type PipedProcess } from './helpers/spawn.js';
+import {
+  endAndSummarize,
+  expectEveryLineAccounted,
+  startHelperWithSink,
+  streamWithOutages,
+  type KillableReceiver,
+  type OutagePlan,
+} from './helpers/outage.js';
 
 const instances: TestJournald[] = [];
 afterAll(async () => {
@@ -47,20 +49,6 @@ class JournalReceiver implements KillableReceiver {
   }
 }
 
-/** The helper as the agent starts it, with one journald sink to the receiver's journald. */
-function startHelper(receiver: JournalReceiver, executorId: string): Promise<PipedProcess> {
-  const work = makeSandbox().dir;
-  const logFilename = join(work, `slaves/S1/frameworks/F1/executors/${executorId}/runs/C1/stdout`);
-  mkdirSync(dirname(logFilename), { recursive: true });
-  const configFile = join(work, 'config.yaml');
-  // After a 3 s outage the retries back off up to 1.6 s, and the backlog then takes a while: the stream's end waits.
-  writeFileSync(
-    configFile,
-    JSON.stringify({ agent: { enrich: false }, shutdown_timeout_ms: 20_000, sinks: { journal: { type: 'journald', socket: receiver.journald.socket } } }),
-  );
-  return spawnLogger({ log_filename: logFilename, max_size: '64MB' }, { env: agentEnv({ LOG_SPLITTER_CONFIG: configFile }) });
-}
-
 describe('journald sink: every line is received or counted as dropped, whatever the outages', () => {
   const SEEDS = [1, 2, 3];
   const plan = (seed: number, label: string): OutagePlan => ({
@@ -81,17 +69,13 @@ describe('journald sink: every line is received or counted as dropped, whatever 
         const executorId = `E-${process.pid}-${label}`;
         const receiver = new JournalReceiver(executorId);
         await receiver.start();
-        const helper = await startHelper(receiver, executorId);
+        const helper = await startHelperWithSink({ type: 'journald', socket: receiver.journald.socket }, { executorId });
         const run = await streamWithOutages(helper, receiver, plan(seed, label));
-        await helper.end();
-        const exit = await helper.exited;
-        expect(exit.code, helper.stderr()).toBe(0);
-        const summary = helper.diagnostics().find((d) => d.msg === 'sink summary');
-        expect(summary, helper.stderr()).toBeDefined();
+        const summary = await endAndSummarize(helper);
         const total = plan(seed, label).lines;
         await receiver.collect(total);
-        expectEveryLineAccounted(summary!, receiver.received(), run, total);
-        expect(summary!.linesDropped).toBe(0);
+        expectEveryLineAccounted(summary, receiver.received(), run, total);
+        expect(summary.linesDropped).toBe(0);
       }),
     );
   });

@@ -1,15 +1,21 @@
 // The syslog sink through the built helper against a receiver that is killed and restarted while 64 KiB arrivals
 // stream in: what arrived plus what the helper counts as dropped must be every line written.
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { chunks, numberedLines } from './helpers/data.js';
-import { agentEnv } from './helpers/env.js';
-import { ARRIVAL_BYTES, expectEveryLineAccounted, missingLines, streamWithOutages, type OutagePlan } from './helpers/outage.js';
+import {
+  ARRIVAL_BYTES,
+  endAndSummarize,
+  expectEveryLineAccounted,
+  missingLines,
+  startHelperWithSink,
+  streamWithOutages,
+  type OutagePlan,
+} from './helpers/outage.js';
 import { freeTcpPort, freeUdpPort, makeCerts, type SyslogTransport, type TestCerts } from './helpers/rsyslog.js';
-import { makeSandbox } from './helpers/sandbox.js';
-import { spawnLogger, type Diagnostic, type PipedProcess } from './helpers/spawn.js';
+import type { PipedProcess } from './helpers/spawn.js';
 import { SyslogReceiver } from './helpers/syslog-receiver.js';
 import { sleep, waitFor } from './helpers/wait.js';
 
@@ -28,27 +34,12 @@ async function startReceiver(transport: SyslogTransport, label: string, queueByt
   return receiver;
 }
 
-/** The helper as the agent starts it, with one syslog sink `fwd` to the receiver. */
-async function startHelper(receiver: SyslogReceiver, options: Record<string, unknown> = {}): Promise<PipedProcess> {
-  const work = makeSandbox().dir;
-  const logFilename = join(work, 'slaves/S1/frameworks/F1/executors/E1/runs/C1/stdout');
-  mkdirSync(dirname(logFilename), { recursive: true });
+/** The helper as the agent starts it, with one syslog sink to the receiver. */
+function startHelper(receiver: SyslogReceiver, options: Record<string, unknown> = {}): Promise<PipedProcess> {
   const sink: Record<string, unknown> = { type: 'syslog', transport: receiver.transport, port: receiver.port, ...options };
   if (receiver.transport === 'tls') sink.tls = { ca_file: certs.ca, cert_file: certs.clientCert, key_file: certs.clientKey };
   if (receiver.transport === 'udp') sink.max_message_bytes = '4KB';
-  const configFile = join(work, 'config.yaml');
-  // The retries after a 3 s outage back off up to 1.6 s: the stream's end waits for them.
-  writeFileSync(configFile, JSON.stringify({ agent: { enrich: false }, shutdown_timeout_ms: 20_000, sinks: { fwd: sink } }));
-  return spawnLogger({ log_filename: logFilename, max_size: '64MB' }, { env: agentEnv({ LOG_SPLITTER_CONFIG: configFile }) });
-}
-
-async function endAndSummarize(helper: PipedProcess): Promise<Diagnostic> {
-  await helper.end();
-  const exit = await helper.exited;
-  expect(exit.code, helper.stderr()).toBe(0);
-  const summary = helper.diagnostics().find((d) => d.msg === 'sink summary');
-  expect(summary, helper.stderr()).toBeDefined();
-  return summary!;
+  return startHelperWithSink(sink);
 }
 
 describe('syslog sink: a receiver that goes away mid-stream', () => {

@@ -1,9 +1,13 @@
 // The shared "every drop is counted" property: a stream of numbered lines through the built helper in 64 KiB
 // arrivals while the sink's receiver is killed and restarted at random points, then what arrived and what the helper
-// counted must add up to what was written. Each sink's test supplies the receiver.
+// counted must add up to what was written. Each sink's test supplies the receiver and its sink's config.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { expect } from 'vitest';
 import { chunks, numberedLines } from './data.js';
-import type { Diagnostic, PipedProcess } from './spawn.js';
+import { agentEnv } from './env.js';
+import { makeSandbox } from './sandbox.js';
+import { spawnLogger, type Diagnostic, type PipedProcess } from './spawn.js';
 import { sleep } from './wait.js';
 
 /** A sink's receiver, real or a test double, that the harness can kill and bring back. */
@@ -51,6 +55,33 @@ export function seededRandom(seed: number): () => number {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
+}
+
+/**
+ * The helper as the agent starts it, for executor `executorId` (E1) in sandbox `work` (a new one), with `sink` as its
+ * one sink. After a 3 s outage the retries back off up to 1.6 s, and the backlog then takes a while: the stream's end
+ * waits up to 20 s for them.
+ */
+export function startHelperWithSink(
+  sink: Record<string, unknown>,
+  where: { work?: string; executorId?: string } = {},
+): Promise<PipedProcess> {
+  const work = where.work ?? makeSandbox().dir;
+  const logFilename = join(work, `slaves/S1/frameworks/F1/executors/${where.executorId ?? 'E1'}/runs/C1/stdout`);
+  mkdirSync(dirname(logFilename), { recursive: true });
+  const configFile = join(work, 'config.yaml');
+  writeFileSync(configFile, JSON.stringify({ agent: { enrich: false }, shutdown_timeout_ms: 20_000, sinks: { fwd: sink } }));
+  return spawnLogger({ log_filename: logFilename, max_size: '64MB' }, { env: agentEnv({ LOG_SPLITTER_CONFIG: configFile }) });
+}
+
+/** Ends the helper's input, expects it to exit 0, and returns its sink summary. */
+export async function endAndSummarize(helper: PipedProcess): Promise<Diagnostic> {
+  await helper.end();
+  const exit = await helper.exited;
+  expect(exit.code, helper.stderr()).toBe(0);
+  const summary = helper.diagnostics().find((d) => d.msg === 'sink summary');
+  expect(summary, helper.stderr()).toBeDefined();
+  return summary!;
 }
 
 /**
