@@ -154,6 +154,7 @@ describe('status', () => {
     expect(text).toMatch(new RegExp(`mesos_log_splitter_sink_dropped_lines_total\\{sink="relay",type="syslog",${escapeRe(labels)},reason="buffer_full"\\} \\d+`));
     expect(text).toMatch(/# TYPE mesos_log_splitter_sink_buffered_bytes gauge/);
     expect(text).toContain('mesos_log_splitter_streams{state="running"} 2');
+    expect(text).toContain('mesos_log_splitter_streams{state="worker not answering"} 0');
     expect(text).toContain('mesos_log_splitter_workers{state="ready"} 1');
   });
 
@@ -171,6 +172,7 @@ describe('status', () => {
       expect(streamOf(doc, 'C1')!.bytes_in).toBeUndefined();
       const text = await scrape();
       expect(text).toContain('mesos_log_splitter_workers{state="not answering"} 1');
+      expect(text).toContain('mesos_log_splitter_streams{state="worker not answering"} 2');
       expect(() => promtoolCheck(text)).not.toThrow();
     } finally {
       process.kill(worker, 'SIGCONT');
