@@ -135,5 +135,26 @@ describe("the agent's /state, shared by the daemon's streams", () => {
   });
 });
 
+describe('an agent that fails', () => {
+  it('backs off: streams arriving one by one do not each make a request', async () => {
+    agent.requests.length = 0;
+    agent.maxInFlight = 0;
+    agent.mode = 'error';
+    agent.delayMs = 0;
+    const all = twentyStreams().slice(0, 10);
+    // One stream every 200 ms for 2 s, each of a container no answer named.
+    for (const { logFilename } of all) {
+      const stream = await spawnLogger({ log_filename: logFilename }, { env: daemon.shimEnv('daemon') });
+      streams.push(stream);
+      await stream.write('a line\n');
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    // Requests at 0, 1 s and 3 s (the backoff doubles from 1 s); without it, one per stream.
+    expect(stateRequests()).toBeGreaterThanOrEqual(2);
+    expect(stateRequests()).toBeLessThanOrEqual(3);
+    agent.mode = 'ok';
+  });
+});
+
 const sorted = (record: Record<string, string>): Record<string, string> =>
   Object.fromEntries(Object.entries(record).sort(([a], [b]) => a.localeCompare(b)));
