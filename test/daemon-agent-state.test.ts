@@ -135,6 +135,34 @@ describe("the agent's /state, shared by the daemon's streams", () => {
   });
 });
 
+describe('a worker restart', () => {
+  it("the new worker gets what was found: its lines carry the task without asking the agent again", async () => {
+    agent.mode = 'ok';
+    agent.delayMs = 0;
+    agent.state = agentState(workDir, 'S1', [{ id: 'F1', name: 'marathon', executors: EXECUTORS }]);
+    const two = twentyStreams().slice(0, 2);
+    for (const { logFilename } of two) {
+      const stream = await spawnLogger({ log_filename: logFilename }, { env: daemon.shimEnv('daemon') });
+      streams.push(stream);
+      await stream.write('a line\n');
+    }
+    await waitFor(async () => Object.values(await tasksByFile()).filter((task) => task === 'task-1-a').length === 2, {
+      what: 'both streams to have their task',
+    });
+    const requests = stateRequests();
+    const [worker] = daemon.workerPids();
+    process.kill(worker, 'SIGKILL');
+    await waitFor(() => daemon.workerPids().some((pid) => pid !== worker), { timeoutMs: 10_000, what: 'a new worker' });
+    await waitFor(async () => Object.values(await tasksByFile()).length === 2, { what: 'the streams served again' });
+    await Promise.all(streams.map((stream, i) => stream.write(`restarted ${i}.\n`)));
+    await waitFor(() => two.every(({ task }, i) => new RegExp(`task_id="${task}"[^\\]]*\\] restarted ${i}\\.`).test(received)), {
+      timeoutMs: 10_000,
+      what: 'the lines after the restart, with their task',
+    });
+    expect(stateRequests()).toBe(requests);
+  });
+});
+
 describe('an agent that fails', () => {
   it('backs off: streams arriving one by one do not each make a request', async () => {
     agent.requests.length = 0;
