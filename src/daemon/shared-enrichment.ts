@@ -103,7 +103,6 @@ export class SharedEnrichment {
     let error: string | undefined;
     try {
       // A client per request: its answer cache would hand a stream that came since an answer that cannot name it.
-      // It caps the answer's size (agent.max_response_bytes).
       state = await new AgentStateClient(agent.url, agent.timeoutMs).state();
     } catch (err) {
       error = (err as Error).message;
