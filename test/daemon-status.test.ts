@@ -289,7 +289,11 @@ describe('a SIGHUP with another metrics_listen', () => {
     const second = await freePort();
     writeConfig(config, second);
     moving.child.kill('SIGHUP');
-    const text = await waitFor(() => fetch(`http://127.0.0.1:${second}/metrics`).then((r) => r.ok && r.text(), () => false), {
+    const scrapeSecond = async (): Promise<string | false> => {
+      const response = await fetch(`http://127.0.0.1:${second}/metrics`).catch(() => undefined);
+      return response?.ok === true && response.text();
+    };
+    const text = await waitFor(scrapeSecond, {
       what: 'the moved endpoint',
     });
     expect(text).toContain('mesos_log_splitter_workers');
