@@ -1,8 +1,10 @@
 // The `daemon:` config section: its keys, their validation, and that the standalone helper's config takes it.
 import { parse as parseYaml } from 'yaml';
 import { describe, expect, it } from 'vitest';
-import { describeConfig, parseConfig, type SplitterConfig } from '../src/config/config.js';
+import { join } from 'node:path';
+import { describeConfig, loadConfigFile, parseConfig, type SplitterConfig } from '../src/config/config.js';
 import { ConfigError } from '../src/config/reader.js';
+import { ROOT } from './helpers/spawn.js';
 
 const parse = (yaml: string): SplitterConfig => parseConfig(parseYaml(yaml), 'test.yaml');
 
@@ -60,5 +62,12 @@ describe('daemon: section', () => {
     expect(printed.daemon).toEqual({ metrics_listen: '[::1]:9560', status_timeout_ms: 300 });
     expect(parseConfig(printed, 'x').daemon).toEqual(config.daemon);
     expect((describeConfig(parse('')) as Record<string, unknown>).daemon).toEqual({ status_timeout_ms: 1000 });
+  });
+
+  it('config/daemon.yaml, the commented example, is valid', () => {
+    expect(loadConfigFile(join(ROOT, 'config', 'daemon.yaml'), false).daemon).toEqual({
+      metricsListen: { host: '127.0.0.1', port: 9560 },
+      statusTimeoutMs: 1000,
+    });
   });
 });

@@ -3,6 +3,7 @@
 // scrapes during a sink outage, series that go away with their stream.
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { agentState, executorDirectory, startFakeAgent, type ExecutorSpec, type FakeAgent } from './helpers/agent.js';
@@ -154,6 +155,7 @@ describe('status', () => {
     expect(text).toMatch(new RegExp(`mesos_log_splitter_sink_dropped_lines_total\\{sink="relay",type="syslog",${escapeRe(labels)},reason="buffer_full"\\} \\d+`));
     expect(text).toMatch(/# TYPE mesos_log_splitter_sink_buffered_bytes gauge/);
     expect(text).toContain('mesos_log_splitter_streams{state="running"} 2');
+    expect(text).toContain('mesos_log_splitter_streams{state="worker not answering"} 0');
     expect(text).toContain('mesos_log_splitter_workers{state="ready"} 1');
   });
 
@@ -171,6 +173,7 @@ describe('status', () => {
       expect(streamOf(doc, 'C1')!.bytes_in).toBeUndefined();
       const text = await scrape();
       expect(text).toContain('mesos_log_splitter_workers{state="not answering"} 1');
+      expect(text).toContain('mesos_log_splitter_streams{state="worker not answering"} 2');
       expect(() => promtoolCheck(text)).not.toThrow();
     } finally {
       process.kill(worker, 'SIGCONT');
@@ -255,3 +258,46 @@ describe('metrics_listen that cannot be bound', () => {
 });
 
 const escapeRe = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+describe('the status request on the socket', () => {
+  it('a status request carrying bytes drops that connection only; the daemon answers the next', async () => {
+    const closed = await new Promise<string>((resolve) => {
+      const socket = createConnection(daemon.socket);
+      let got = '';
+      socket.on('data', (chunk: Buffer) => (got += chunk.toString('latin1')));
+      socket.on('connect', () => socket.write(Buffer.from([2, 0, 0, 0, 4, 0])));
+      socket.on('close', () => resolve(got));
+      socket.on('error', () => undefined);
+    });
+    expect(closed).toBe('');
+    await waitFor(() => daemon.diagnostics().some((d) => d.msg === 'dropped a connection on the daemon socket' && d.why === 'a status request carries nothing'), {
+      what: 'the drop to be logged',
+    });
+    expect((await status()).daemon.socket).toBe(daemon.socket);
+  });
+});
+
+describe('a SIGHUP with another metrics_listen', () => {
+  it('moves the endpoint', async () => {
+    const { dir } = makeSandbox();
+    const config = join(dir, 'moving.yaml');
+    const first = await freePort();
+    writeConfig(config, first);
+    const moving = makeDaemon({ LOG_SPLITTER_CONFIG: config });
+    await moving.start();
+    await waitFor(() => fetch(`http://127.0.0.1:${first}/metrics`).then((r) => r.ok, () => false), { what: 'the first endpoint' });
+    const second = await freePort();
+    writeConfig(config, second);
+    moving.child.kill('SIGHUP');
+    const scrapeSecond = async (): Promise<string | false> => {
+      const response = await fetch(`http://127.0.0.1:${second}/metrics`).catch(() => undefined);
+      return response?.ok === true && response.text();
+    };
+    const text = await waitFor(scrapeSecond, {
+      what: 'the moved endpoint',
+    });
+    expect(text).toContain('mesos_log_splitter_workers');
+    await expect(fetch(`http://127.0.0.1:${first}/metrics`)).rejects.toThrow();
+    expect(await fetch(`http://127.0.0.1:${second}/other`).then((r) => r.status)).toBe(404);
+  });
+});

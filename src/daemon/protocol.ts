@@ -1,9 +1,10 @@
 import type { EarlyExit } from '../cli/early-exit.js';
 
 /**
- * The shim's protocol (native/shim.c; docs/daemon.md). Every frame: u32 length of what follows, u8 type, payload,
- * little-endian. The shim sends one hello; the daemon answers `accepted`, and later `exit` when the stream ended, or
- * `exit` at once (bad flags, --help). Binary, because argv is raw bytes that need not be UTF-8.
+ * The daemon socket's protocol (native/shim.c; docs/daemon.md). Every frame: u32 length of what follows, u8 type,
+ * payload, little-endian. The shim sends one hello; the daemon answers `accepted`, and later `exit` when the stream
+ * ended, or `exit` at once (bad flags, --help). Binary, because argv is raw bytes that need not be UTF-8.
+ * `mesos-log-splitter status` sends a status request instead and gets the status as JSON.
  */
 export const PROTOCOL_VERSION = 1;
 /** A hello holds the agent's argv; Linux caps one argument at 128 KiB, and the agent passes at most six. */

@@ -1,6 +1,6 @@
 import type { AgentConfig } from '../config/config.js';
 import type { Logger } from '../diagnostics.js';
-import { AgentStateClient, enrichFromState } from '../mesos/agent-state.js';
+import { AgentStateClient, enrichFromState, ResponseTooLarge } from '../mesos/agent-state.js';
 import type { StreamMetadata } from '../mesos/metadata.js';
 
 /**
@@ -8,6 +8,8 @@ import type { StreamMetadata } from '../mesos/metadata.js';
  * task only after its logger started. A stream not found after the last gives up (path metadata only).
  */
 const RETRY_MS = [0, 1000, 2000, 4000, 8000, 15_000, 30_000, 60_000];
+/** A retry due within this much after a request counts that request as its attempt: schedules fall into step. */
+const COALESCE_MS = 500;
 /** After a failed request (agent down, timeout, bad answer), the next waits this long, doubling. */
 const ERROR_BACKOFF_FIRST_MS = 1000;
 const ERROR_BACKOFF_MAX_MS = 30_000;
@@ -26,7 +28,7 @@ interface Waiting {
  * again), and its answer serves every stream waiting then. Failed requests back off.
  */
 export class SharedEnrichment {
-  private client: AgentStateClient | undefined;
+  private agent: AgentConfig | undefined;
   private settings = '';
   private readonly waiting = new Map<number, Waiting>();
   /**
@@ -54,7 +56,7 @@ export class SharedEnrichment {
     this.known.clear();
     this.notBefore = 0;
     this.errorBackoffMs = ERROR_BACKOFF_FIRST_MS;
-    this.client = settings === '' ? undefined : new AgentStateClient(agent.url, agent.timeoutMs, agent.maxResponseBytes);
+    this.agent = settings === '' ? undefined : agent;
     for (const waiting of this.waiting.values()) {
       waiting.attempts = 0;
       waiting.dueAt = Date.now();
@@ -65,7 +67,7 @@ export class SharedEnrichment {
   add(id: number, meta: StreamMetadata): void {
     this.sandboxOf.set(id, meta.sandbox);
     const known = this.known.get(meta.sandbox);
-    if (known !== undefined && this.client !== undefined) {
+    if (known !== undefined && this.agent !== undefined) {
       known.streams.add(id);
       return this.found(id, { ...known.meta, stream: meta.stream, ...(meta.user === undefined ? {} : { user: meta.user }) });
     }
@@ -86,27 +88,38 @@ export class SharedEnrichment {
   private schedule(): void {
     clearTimeout(this.timer);
     this.timer = undefined;
-    if (this.client === undefined || this.inFlight || this.waiting.size === 0) return;
+    if (this.agent === undefined || this.inFlight || this.waiting.size === 0) return;
     const dueAt = Math.max(this.notBefore, Math.min(...[...this.waiting.values()].map((waiting) => waiting.dueAt)));
     this.timer = setTimeout(() => void this.request(), Math.max(0, dueAt - Date.now()));
     this.timer.unref();
   }
 
+  /** Asking again would download as much again: streams forward with path metadata until the settings change. */
+  private giveUp({ url, maxBytes }: ResponseTooLarge): void {
+    this.inFlight = false;
+    this.agent = undefined;
+    this.waiting.clear();
+    const message = "the agent's /state is over agent.max_response_bytes; not asking again";
+    this.log.error({ url, maxBytes }, `${message}, forwarding with path metadata`);
+  }
+
   private async request(): Promise<void> {
-    const client = this.client;
-    if (client === undefined) return;
+    const agent = this.agent;
+    if (agent === undefined) return;
     this.inFlight = true;
     const started = Date.now();
     let state: unknown;
     let error: string | undefined;
     try {
-      state = await client.state();
+      // A client per request: its answer cache would hand a stream that came since an answer that cannot name it.
+      state = await new AgentStateClient(agent.url, agent.timeoutMs, agent.maxResponseBytes).state();
     } catch (err) {
       error = (err as Error).message;
+      if (err instanceof ResponseTooLarge && agent === this.agent) return this.giveUp(err);
     }
     this.inFlight = false;
     // The settings changed meanwhile: that answer is from the old URL.
-    if (client !== this.client) return this.schedule();
+    if (agent !== this.agent) return this.schedule();
     if (error === undefined) {
       this.notBefore = 0;
       this.errorBackoffMs = ERROR_BACKOFF_FIRST_MS;
@@ -116,8 +129,9 @@ export class SharedEnrichment {
     }
     for (const [id, waiting] of this.waiting) {
       if (state !== undefined && this.apply(id, waiting, state)) continue;
-      // Only streams that were due count this answer as an attempt: one that came in meanwhile is still due.
-      if (waiting.dueAt > started) continue;
+      // A stream that came in while the request was out is still due: the answer may predate its container. A
+      // retry due soon counts this answer, so streams that started apart share their later requests.
+      if (waiting.dueAt > started + (waiting.attempts === 0 ? 0 : COALESCE_MS)) continue;
       waiting.attempts++;
       if (waiting.attempts < RETRY_MS.length) {
         waiting.dueAt = started + RETRY_MS[waiting.attempts];
