@@ -8,6 +8,7 @@ import { isAlive, readIfExists, writeScript } from './helpers/exec.js';
 import {
   endAndSummarize,
   expectEveryLineAccounted,
+  OUTAGES,
   startHelperWithSink,
   streamWithOutages,
   type KillableReceiver,
@@ -74,8 +75,7 @@ describe('exec sink: every line is received or counted as dropped, whatever the 
     // 3 MB: well inside the 8 MB buffer, so no outage may cost a line.
     lines: 30_000,
     lineBytes: LINE_BYTES,
-    outages: 3,
-    maxDowntimeMs: 3000,
+    ...OUTAGES,
     maxPauseMs: 10,
   });
 

@@ -6,6 +6,7 @@ import { TestJournald } from './helpers/journald.js';
 import {
   endAndSummarize,
   expectEveryLineAccounted,
+  OUTAGES,
   startHelperWithSink,
   streamWithOutages,
   type KillableReceiver,
@@ -57,8 +58,7 @@ describe('journald sink: every line is received or counted as dropped, whatever 
     // 1.5 MB: well inside the 8 MB buffer, so no outage may cost a line.
     lines: 15_000,
     lineBytes: 100,
-    outages: 3,
-    maxDowntimeMs: 3000,
+    ...OUTAGES,
     maxPauseMs: 10,
   });
 

@@ -10,6 +10,7 @@ import {
   endAndSummarize,
   expectEveryLineAccounted,
   missingLines,
+  OUTAGES,
   startHelperWithSink,
   streamWithOutages,
   type OutagePlan,
@@ -128,8 +129,7 @@ describe('syslog sink: every line is received or counted as dropped, whatever th
     label,
     lines: 20_000,
     lineBytes: LINE_BYTES,
-    outages: 3,
-    maxDowntimeMs: 3000,
+    ...OUTAGES,
     maxPauseMs: 40,
   });
 

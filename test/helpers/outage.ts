@@ -45,6 +45,9 @@ export interface OutageRun {
 
 export const ARRIVAL_BYTES = 64 * 1024;
 
+/** The outages of every sink's run: three of up to 3 s each keep three seeds side by side well under a minute. */
+export const OUTAGES = { outages: 3, maxDowntimeMs: 3000 } as const;
+
 /** A small seeded generator (mulberry32): uniform in [0, 1). */
 export function seededRandom(seed: number): () => number {
   let a = seed >>> 0;
@@ -59,8 +62,8 @@ export function seededRandom(seed: number): () => number {
 
 /**
  * The helper as the agent starts it, for executor `executorId` (E1) in sandbox `work` (a new one), with `sink` as its
- * one sink. After a 3 s outage the retries back off up to 1.6 s, and the backlog then takes a while: the stream's end
- * waits up to 20 s for them.
+ * one sink. After a 3 s outage (the longest of OUTAGES) the retries back off up to 1.6 s, and the backlog then takes a
+ * while: the stream's end waits up to 20 s for them.
  */
 export function startHelperWithSink(
   sink: Record<string, unknown>,
