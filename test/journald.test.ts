@@ -328,6 +328,19 @@ describe.skipIf(!isRoot())('journald sink faults', () => {
   const journald = new TestJournald();
   afterAll(() => journald.remove());
 
+  /**
+   * Kills journald with `queued` unread in its socket queue, after a warm-up line it did read: the kernel took the
+   * queued lines, so the sink counted them sent.
+   */
+  async function killWithUnread(sink: Sink, meta: StreamMetadata, queued: string[]): Promise<void> {
+    feed(sink, meta, ['warm-up']);
+    await journald.waitForEntries({ EXECUTOR_ID: meta.executor_id! }, 1);
+    journald.pause();
+    feed(sink, meta, queued);
+    await waitFor(() => sink.stats.linesSent === 1 + queued.length, { what: 'the queued lines counted sent' });
+    await journald.kill();
+  }
+
   it('buffers while journald is down at start and delivers once it starts', async () => {
     const meta = metaFor();
     const sink = makeSink({ socket: journald.socket }, meta);
@@ -369,14 +382,9 @@ describe.skipIf(!isRoot())('journald sink faults', () => {
     if (!journald.running) await journald.start();
     const meta = metaFor();
     const sink = makeSink({ socket: journald.socket }, meta);
-    feed(sink, meta, ['warm-up']);
-    await journald.waitForEntries({ EXECUTOR_ID: meta.executor_id! }, 1);
-    journald.pause();
     // Fewer than the queue holds: the kernel takes them all, so the sink counts them sent, and journald reads none.
     const queued = numbered('queued', 0, Math.min(8, queueLimits().datagrams - 1));
-    feed(sink, meta, queued);
-    await waitFor(() => sink.stats.linesSent === 1 + queued.length, { what: 'the queued lines counted sent' });
-    await journald.kill();
+    await killWithUnread(sink, meta, queued);
     await journald.start();
     feed(sink, meta, ['after']);
     const entries = await journald.waitForEntries({ EXECUTOR_ID: meta.executor_id! }, 2 + queued.length);
@@ -389,13 +397,8 @@ describe.skipIf(!isRoot())('journald sink faults', () => {
     if (!journald.running) await journald.start();
     const meta = metaFor();
     const sink = makeSink({ socket: journald.socket }, meta);
-    feed(sink, meta, ['warm-up']);
-    await journald.waitForEntries({ EXECUTOR_ID: meta.executor_id! }, 1);
-    journald.pause();
     const queued = numbered('queued', 0, Math.min(8, queueLimits().datagrams - 2));
-    feed(sink, meta, queued);
-    await waitFor(() => sink.stats.linesSent === 1 + queued.length, { what: 'the queued lines counted sent' });
-    await journald.kill();
+    await killWithUnread(sink, meta, queued);
     feed(sink, meta, ['never sent']);
     await waitFor(() => sink.stats.failedSends > 0, { what: 'a failed send' });
     await sink.stop(Date.now() + 200);
