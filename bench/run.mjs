@@ -52,7 +52,7 @@ const helperArgv = (dir) => [
  * ctx = { dir (fresh, empty: the output, a sandbox path), runDir (fresh, for anything else), corpus (the whole file),
  *         corpusBytes, stderr (the consumer's stderr file) }.
  * A forwarder variant: the helper's command with `env: (ctx) => ({ LOG_SPLITTER_CONFIG: <a config with the sink> })`,
- * a setup that starts the receiving end, and a verify that also checks what it received (forwarderVariant below).
+ * a setup that starts the receiving end, and a verify that also checks what it received (sinkVariant below).
  */
 const VARIANTS = [
   {
@@ -242,35 +242,24 @@ function verifyTail(ctx, files, { whole = false, maxSize = Infinity, lineCuts = 
 
 /** The helper with one syslog-TCP sink to a bench/tcp-receiver.mjs that reads (`read`) or never reads (`stall`). */
 function forwarderVariant(name, mode) {
-  return {
-    name,
-    forwarder: true,
-    command: (ctx) => [HELPER, ...helperArgv(ctx.dir)],
-    env: (ctx) => ({ LOG_SPLITTER_CONFIG: ctx.config }),
-    setup: async (ctx) => {
+  return sinkVariant(name, {
+    start: async (ctx) => {
       ctx.receiver = await startReceiver(mode);
-      ctx.config = join(ctx.runDir, 'config.yaml');
-      writeFileSync(ctx.config, syslogConfig(ctx.receiver.port));
+      return { type: 'syslog', transport: 'tcp', host: '127.0.0.1', port: ctx.receiver.port };
     },
-    verify: (ctx) => verifyForwarder(ctx, name, mode),
+    received: (ctx) => stopReceiver(ctx.receiver),
+    // A reading receiver must have got exactly the lines sent, whole frames, on one connection (a reconnect would
+    // replay frames); a stalled one must have been connected.
+    check: (summary, received, fail) => {
+      if (received.error !== undefined || received.cutFrames > 0) fail('the receiver got a broken frame');
+      if (received.connections === 0) fail('the sink never connected');
+      if (mode === 'read' && (summary.reconnects > 0 || received.connections > 1)) fail('the connection was lost');
+      if (mode === 'read' && received.frames !== summary.linesSent) fail('the receiver counted other than linesSent frames');
+    },
     // Verify stops the receiver; this is for a run that failed before.
-    teardown: (ctx) => ctx.receiver?.child.kill('SIGKILL'),
-  };
+    stop: (ctx) => ctx.receiver?.child.kill('SIGKILL'),
+  });
 }
-
-/** Every other key is the sink's default; no agent runs here, and enrichment would only add task_id. */
-const syslogConfig = (port) => `agent:
-  enrich: false
-sinks:
-  relay:
-    type: syslog
-    transport: tcp
-    host: 127.0.0.1
-    port: ${port}
-    buffer:
-      max_bytes: ${SINK_BUFFER_BYTES}
-      when_full: drop_oldest
-`;
 
 /** Starts bench/tcp-receiver.mjs; resolves once it listens, with its port. */
 async function startReceiver(mode) {
@@ -315,67 +304,67 @@ function corpusLines(corpus) {
 }
 
 /**
- * The sandbox as for the helper, then the sink's account ("sink summary"): every corpus line in, and
- * in = sent + dropped + buffered at exit. A reading receiver must have got exactly the lines sent, whole frames, on
- * one connection (a reconnect would replay frames); a stalled one must have been connected.
+ * The helper with one journald sink to a private journald started for the run. The journal must hold exactly
+ * linesSent entries (the sink never reconnects here, so nothing is sent twice). Reports journald's CPU time and the
+ * delivery rate (lines sent per second of wall time, the 3 s shutdown_timeout_ms at EOF included).
  */
-async function verifyForwarder(ctx, name, mode) {
-  verifyHelper(ctx);
-  const received = await stopReceiver(ctx.receiver);
-  const summary = helperDiagnostics(ctx).find((l) => l.msg === 'sink summary');
-  const fail = (why) => {
-    throw new Error(`${name}: ${why}\n  sink summary: ${JSON.stringify(summary)}\n  receiver: ${JSON.stringify(received)}`);
-  };
-  if (summary === undefined) fail('no "sink summary" diagnostic on stderr');
-  const { linesIn, linesSent, linesDropped, bufferedLines, reconnects } = summary;
-  const lines = corpusLines(ctx.corpus);
-  if (linesIn !== lines) fail(`linesIn is not the corpus's ${lines} lines`);
-  if (linesIn !== linesSent + linesDropped + bufferedLines) fail('linesIn != linesSent + linesDropped + bufferedLines');
-  if (received.error !== undefined || received.cutFrames > 0) fail('the receiver got a broken frame');
-  if (received.connections === 0) fail('the sink never connected');
-  if (mode === 'read' && (reconnects > 0 || received.connections > 1)) fail('the connection was lost');
-  if (mode === 'read' && received.frames !== linesSent) fail('the receiver counted other than linesSent frames');
-  return { sink: { linesIn, linesSent, linesDropped, bufferedLines, framesReceived: received.frames, receiverCpuMs: received.cpuMs } };
+function journaldVariant(name) {
+  return sinkVariant(name, {
+    start: async (ctx) => {
+      ctx.journald = await startJournald();
+      ctx.journaldCpuAtStart = ctx.journald.cpuMs();
+      return { type: 'journald', socket: ctx.journald.socket };
+    },
+    received: async (ctx) => {
+      const cpuMs = ctx.journald.cpuMs() - ctx.journaldCpuAtStart;
+      return { frames: await countEntries(ctx.journald.namespace, { EXECUTOR_ID }), cpuMs };
+    },
+    check: (summary, received, fail) => {
+      if (summary.reconnects > 0) fail('the sink reconnected');
+      if (received.frames !== summary.linesSent) fail('the journal holds other than linesSent entries');
+    },
+    stop: (ctx) => ctx.journald?.stop(),
+  });
 }
 
 /**
- * The helper with one journald sink (every other key its default) to a private journald started for the run. Verify:
- * the sandbox as for the helper, in = sent + dropped + buffered, and the journal holds exactly linesSent entries (the
- * sink never reconnects here, so nothing is sent twice). Reports journald's CPU time and the delivery rate (lines
- * sent per second of wall time, the 3 s shutdown_timeout_ms at EOF included).
+ * The helper with one sink (every key but its buffer its default; no agent runs here, and enrichment would only add
+ * task_id) to a receiving end started for each run:
+ *   start     async (ctx) => starts the receiving end (kept in ctx) and returns the sink's keys
+ *   received  async (ctx) => once the helper exited, what the receiving end got: { frames, cpuMs, ... }
+ *   check     (summary, received, fail) => calls fail(why) where that disagrees with the sink's account
+ *   stop      (ctx) => stops the receiving end after a run that failed before verify got to it
+ * Verify: the sandbox as for the helper, then the sink's account ("sink summary"): every corpus line in, and
+ * in = sent + dropped + buffered at exit; then check.
  */
-function journaldVariant(name) {
+function sinkVariant(name, { start, received, check, stop }) {
   return {
     name,
     forwarder: true,
     command: (ctx) => [HELPER, ...helperArgv(ctx.dir)],
     env: (ctx) => ({ LOG_SPLITTER_CONFIG: ctx.config }),
     setup: async (ctx) => {
-      ctx.journald = await startJournald();
-      ctx.journaldCpuAtStart = ctx.journald.cpuMs();
+      const sink = { ...(await start(ctx)), buffer: { max_bytes: SINK_BUFFER_BYTES, when_full: 'drop_oldest' } };
       ctx.config = join(ctx.runDir, 'config.yaml');
-      writeFileSync(
-        ctx.config,
-        `agent:\n  enrich: false\nsinks:\n  journal:\n    type: journald\n    socket: ${ctx.journald.socket}\n    buffer:\n      max_bytes: ${SINK_BUFFER_BYTES}\n      when_full: drop_oldest\n`,
-      );
+      // JSON is YAML.
+      writeFileSync(ctx.config, JSON.stringify({ agent: { enrich: false }, sinks: { fwd: sink } }));
     },
     verify: async (ctx) => {
       verifyHelper(ctx);
-      const journaldCpuMs = ctx.journald.cpuMs() - ctx.journaldCpuAtStart;
-      const entries = await countEntries(ctx.journald.namespace, { EXECUTOR_ID });
+      const got = await received(ctx);
       const summary = helperDiagnostics(ctx).find((l) => l.msg === 'sink summary');
       const fail = (why) => {
-        throw new Error(`${name}: ${why}\n  sink summary: ${JSON.stringify(summary)}\n  journal entries: ${entries}`);
+        throw new Error(`${name}: ${why}\n  sink summary: ${JSON.stringify(summary)}\n  received: ${JSON.stringify(got)}`);
       };
       if (summary === undefined) fail('no "sink summary" diagnostic on stderr');
-      const { linesIn, linesSent, linesDropped, bufferedLines, reconnects } = summary;
-      if (linesIn !== corpusLines(ctx.corpus)) fail(`linesIn is not the corpus's ${corpusLines(ctx.corpus)} lines`);
+      const { linesIn, linesSent, linesDropped, bufferedLines } = summary;
+      const lines = corpusLines(ctx.corpus);
+      if (linesIn !== lines) fail(`linesIn is not the corpus's ${lines} lines`);
       if (linesIn !== linesSent + linesDropped + bufferedLines) fail('linesIn != linesSent + linesDropped + bufferedLines');
-      if (reconnects > 0) fail('the sink reconnected');
-      if (entries !== linesSent) fail('the journal holds other than linesSent entries');
-      return { sink: { linesIn, linesSent, linesDropped, bufferedLines, framesReceived: entries, receiverCpuMs: journaldCpuMs } };
+      check(summary, got, fail);
+      return { sink: { linesIn, linesSent, linesDropped, bufferedLines, framesReceived: got.frames, receiverCpuMs: got.cpuMs } };
     },
-    teardown: (ctx) => ctx.journald?.stop(),
+    teardown: (ctx) => stop(ctx),
   };
 }
 
