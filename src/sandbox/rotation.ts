@@ -39,6 +39,11 @@ export interface Rotation {
 export const SETTLE_LIMIT_MS = 4000;
 /** How long a rotation script, or logrotate in fallback mode, may run before its process group is killed. */
 const COMMAND_TIMEOUT_MS = 60_000;
+/**
+ * How long one rotation may spend moving old files up, and how long the stream then goes on before the next one
+ * continues: the task can plant any number of old files, and each costs a rename.
+ */
+const SHIFT_SLICE_MS = 250;
 const COPY_CHUNK = 1024 * 1024;
 const DAY_MS = 86_400_000;
 
@@ -80,6 +85,13 @@ export class NativeRotation implements Rotation {
   private readonly deadline = new SettleDeadline();
   private readonly errors: RateLimitedLog;
   private readonly refusals: RateLimitedLog;
+  private readonly maskedModes: RateLimitedLog;
+  private readonly unfinishedShifts: RateLimitedLog;
+  /** The old files the rotation under way has still to move up, highest last; undefined between rotations. */
+  private shifting: Generation[] | undefined;
+  /** When the last slice of the rotation under way ended. */
+  private sliceEndedAt = 0;
+  private stopLogged = false;
   private readonly createOwner: { uid: number | undefined; gid: number | undefined };
   /** Owners of the files the helper will compress: itself, and whoever owned the live file when it was rotated. */
   private readonly owners = new Set<number>([process.geteuid!()]);
@@ -94,6 +106,8 @@ export class NativeRotation implements Rotation {
   ) {
     this.errors = new RateLimitedLog(log);
     this.refusals = new RateLimitedLog(log);
+    this.maskedModes = new RateLimitedLog(log);
+    this.unfinishedShifts = new RateLimitedLog(log);
     this.dir = dirname(logFilename);
     this.base = basename(logFilename);
     const { owner, group } = policy.create ?? {};
@@ -108,11 +122,22 @@ export class NativeRotation implements Rotation {
     return `${this.logFilename}.${index}${gz ? '.gz' : ''}`;
   }
 
+  /**
+   * Leaves the live file in place (the writer goes on into it) while the old files have not all moved up, and once the
+   * time after EOF is up: it never moves onto an old file, and no rotation starts after the limit.
+   */
   async rotate(): Promise<void> {
+    if (this.shifting !== undefined && Date.now() - this.sliceEndedAt < SHIFT_SLICE_MS) return;
     // The previous rotation may still be compressing the file this one is about to move.
     await this.background;
-    await this.script('firstaction');
-    await this.shiftOldFiles();
+    if (this.deadline.signal.aborted) return this.stopped();
+    if (this.shifting === undefined) {
+      await this.script('firstaction');
+      this.shifting = await this.oldFiles();
+      if (this.shifting === undefined) return;
+    }
+    if (!(await this.shiftOldFiles(this.shifting))) return;
+    this.shifting = undefined;
     await this.script('prerotate');
     if (this.policy.copytruncate) {
       await this.copyTruncate();
@@ -137,22 +162,42 @@ export class NativeRotation implements Rotation {
   }
 
   /**
-   * logrotate's shift, `.N` -> `.N+1` from the highest N down to 1, of the names that exist: one readdir, so the cost
-   * does not grow with `rotate`. A file past maxage is removed instead of moved.
+   * The old files logrotate's shift moves, `.N` -> `.N+1` from the highest N down to 1: those that exist, from one
+   * listing, so the cost grows with the files present, not with `rotate`. Undefined if the sandbox cannot be listed.
    */
-  private async shiftOldFiles(): Promise<void> {
-    const { maxageDays } = this.policy;
-    let names: string[];
+  private async oldFiles(): Promise<Generation[] | undefined> {
     try {
-      names = await readdir(this.dir);
+      const names = await readdir(this.dir);
+      return names
+        .map((name) => this.generation(name))
+        .filter((g): g is Generation => g !== undefined && this.shifts(g))
+        .sort((a, b) => a.index - b.index);
     } catch (err) {
-      return this.fail('list', this.dir, err);
+      this.fail('list', this.dir, err);
+      return undefined;
     }
-    const moving = names
-      .map((name) => this.generation(name))
-      .filter((g): g is Generation => g !== undefined && this.shifts(g))
-      .sort((a, b) => b.index - a.index);
-    for (const { index, gz } of moving) {
+  }
+
+  /**
+   * Moves old files up, taking them off the end of `moving`, for one slice of time. A file past maxage is removed
+   * instead of moved. Returns whether all have moved; if not, the next rotation goes on from where this one stopped,
+   * so that the live file never moves onto an old file.
+   */
+  private async shiftOldFiles(moving: Generation[]): Promise<boolean> {
+    const { maxageDays } = this.policy;
+    const sliceEnd = Date.now() + SHIFT_SLICE_MS;
+    while (moving.length > 0) {
+      if (this.deadline.signal.aborted) {
+        this.stopped();
+        return false;
+      }
+      if (Date.now() >= sliceEnd) {
+        this.sliceEndedAt = Date.now();
+        const message = 'old files are still moving up; the live file moves once they all have';
+        this.unfinishedShifts.error({ file: this.logFilename, remaining: moving.length }, message);
+        return false;
+      }
+      const { index, gz } = moving.pop()!;
       const file = this.name(index, gz);
       try {
         const stats = await lstatRegular(file);
@@ -162,6 +207,15 @@ export class NativeRotation implements Rotation {
         this.fail('shift', file, err);
       }
     }
+    return true;
+  }
+
+  /** Once the time after EOF is up, the rest of the stream goes into the live file. */
+  private stopped(): void {
+    if (this.stopLogged) return;
+    this.stopLogged = true;
+    const message = 'the time after EOF is up; no more rotations, the rest goes into the live file';
+    this.log.warn({ file: this.logFilename }, message);
   }
 
   /**
@@ -223,7 +277,7 @@ export class NativeRotation implements Rotation {
   private async copyInto(source: FileHandle, stats: Stats, file: string): Promise<void> {
     const copy = await createFresh(file);
     try {
-      await this.takeOwnerAndMode(copy, stats.uid, stats.gid, stats.mode & 0o777);
+      await this.takeOwnerAndMode(copy, file, stats.uid, stats.gid, stats.mode);
       const buffer = Buffer.allocUnsafe(COPY_CHUNK);
       for (let position = 0; ; ) {
         const { bytesRead } = await source.read(buffer, 0, COPY_CHUNK, position);
@@ -244,9 +298,10 @@ export class NativeRotation implements Rotation {
       try {
         await this.takeOwnerAndMode(
           handle,
+          this.logFilename,
           this.createOwner.uid ?? previous.uid,
           this.createOwner.gid ?? previous.gid,
-          mode ?? previous.mode & 0o7777,
+          mode ?? previous.mode,
         );
       } finally {
         await handle.close();
@@ -256,10 +311,18 @@ export class NativeRotation implements Rotation {
     }
   }
 
-  /** As logrotate: the owner is set only by root (anyone else's files are their own already). */
-  private async takeOwnerAndMode(handle: FileHandle, uid: number, gid: number, mode: number): Promise<void> {
-    if (process.geteuid!() === 0) await setOwnerAndMode(handle, uid, gid, mode);
-    else await handle.chmod(mode);
+  private async takeOwnerAndMode(
+    handle: FileHandle,
+    file: string,
+    uid: number,
+    gid: number,
+    mode: number,
+  ): Promise<void> {
+    const left = await setOwnerAndMode(handle, uid, gid, mode);
+    if (left !== 0) {
+      const fields = { file, mode: (mode & 0o7777).toString(8), given: (mode & 0o777).toString(8) };
+      this.maskedModes.error(fields, "a file of the task's output gets no set-user-ID, set-group-ID or sticky bit");
+    }
   }
 
   private async afterRotate(): Promise<void> {
@@ -293,7 +356,7 @@ export class NativeRotation implements Rotation {
     let output: FileHandle | undefined;
     try {
       output = await createFresh(gz);
-      await this.takeOwnerAndMode(output, stats.uid, stats.gid, stats.mode & 0o777);
+      await this.takeOwnerAndMode(output, gz, stats.uid, stats.gid, stats.mode);
       // Loaded here: only a `compress` directive needs zlib, and loading it costs every helper memory at start.
       const { createGzip } = await import('node:zlib');
       await pipeline(handle.createReadStream({ start: 0 }), createGzip(), output.createWriteStream(), { signal });

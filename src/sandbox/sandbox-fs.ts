@@ -4,7 +4,7 @@
 // path. A regular file with a single link is reachable only through its name in the sandbox, so reading or writing
 // it cannot reach a file elsewhere. The directory itself must not be replaceable by the task (the agent owns a
 // sandbox's parent): a link there would be followed.
-import { close, constants, fstat, open as openCallback, type Stats } from 'node:fs';
+import { close, constants, fchmod, fstat, open as openCallback, type Stats } from 'node:fs';
 import { lstat, open, unlink, type FileHandle } from 'node:fs/promises';
 import { promisify } from 'node:util';
 
@@ -12,8 +12,19 @@ import { promisify } from 'node:util';
 const openFd = promisify(openCallback);
 const fstatFd = promisify(fstat);
 const closeFd = promisify(close);
+const fchmodFd = promisify(fchmod);
 
 const { O_APPEND, O_CREAT, O_EXCL, O_NOFOLLOW, O_NONBLOCK, O_RDONLY, O_RDWR, O_WRONLY } = constants;
+
+/**
+ * The only mode bits a file the helper writes the task's output into may have: no set-user-ID, set-group-ID or
+ * sticky bit. The kernel clears set-id bits when anyone without CAP_FSETID writes a file, but not when root does: a
+ * root helper writing into a set-uid root file would leave a program of the task's choosing that runs as root.
+ */
+const PERMISSION_BITS = 0o777;
+const SPECIAL_BITS = 0o7000;
+
+const isRoot = (): boolean => process.geteuid!() === 0;
 
 /** A file the helper will not touch, and why, for the log. */
 export class RefusedFile extends Error {
@@ -76,28 +87,41 @@ export async function createFresh(file: string): Promise<FileHandle> {
   return openNoFollow(file, O_WRONLY | O_CREAT | O_EXCL, 0o600);
 }
 
-/** Sets owner and mode through the handle (never the path): owner first, since chown clears set-id bits. */
-export async function setOwnerAndMode(handle: FileHandle, uid: number, gid: number, mode: number): Promise<void> {
-  await handle.chown(uid, gid);
-  await handle.chmod(mode);
+/**
+ * Gives a file the helper made `mode`'s permission bits, and as root also the owner (anyone else's files are their own
+ * already, as under logrotate), through the handle, never the path: owner first, since chown clears set-id bits.
+ * Returns the bits of `mode` it left out (see PERMISSION_BITS), 0 if none.
+ */
+export async function setOwnerAndMode(handle: FileHandle, uid: number, gid: number, mode: number): Promise<number> {
+  if (isRoot()) await handle.chown(uid, gid);
+  await handle.chmod(mode & PERMISSION_BITS);
+  return mode & SPECIAL_BITS;
 }
 
 /**
  * Opens the live file to append, creating it (mode 0644 less the umask) if missing, and returns a plain descriptor
  * for the writer. A link, a hard-linked file or anything else that is not a regular file of its own at that name is
- * removed and the file created afresh: `replaced` says what was there. A directory there throws.
+ * removed and the file created afresh: `replaced` says what was there. A directory there throws. A root helper clears
+ * the set-id and sticky bits of a file it finds (see PERMISSION_BITS): `cleared` is its mode before.
  */
-export async function openLiveFile(file: string): Promise<{ fd: number; size: number; replaced?: string }> {
+export async function openLiveFile(
+  file: string,
+): Promise<{ fd: number; size: number; replaced?: string; cleared?: number }> {
   const flags = O_WRONLY | O_APPEND | O_CREAT | O_NONBLOCK;
   let replaced: string | undefined;
   try {
     const fd = await refusingLinks(file, () => openFd(file, flags | O_NOFOLLOW, 0o644));
-    const stats = await fstatFd(fd).catch(async (err: unknown) => {
+    try {
+      const stats = await fstatFd(fd);
+      replaced = refusal(stats);
+      if (replaced === undefined) {
+        const cleared = await clearSpecialBits(fd, stats.mode);
+        return { fd, size: stats.size, cleared };
+      }
+    } catch (err) {
       await closeFd(fd);
       throw err;
-    });
-    replaced = refusal(stats);
-    if (replaced === undefined) return { fd, size: stats.size };
+    }
     await closeFd(fd);
   } catch (err) {
     if (!(err instanceof RefusedFile)) throw err;
@@ -106,6 +130,13 @@ export async function openLiveFile(file: string): Promise<{ fd: number; size: nu
   await unlinkPlanted(file);
   const fd = await refusingLinks(file, () => openFd(file, flags | O_EXCL | O_NOFOLLOW, 0o644));
   return { fd, size: 0, replaced };
+}
+
+/** As root, removes what PERMISSION_BITS leaves out from an open file's mode. Returns the mode it had, if it did. */
+async function clearSpecialBits(fd: number, mode: number): Promise<number | undefined> {
+  if (!isRoot() || (mode & SPECIAL_BITS) === 0) return undefined;
+  await fchmodFd(fd, mode & PERMISSION_BITS);
+  return mode & 0o7777;
 }
 
 async function openNoFollow(file: string, flags: number, mode?: number): Promise<FileHandle> {

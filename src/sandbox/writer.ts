@@ -57,6 +57,8 @@ export class SandboxWriter extends EventEmitter {
   private readonly retryDelayMs: number;
   private readonly holdLimit: number;
   private readonly errors: RateLimitedLog;
+  /** Rotation can leave the live file in place at every rotation, and a task can arrange that. */
+  private readonly unmoved: RateLimitedLog;
   /**
    * Bytes not yet on disk, [0, filled), copied out of the caller's chunks into one buffer reused for the whole
    * stream: the batch being written, then the held tail (`heldLength` bytes), then `queued` new bytes.
@@ -96,6 +98,7 @@ export class SandboxWriter extends EventEmitter {
     this.retryDelayMs = options.retryDelayMs ?? 1000;
     this.holdLimit = Math.min(options.maxSize, 1 << 20);
     this.errors = new RateLimitedLog(options.log);
+    this.unmoved = new RateLimitedLog(options.log);
   }
 
   /** Queues a copy of the chunk (the caller may reuse it). Returns false when the caller should wait for 'drain'. */
@@ -217,9 +220,10 @@ export class SandboxWriter extends EventEmitter {
     this.stats.rotations++;
     if (await this.openLive()) {
       if (this.size > 0 && this.size >= before) {
-        // Rotation left the file in place (logrotate declined, or a rename failed). Count from zero, as the
-        // original does, so the stream keeps moving instead of rotating again and again.
-        this.options.log.warn({ path: this.options.path, size: this.size }, 'rotation did not move the live file');
+        // Rotation left the file in place (logrotate declined, a rename failed, old files are still moving up, or
+        // the time after EOF is up). Count from zero, as the original does, so the stream keeps moving instead of
+        // rotating again and again.
+        this.unmoved.error({ path: this.options.path, size: this.size }, 'rotation did not move the live file');
         this.size = 0;
       }
     }
@@ -230,10 +234,14 @@ export class SandboxWriter extends EventEmitter {
     if (this.fd !== undefined && !(await this.liveFileMoved())) return true;
     if (Date.now() < this.failedUntil) return false;
     try {
-      const { fd, size, replaced } = await openLiveFile(this.options.path);
+      const { fd, size, replaced, cleared } = await openLiveFile(this.options.path);
       if (replaced !== undefined) {
         const message = 'the live file was not a regular file of its own; replaced it with a new one';
         this.errors.error({ path: this.options.path, found: replaced }, message);
+      }
+      if (cleared !== undefined) {
+        const message = 'the live file had set-id or sticky bits, which root writes keep; cleared them';
+        this.errors.error({ path: this.options.path, mode: cleared.toString(8) }, message);
       }
       this.fd = fd;
       this.size = size;
