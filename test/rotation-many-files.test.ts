@@ -2,7 +2,17 @@
 // renames every one, as logrotate does. That may slow the task's own stream, but the helper must still be gone within
 // 5 s of EOF (the agent's limit), keep every byte, and never move the live file onto an old one.
 import { execFileSync } from 'node:child_process';
-import { chownSync, existsSync, lstatSync, readdirSync, readFileSync } from 'node:fs';
+import {
+  chownSync,
+  closeSync,
+  existsSync,
+  fstatSync,
+  lstatSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { chunks, numberedLines } from './helpers/data.js';
@@ -61,11 +71,14 @@ describe.skipIf(!isRoot())(`rotate -1 over ${PLANTED} planted files (root helper
   it('a shift spread over several rotations ends as one logrotate shift: every planted file one up', async () => {
     const { dir, stdout } = plantedSandbox();
     const helper = await spawnLogger({ log_filename: stdout, logrotate_options: 'rotate -1', max_size: '64KB' });
-    // A file's worth at a time, paced, until the live file has moved: the stream goes on while the old files move.
+    // A file's worth at a time, each written before the next is sent (so each starts one rotation), paced, until the
+    // live file has moved: the stream goes on while the old files move, and no second rotation starts.
     let sent = 0;
     while (!existsSync(`${stdout}.${PLANTED + 1}`) || (sizeOf(`${stdout}.1`) ?? 0) === 0) {
-      await helper.write(numberedLines(MAX_SIZE / LINE, LINE, 'line', sent));
+      const file = numberedLines(MAX_SIZE / LINE, LINE, 'line', sent);
+      await helper.write(file);
       sent += MAX_SIZE / LINE;
+      await waitFor(() => endsWith(stdout, file.subarray(-LINE)), { timeoutMs: 10_000, what: `line ${sent - 1}` });
       await sleep(100);
       if (sent > 400 * (MAX_SIZE / LINE)) throw new Error(`the live file never moved:\n${helper.stderr()}`);
     }
@@ -83,6 +96,21 @@ describe.skipIf(!isRoot())(`rotate -1 over ${PLANTED} planted files (root helper
     expect(linesIn(dir)).toEqual(sortedLines(numberedLines(sent, LINE)));
   }, 120_000);
 });
+
+/** Whether `file` ends with `tail`; false while it is missing (between two steps of a rotation). */
+function endsWith(file: string, tail: Buffer): boolean {
+  let fd: number | undefined;
+  try {
+    fd = openSync(file, 'r');
+    const at = fstatSync(fd).size - tail.length;
+    const end = Buffer.alloc(tail.length);
+    return at >= 0 && readSync(fd, end, 0, tail.length, at) === tail.length && end.equals(tail);
+  } catch {
+    return false;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
 
 /** A file's size; undefined while the name is missing (between two renames of a rotation). */
 function sizeOf(file: string): number | undefined {

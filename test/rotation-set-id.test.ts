@@ -74,7 +74,7 @@ describe.skipIf(!isRoot())('set-id bits on files of the task output (root helper
     expect(masked?.given, helper.stderr()).toBe('755');
   });
 
-  it('fallback logrotate creating the live file 4755 root: the helper clears the bits before writing into it', async () => {
+  it('fallback logrotate creating the live file 4755 root: the helper clears the bits before writing', async () => {
     const { dir, stdout } = makeSandbox();
     chownSync(dir, NOBODY, NOBODY);
     // dateext leaves rotation to root logrotate, which gives the empty file the mode asked (3.21, checked).

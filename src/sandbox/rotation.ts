@@ -18,7 +18,10 @@ import {
 } from './sandbox-fs.js';
 import { runShellScript } from './shell-script.js';
 
-/** Moves the live file aside. The writer closes it before `rotate()` and reopens it afterwards. */
+/**
+ * Moves the live file aside, or leaves it in place when it cannot yet (the writer then goes on into it). The writer
+ * closes it before `rotate()` and reopens it afterwards.
+ */
 export interface Rotation {
   rotate(): Promise<void>;
   /**
@@ -35,7 +38,7 @@ export interface Rotation {
   readonly minFill: number;
 }
 
-/** How long after EOF compression and scripts may still run before they are given up. */
+/** How long after EOF compression, scripts and rotations may still run before they are given up. */
 export const SETTLE_LIMIT_MS = 4000;
 /** How long a rotation script, or logrotate in fallback mode, may run before its process group is killed. */
 const COMMAND_TIMEOUT_MS = 60_000;
@@ -76,7 +79,7 @@ interface Generation {
  * logrotate's file handling done in-process: `log` -> `log.1` ... `log.N`, `.gz` where compressed. The task owns the
  * sandbox and the helper may be root, so every file step goes through sandbox-fs: no link is followed, only
  * regular files with one link are moved, read or written, and a step that finds anything else is logged and skipped
- * (the rest of the rotation goes on, so the live file still never outgrows --max_size).
+ * (the rest of the rotation goes on: a refused file does not keep the live file from moving).
  */
 export class NativeRotation implements Rotation {
   readonly minFill = 1;
@@ -123,8 +126,8 @@ export class NativeRotation implements Rotation {
   }
 
   /**
-   * Leaves the live file in place (the writer goes on into it) while the old files have not all moved up, and once the
-   * time after EOF is up: it never moves onto an old file, and no rotation starts after the limit.
+   * Leaves the live file in place while old files have not all moved up (it never moves onto one), and once the time
+   * after EOF is up (no rotation starts after the limit).
    */
   async rotate(): Promise<void> {
     if (this.shifting !== undefined && Date.now() - this.sliceEndedAt < SHIFT_SLICE_MS) return;
@@ -318,9 +321,10 @@ export class NativeRotation implements Rotation {
     gid: number,
     mode: number,
   ): Promise<void> {
-    const left = await setOwnerAndMode(handle, uid, gid, mode);
-    if (left !== 0) {
-      const fields = { file, mode: (mode & 0o7777).toString(8), given: (mode & 0o777).toString(8) };
+    const given = await setOwnerAndMode(handle, uid, gid, mode);
+    const asked = mode & 0o7777;
+    if (given !== asked) {
+      const fields = { file, mode: asked.toString(8), given: given.toString(8) };
       this.maskedModes.error(fields, "a file of the task's output gets no set-user-ID, set-group-ID or sticky bit");
     }
   }

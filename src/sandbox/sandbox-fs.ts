@@ -90,12 +90,13 @@ export async function createFresh(file: string): Promise<FileHandle> {
 /**
  * Gives a file the helper made `mode`'s permission bits, and as root also the owner (anyone else's files are their own
  * already, as under logrotate), through the handle, never the path: owner first, since chown clears set-id bits.
- * Returns the bits of `mode` it left out (see PERMISSION_BITS), 0 if none.
+ * Returns the mode given (see PERMISSION_BITS).
  */
 export async function setOwnerAndMode(handle: FileHandle, uid: number, gid: number, mode: number): Promise<number> {
   if (isRoot()) await handle.chown(uid, gid);
-  await handle.chmod(mode & PERMISSION_BITS);
-  return mode & SPECIAL_BITS;
+  const given = mode & PERMISSION_BITS;
+  await handle.chmod(given);
+  return given;
 }
 
 /**
