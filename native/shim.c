@@ -97,7 +97,7 @@ static void exec_standalone(char **argv, int argc, const char *reason) {
   args[at++] = (char *)node;
   // A SIGUSR1 while Node starts, before src/cli/sigusr1.ts runs, must not open an inspector on a local address.
   args[at++] = "--inspect-port=192.0.2.1:9229";
-  // Peak RSS: one V8 worker thread instead of four, a 2 MB semi-space, no Sparkplug (the README's memory section).
+  // Peak RSS: one V8 worker thread instead of four, a 2 MB semi-space, no Sparkplug (docs/performance.md, Memory).
   args[at++] = "--max-semi-space-size=2";
   args[at++] = "--v8-pool-size=1";
   args[at++] = "--no-sparkplug";
@@ -312,7 +312,8 @@ static void serve(int fd) {
 
 int main(int argc, char **argv) {
   // The task's pipe outlives everything here; a daemon that goes away must not take the shim with it. SIGHUP is the
-  // helpers' reload signal, and SIGUSR1 would kill the shim (it has no inspector to open; see the README).
+  // helpers' reload signal, and SIGUSR1 would kill the shim (it has no inspector to open; see docs/operations.md,
+  // Security).
   signal(SIGPIPE, SIG_IGN);
   signal(SIGHUP, SIG_IGN);
   signal(SIGUSR1, SIG_IGN);

@@ -259,7 +259,8 @@ describe.skipIf(!isRoot())('journald sink in the helper', () => {
     const { logFilename, executorId, env } = setup(journald, 'stdout');
     const configFile = env.LOG_SPLITTER_CONFIG;
     // A changed sink's retired generation delivers its backlog for shutdown_timeout_ms, not handing it to its
-    // successor (README): 1 s was too short for a journald slowed by the rest of the suite (59,347 of 60,000 once).
+    // successor (docs/operations.md, Reloading the config): 1 s was too short for a journald slowed by the rest of
+    // the suite (59,347 of 60,000 once).
     const parsed = { ...JSON.parse(readFileSync(configFile, 'utf8')), shutdown_timeout_ms: 15_000 };
     const config = JSON.stringify(parsed);
     writeFileSync(configFile, config);

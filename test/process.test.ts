@@ -238,7 +238,7 @@ describe('start-up cost', () => {
   const syslogConfig = (transport: 'tls' | 'udp'): string =>
     `agent: {enrich: false}\nsinks:\n  s: {type: syslog, transport: ${transport}, host: localhost, port: 9}\n`;
 
-  it('a sandbox-only helper loads no TLS, crypto, zlib or DNS code (about 1.5 MiB of RSS, see the README)', async () => {
+  it('a sandbox-only helper loads no TLS, crypto, zlib or DNS code (about 1.5 MiB of RSS, see docs/performance.md)', async () => {
     const loaded = await builtinsLoaded();
     expect(loaded).toContain('net');
     expect(['tls', 'crypto', 'zlib', 'dns/promises'].filter((m) => loaded.includes(m))).toEqual([]);

@@ -51,7 +51,7 @@ function pastTrap(pid: number): boolean {
 /**
  * The points are counted from the launcher's first command, its `trap`. Before it, for well under a millisecond
  * (longer on a loaded machine), SIGUSR1 kills /bin/sh; a task cannot send it then, since the launcher runs as the
- * agent's user until the helper switches to --user (see README, Security).
+ * agent's user until the helper switches to --user (see docs/operations.md, Security).
  */
 async function sendUsr1(pid: number, delayMs: number): Promise<void> {
   const deadline = Date.now() + 5000;

@@ -256,7 +256,7 @@ describe('syslog sink in the helper', () => {
     const label = `hup-${transport}`;
     const { logFilename, configFile } = setup('stdout', sinkTo(transport));
     // A changed sink's retired generation delivers its backlog for shutdown_timeout_ms, not handing it to its
-    // successor (README): give it time on a machine the rest of the suite slows down.
+    // successor (docs/operations.md, Reloading the config): give it time on a machine the rest of the suite slows down.
     const config = JSON.stringify({ ...JSON.parse(readFileSync(configFile, 'utf8')), shutdown_timeout_ms: 15_000 });
     writeFileSync(configFile, config);
     const changed = JSON.stringify({ ...JSON.parse(config), sinks: { [transport]: { ...sinkTo(transport)[transport], app_name: 'changed' } } });
