@@ -16,7 +16,7 @@ import {
   type SplitterConfig,
 } from '../src/config/config.js';
 import { compileMatch, parseMatch, type MatchSpec } from '../src/config/match.js';
-import { ConfigError, ConfigReader, showValue } from '../src/config/reader.js';
+import { ConfigError, ConfigReader, showValue } from '../src/config-reader.js';
 import type { StreamMetadata } from '../src/mesos/metadata.js';
 import { makeSandbox } from './helpers/sandbox.js';
 

@@ -3,7 +3,7 @@ import { parse as parseYaml } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { describeConfig, loadConfigFile, parseConfig, type SplitterConfig } from '../src/config/config.js';
-import { ConfigError } from '../src/config/reader.js';
+import { ConfigError } from '../src/config-reader.js';
 import { ROOT } from './helpers/spawn.js';
 
 const parse = (yaml: string): SplitterConfig => parseConfig(parseYaml(yaml), 'test.yaml');

@@ -3,9 +3,9 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DEFAULT_CONFIG, parseConfig } from '../src/config/config.js';
-import { ConfigReader } from '../src/config/reader.js';
-import { execSink, type ExecOptions } from '../src/sinks/exec.js';
-import { ReplayWindow, type WrittenLines } from '../src/sinks/exec-replay.js';
+import { ConfigReader } from '../src/config-reader.js';
+import { execSink, type ExecOptions } from '../src/sinks/exec/exec.js';
+import { ReplayWindow, type WrittenLines } from '../src/sinks/exec/replay-window.js';
 import type { Sink } from '../src/sinks/sink.js';
 import type { StreamMetadata } from '../src/mesos/metadata.js';
 import {

@@ -1,7 +1,7 @@
 // The frame ring: frames are encoded into it and kept there for replay; newer frames overwrite only frames the peer
 // acknowledged.
 import { describe, expect, it } from 'vitest';
-import { FrameRing } from '../src/sinks/frame-ring.js';
+import { FrameRing } from '../src/sinks/syslog/frame-ring.js';
 
 /**
  * Reserves space for `text`, fills it, and marks it written as the transport does (one line per byte), ending at

@@ -3,7 +3,7 @@
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { queueLimits } from '../src/sinks/journald-unread.js';
+import { queueLimits } from '../src/sinks/journald/unread-window.js';
 import { agentState, executorDirectory, startFakeAgent, type ExecutorSpec } from './helpers/agent.js';
 import { numberedLines } from './helpers/data.js';
 import { TestJournald, type JournalEntry } from './helpers/journald.js';

@@ -1,12 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_CONFIG } from '../src/config/config.js';
-import { ConfigReader } from '../src/config/reader.js';
+import { ConfigReader } from '../src/config-reader.js';
 import type { LineOptions } from '../src/lines/line-buffer.js';
 import { ChunkLine, type LogRecord } from '../src/lines/record.js';
 import type { StreamMetadata } from '../src/mesos/metadata.js';
-import { journaldSink, type JournaldOptions } from '../src/sinks/journald.js';
-import { EntryEncoder, journaldFieldName } from '../src/sinks/journald-entry.js';
-import { queueLimits } from '../src/sinks/journald-unread.js';
+import { journaldSink, type JournaldOptions } from '../src/sinks/journald/journald.js';
+import { EntryEncoder, journaldFieldName } from '../src/sinks/journald/entry.js';
+import { queueLimits } from '../src/sinks/journald/unread-window.js';
 import type { Sink } from '../src/sinks/sink.js';
 import { expectCountersAddUp, feed, streamBytes } from './helpers/feed.js';
 import { TestJournald, type JournalEntry } from './helpers/journald.js';

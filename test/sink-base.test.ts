@@ -12,7 +12,7 @@ import { CHUNK_ENTRY_BYTES, type BufferConfig, type LineOptions } from '../src/l
 import type { LineBatch } from '../src/lines/line-batch.js';
 import type { LogRecord } from '../src/lines/record.js';
 import type { StreamMetadata } from '../src/mesos/metadata.js';
-import { ReplayWindow } from '../src/sinks/exec-replay.js';
+import { ReplayWindow } from '../src/sinks/exec/replay-window.js';
 import { bufferBytesOf, Sink } from '../src/sinks/sink.js';
 import { expectCountersAddUp, feed } from './helpers/feed.js';
 import { captureLog } from './helpers/log.js';

@@ -4,8 +4,8 @@ import { connect } from 'node:net';
 import { readFileSync } from 'node:fs';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { socketFd, socketQueueAddon } from '../src/sinks/socket-queue.js';
-import { StreamTransport } from '../src/sinks/syslog-stream.js';
+import { socketFd, socketQueueAddon } from '../src/sinks/syslog/socket-queue.js';
+import { StreamTransport } from '../src/sinks/syslog/stream-transport.js';
 import { startStalledPeer, type StalledPeer } from './helpers/stalled-peer.js';
 import { sleep, waitFor } from './helpers/wait.js';
 

@@ -110,7 +110,7 @@ export async function wireStream(
   const meta = metadataFromPath(flags.logFilename, flags.user);
   const pipeline = new StreamPipeline({ source: openSource(), sandbox, meta, config, log });
   const enrichment = new StreamEnrichment(meta, log, (enriched) => pipeline.updateMetadata(enriched));
-  if (ownEnrichment) enrichment.configure(config);
+  if (ownEnrichment) enrichment.configure(config.agent, config.sinks.length > 0);
   return {
     async run() {
       const summary = await pipeline.run();
@@ -119,7 +119,7 @@ export async function wireStream(
     },
     reload(next) {
       if (!pipeline.reconfigure(next)) return log.info('the stream has ended; the reload does not apply');
-      if (ownEnrichment) enrichment.configure(next);
+      if (ownEnrichment) enrichment.configure(next.agent, next.sinks.length > 0);
       log.info({ config: next.source ?? 'built-in default', sinks: next.sinks.map((s) => s.name) }, 'config reloaded');
     },
     stop: () => pipeline.stopReading(),

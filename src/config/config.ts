@@ -1,11 +1,12 @@
 import { closeSync, constants, fstatSync, openSync, readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
+import { ConfigError, ConfigReader } from '../config-reader.js';
 import type { BufferConfig, LineOptions } from '../lines/line-buffer.js';
+import type { AgentConfig } from '../mesos/agent-state.js';
 import { SINK_TYPES } from '../sinks/registry.js';
 import type { SinkType } from '../sinks/sink-type.js';
 import { DEFAULT_DAEMON_CONFIG, parseDaemonSection, showListenAddress, type DaemonConfig } from './daemon-section.js';
 import { parseMatch, type MatchSpec } from './match.js';
-import { ConfigError, ConfigReader } from './reader.js';
 
 /** Where the helper looks for its config; the agent strips MESOS_* variables, so ours start differently. */
 export const CONFIG_ENV = 'LOG_SPLITTER_CONFIG';
@@ -17,15 +18,6 @@ export interface SinkSpec {
   options: object;
   match: MatchSpec;
   buffer: BufferConfig;
-}
-
-export interface AgentConfig {
-  /** Ask the agent's /state for task id, names and labels. */
-  enrich: boolean;
-  url: string;
-  timeoutMs: number;
-  /** The most of /state's body read; a larger answer is given up. */
-  maxResponseBytes: number;
 }
 
 export interface SplitterConfig {

@@ -1,5 +1,5 @@
 import { isIP } from 'node:net';
-import { ConfigError, type ConfigReader } from './reader.js';
+import { ConfigError, type ConfigReader } from '../config-reader.js';
 
 /** Where the daemon serves its Prometheus metrics. */
 export interface ListenAddress {

@@ -1,5 +1,5 @@
-import type { ConfigReader } from './reader.js';
-import { ConfigError } from './reader.js';
+import type { ConfigReader } from '../config-reader.js';
+import { ConfigError } from '../config-reader.js';
 import type { StreamMetadata } from '../mesos/metadata.js';
 
 /** `match:` of a sink: every given key must match (globs with * and ?); absent keys match anything. */

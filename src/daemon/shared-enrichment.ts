@@ -1,6 +1,5 @@
-import type { AgentConfig } from '../config/config.js';
 import type { Logger } from '../diagnostics.js';
-import { AgentStateClient, enrichFromState, ResponseTooLarge } from '../mesos/agent-state.js';
+import { AgentStateClient, enrichFromState, ResponseTooLarge, type AgentConfig } from '../mesos/agent-state.js';
 import type { StreamMetadata } from '../mesos/metadata.js';
 
 /**

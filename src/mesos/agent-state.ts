@@ -1,5 +1,15 @@
 import type { StreamMetadata } from './metadata.js';
 
+/** The config's `agent:` section: whether and how a stream asks the agent's /state. */
+export interface AgentConfig {
+  /** Ask the agent's /state for task id, names and labels. */
+  enrich: boolean;
+  url: string;
+  timeoutMs: number;
+  /** The most of /state's body read; a larger answer is given up. */
+  maxResponseBytes: number;
+}
+
 /** The parts of the agent's `GET /state` that name a stream's writer. */
 interface Label {
   key: string;

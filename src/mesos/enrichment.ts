@@ -1,6 +1,5 @@
-import type { AgentConfig, SplitterConfig } from '../config/config.js';
 import type { Logger } from '../diagnostics.js';
-import { AgentStateClient, enrichFromState, ResponseTooLarge } from './agent-state.js';
+import { AgentStateClient, enrichFromState, ResponseTooLarge, type AgentConfig } from './agent-state.js';
 import type { StreamMetadata } from './metadata.js';
 
 /** Retry schedule: the helper starts before the agent lists the task, so the first answers often lack it. */
@@ -65,12 +64,13 @@ export class StreamEnrichment {
     private readonly apply: (meta: StreamMetadata) => void,
   ) {}
 
-  configure(config: SplitterConfig): void {
-    const wanted = config.agent.enrich && config.sinks.length > 0 ? JSON.stringify(config.agent) : '';
-    if (wanted === this.settings) return;
+  /** Enriches while `wanted` (some sink wants lines and `agent.enrich` is on), with these agent settings. */
+  configure(agent: AgentConfig, wanted: boolean): void {
+    const settings = agent.enrich && wanted ? JSON.stringify(agent) : '';
+    if (settings === this.settings) return;
     this.close();
-    this.settings = wanted;
-    if (wanted !== '') this.stop = enrichInBackground(this.meta, config.agent, this.log, this.apply);
+    this.settings = settings;
+    if (settings !== '') this.stop = enrichInBackground(this.meta, agent, this.log, this.apply);
   }
 
   close(): void {

@@ -1,7 +1,7 @@
-import { execSink } from './exec.js';
-import { journaldSink } from './journald.js';
+import { execSink } from './exec/exec.js';
+import { journaldSink } from './journald/journald.js';
 import type { SinkType } from './sink-type.js';
-import { syslogSink } from './syslog.js';
+import { syslogSink } from './syslog/syslog.js';
 
 /** Every sink type, by the `type:` an operator writes in the config. */
 export const SINK_TYPES: ReadonlyMap<string, SinkType> = new Map(

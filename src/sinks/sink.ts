@@ -1,9 +1,26 @@
 import type { Logger } from '../diagnostics.js';
 import { RateLimitedLog } from '../diagnostics.js';
 import type { LineBatch } from '../lines/line-batch.js';
-import { LineBuffer, type DropReason, type LineCounters, type LineOptions } from '../lines/line-buffer.js';
+import {
+  LineBuffer,
+  type BufferConfig,
+  type DropReason,
+  type LineCounters,
+  type LineOptions,
+} from '../lines/line-buffer.js';
 import type { StreamMetadata } from '../mesos/metadata.js';
-import type { SinkContext } from './sink-type.js';
+
+/** What a sink instance is built with, for one stream. */
+export interface SinkContext {
+  /** The sink's name: its key under `sinks:`. */
+  name: string;
+  buffer: BufferConfig;
+  /** How the stream is cut into lines (the config's `lines:`); a reload applies new values via reconfigureLines. */
+  lines: LineOptions;
+  log: Logger;
+  /** Metadata known at start; each record carries the metadata current when its bytes arrived. */
+  meta: StreamMetadata;
+}
 
 export interface SinkStats extends LineCounters {
   /** Derived: sent + dropped + buffered, the held lines counted at the time of asking. */

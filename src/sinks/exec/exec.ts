@@ -1,12 +1,12 @@
-import { ConfigError, type ConfigReader } from '../config/reader.js';
-import { RateLimitedLog } from '../diagnostics.js';
-import type { LineBatch } from '../lines/line-batch.js';
-import type { StreamMetadata } from '../mesos/metadata.js';
-import { execEnvironment, isReservedVariable } from './exec-env.js';
-import { describeExit, ExecProcess, isCleanExit, type ExitStatus } from './exec-process.js';
-import { ReplayWindow, type WrittenLines } from './exec-replay.js';
-import { Sink } from './sink.js';
-import type { SinkContext, SinkType } from './sink-type.js';
+import { ConfigError, type ConfigReader } from '../../config-reader.js';
+import { RateLimitedLog } from '../../diagnostics.js';
+import type { LineBatch } from '../../lines/line-batch.js';
+import type { StreamMetadata } from '../../mesos/metadata.js';
+import { Sink, type SinkContext } from '../sink.js';
+import type { SinkType } from '../sink-type.js';
+import { execEnvironment, isReservedVariable } from './env.js';
+import { describeExit, ExecProcess, isCleanExit, type ExitStatus } from './process.js';
+import { ReplayWindow, type WrittenLines } from './replay-window.js';
 
 export interface ExecOptions {
   /** argv, run without a shell; the string form of the config becomes `/bin/sh -c <string>`. */

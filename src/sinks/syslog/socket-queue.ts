@@ -1,5 +1,5 @@
 import type { Socket } from 'node:net';
-import { loadNativeAddon } from '../native-addon.js';
+import { loadNativeAddon } from '../../native-addon.js';
 
 export interface SocketQueueAddon {
   /** The bytes of the socket's send queue the peer has not acknowledged (Linux SIOCOUTQ); -1 if it cannot tell. */

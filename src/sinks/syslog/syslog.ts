@@ -1,10 +1,10 @@
 import { accessSync, constants, readFileSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { connect as netConnect } from 'node:net';
-import { ConfigError, type ConfigReader } from '../config/reader.js';
-import type { LineBatch } from '../lines/line-batch.js';
-import { Sink } from './sink.js';
-import type { SinkContext, SinkType } from './sink-type.js';
+import { ConfigError, type ConfigReader } from '../../config-reader.js';
+import type { LineBatch } from '../../lines/line-batch.js';
+import { Sink, type SinkContext } from '../sink.js';
+import type { SinkType } from '../sink-type.js';
 import {
   DEFAULT_SD_ID,
   FACILITIES,
@@ -18,9 +18,9 @@ import {
   isSdId,
   type FacilityName,
   type SdParam,
-} from './syslog-format.js';
-import { StreamTransport, type Connection } from './syslog-stream.js';
-import { DatagramTransport } from './syslog-udp.js';
+} from './format.js';
+import { StreamTransport, type Connection } from './stream-transport.js';
+import { DatagramTransport } from './datagram-transport.js';
 
 const TRANSPORTS = ['tcp', 'tls', 'udp'] as const;
 type Transport = (typeof TRANSPORTS)[number];

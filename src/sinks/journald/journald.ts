@@ -1,15 +1,15 @@
 import { dirname, join } from 'node:path';
-import { ConfigError, type ConfigReader } from '../config/reader.js';
-import type { Logger } from '../diagnostics.js';
-import type { LineBatch } from '../lines/line-batch.js';
-import type { LogRecord } from '../lines/record.js';
-import { utf8Bytes } from '../lines/record.js';
-import { SEVERITY } from '../mesos/metadata.js';
-import { EntryEncoder, identifierFor, truncateMessage } from './journald-entry.js';
-import { DatagramError, loadUnixDgram, NativeTransport } from './journald-native.js';
-import { StreamTransport } from './journald-stream.js';
-import { Sink } from './sink.js';
-import type { SinkContext, SinkType } from './sink-type.js';
+import { ConfigError, type ConfigReader } from '../../config-reader.js';
+import type { Logger } from '../../diagnostics.js';
+import type { LineBatch } from '../../lines/line-batch.js';
+import type { LogRecord } from '../../lines/record.js';
+import { utf8Bytes } from '../../lines/record.js';
+import { SEVERITY } from '../../mesos/metadata.js';
+import { Sink, type SinkContext } from '../sink.js';
+import type { SinkType } from '../sink-type.js';
+import { EntryEncoder, identifierFor, truncateMessage } from './entry.js';
+import { DatagramError, loadUnixDgram, NativeTransport } from './native-transport.js';
+import { StreamTransport } from './stream-transport.js';
 
 export interface JournaldOptions {
   /** `native`: fields over the datagram socket, falling back to `stream` when the addon is missing. */

@@ -1,4 +1,4 @@
-import type { StreamMetadata } from '../mesos/metadata.js';
+import type { StreamMetadata } from '../../mesos/metadata.js';
 
 /** The name older external-logger builds gave the ExecutorInfo variable; set too, so their scripts keep working. */
 const LEGACY_EXECUTORINFO_VAR = 'MESOS_EXECUTORINFO_JSON';

@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import type { Logger } from '../diagnostics.js';
-import { RateLimitedLog } from '../diagnostics.js';
+import type { Logger } from '../../diagnostics.js';
+import { RateLimitedLog } from '../../diagnostics.js';
 import { FrameRing, type Carried } from './frame-ring.js';
 import { socketFd, socketQueueAddon, type SocketQueueAddon } from './socket-queue.js';
 

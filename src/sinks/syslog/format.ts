@@ -1,6 +1,6 @@
-import type { LineBatch } from '../lines/line-batch.js';
-import { truncationMarker, utf8Prefix } from '../lines/record.js';
-import { SEVERITY, writerName, type StreamMetadata } from '../mesos/metadata.js';
+import type { LineBatch } from '../../lines/line-batch.js';
+import { truncationMarker, utf8Prefix } from '../../lines/record.js';
+import { SEVERITY, writerName, type StreamMetadata } from '../../mesos/metadata.js';
 
 /** RFC 5424 facility codes, by the names syslog.conf uses. */
 export const FACILITIES = {

@@ -1,6 +1,6 @@
-import type { LogRecord } from '../lines/record.js';
-import { truncationMarker, utf8Bytes, utf8Prefix } from '../lines/record.js';
-import { SEVERITY, writerName, type StreamMetadata } from '../mesos/metadata.js';
+import type { LogRecord } from '../../lines/record.js';
+import { truncationMarker, utf8Bytes, utf8Prefix } from '../../lines/record.js';
+import { SEVERITY, writerName, type StreamMetadata } from '../../mesos/metadata.js';
 
 /** Set on an entry whose line had no newline: a cut long line, or a last line flushed after idle. */
 export const PARTIAL_FIELD = 'PARTIAL_MESSAGE';

@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module';
 import { getSystemErrorName } from 'node:util';
-import { queueLimits, UnreadWindow, type SentDatagram } from './journald-unread.js';
+import { queueLimits, UnreadWindow, type SentDatagram } from './unread-window.js';
 
 /** The part of the `unix-dgram` addon this sink uses. */
 interface UnixDgramSocket {
