@@ -1,4 +1,4 @@
-import { parseBytes } from './cli/bytes.js';
+import { parseBytes } from './mesos/bytes.js';
 
 /** A config value as the operator wrote it, near enough: JSON, but YAML's .inf and .nan (JSON has no such numbers). */
 export function showValue(value: unknown): string {

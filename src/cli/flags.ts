@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { isAbsolute } from 'node:path';
 import yargs from 'yargs';
-import { formatBytes, parseBytes } from './bytes.js';
+import { formatBytes, parseBytes } from '../mesos/bytes.js';
 
 /** The flags of Mesos's mesos-logrotate-logger, same names, defaults and checks. */
 export interface LoggerFlags {
