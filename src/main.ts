@@ -43,11 +43,25 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-// Exit explicitly: the stream is done and every byte is flushed, so lingering handles must not delay the agent.
-main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
-  (err) => {
-    process.stderr.write(`mesos-log-splitter: ${(err as Error).stack ?? String(err)}\n`);
-    process.exit(1);
-  },
-);
+/**
+ * Resolves once everything written to `stream` reached the kernel. On a pipe Node writes asynchronously: what a slow
+ * reader has not made room for yet is still queued in the process, and process.exit would drop it.
+ */
+function flushed(stream: NodeJS.WriteStream): Promise<void> {
+  return new Promise((resolve) => {
+    // A reader that went away (EPIPE) takes nothing more: nothing to wait for, and no uncaught error.
+    stream.once('error', () => resolve());
+    stream.write('', () => resolve());
+  });
+}
+
+/** Exit explicitly once the output is out: the stream is done, so lingering handles must not delay the agent. */
+async function exitWith(code: number): Promise<never> {
+  await Promise.all([flushed(process.stdout), flushed(process.stderr)]);
+  process.exit(code);
+}
+
+main(process.argv.slice(2)).then(exitWith, (err) => {
+  process.stderr.write(`mesos-log-splitter: ${(err as Error).stack ?? String(err)}\n`);
+  return exitWith(1);
+});

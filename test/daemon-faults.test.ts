@@ -8,7 +8,7 @@ import { numberedLines } from './helpers/data.js';
 import { killDaemons, makeDaemon, type TestDaemon } from './helpers/daemon.js';
 import { hasExited } from './helpers/proc.js';
 import { makeSandbox, readKept } from './helpers/sandbox.js';
-import { spawnLogger, type PipedProcess } from './helpers/spawn.js';
+import { LAUNCHER_DIR, spawnLogger, type PipedProcess } from './helpers/spawn.js';
 import { waitFor } from './helpers/wait.js';
 
 afterAll(killDaemons);
@@ -156,8 +156,10 @@ describe('the shim is SIGKILLed', () => {
 describe('a restarted daemon and its predecessor\'s workers', () => {
   it('it serves no stream until the workers recorded in its state dir have exited', async () => {
     const daemon = makeDaemon();
-    // Stands in for a worker of a SIGKILLed daemon, still writing for 1.5 s.
-    const worker = spawn('sleep', ['1.5'], { stdio: 'ignore' });
+    // Stands in for a worker of a SIGKILLed daemon, still writing for 1.5 s: what the daemon checks, its command line
+    // names the bundle and daemon-worker.
+    const bundle = join(LAUNCHER_DIR, 'mesos-log-splitter.mjs');
+    const worker = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 1500)', bundle, 'daemon-worker'], { stdio: 'ignore' });
     const stat = readFileSync(`/proc/${worker.pid}/stat`, 'utf8');
     mkdirSync(join(daemon.stateDir, 'workers'), { recursive: true });
     writeFileSync(join(daemon.stateDir, 'workers', String(worker.pid)), stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);

@@ -1,18 +1,20 @@
 // `mesos-log-splitter status` and the Prometheus endpoint: the daemon's streams and sinks, merged from its workers
 // (a stuck worker shows as such and never hangs status), exposition that promtool accepts and a real Prometheus
 // scrapes during a sink outage, series that go away with their stream.
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
-import { createConnection } from 'node:net';
+import { createConnection, createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { agentState, executorDirectory, startFakeAgent, type ExecutorSpec, type FakeAgent } from './helpers/agent.js';
 import { numberedLines } from './helpers/data.js';
 import { killDaemons, makeDaemon, runStatus, type TestDaemon } from './helpers/daemon.js';
+import { agentEnv } from './helpers/env.js';
 import { freePort, startPrometheus, type TestPrometheus } from './helpers/prometheus.js';
 import { makeSandbox, readLog } from './helpers/sandbox.js';
-import { spawnLogger, type PipedProcess } from './helpers/spawn.js';
+import { LAUNCHER_DIR, spawnLogger, type PipedProcess } from './helpers/spawn.js';
 import { waitFor } from './helpers/wait.js';
+import { statusFrame } from '../src/daemon/protocol.js';
 import type { DaemonStatus, StreamStatus } from '../src/daemon/status.js';
 
 // Quotes and backslashes reach label values from the path: the exposition must escape them.
@@ -92,6 +94,43 @@ describe('status', () => {
     expect(run.stderr).toContain('Usage: mesos-log-splitter status [--json] [--socket PATH]');
   });
 
+  it('an answer over 64 KiB arrives whole through a pipe whose reader starts late (json and tables)', async () => {
+    // A stand-in daemon with 400 streams: more than a pipe holds, as JSON and as tables.
+    const streams: StreamStatus[] = Array.from({ length: 400 }, (_, i) => ({
+      log_filename: `/var/lib/mesos/slaves/S1/frameworks/F1/executors/web-${i}/runs/C${i}/stdout`,
+      stream: 'stdout',
+      user: 'root',
+      executor_id: `web-${i}-${'x'.repeat(200)}`,
+      container_id: `C${i}`,
+      state: 'running',
+      shim: 'connected',
+      bytes_in: i,
+      rotations: 0,
+      sinks: [],
+    }));
+    const doc: DaemonStatus = { daemon: { pid: 1, socket: 'stand-in' }, workers: [{ user: 'root', pid: 2, state: 'ready', streams: 400 }], streams, sinks: [] };
+    const socket = join(makeSandbox().dir, 'big.sock');
+    const server = createServer((connection) => connection.once('data', () => connection.end(statusFrame(doc))));
+    await new Promise<void>((resolve) => server.listen(socket, resolve));
+    try {
+      const direct = await runStatus(['--socket', socket]);
+      for (const args of [['--json'], []]) {
+        // wc starts reading only after the command has written all it could and exited.
+        const script = 'socket=$1; shift; "$0" status --socket "$socket" "$@" | (sleep 0.5; wc -c)';
+        const bytes = await new Promise<string>((resolve, reject) =>
+          execFile('/bin/sh', ['-c', script, join(LAUNCHER_DIR, 'mesos-log-splitter'), socket, ...args], { env: agentEnv() }, (err, stdout) =>
+            err === null ? resolve(stdout.trim()) : reject(err),
+          ),
+        );
+        const expected = args.length > 0 ? Buffer.byteLength(`${JSON.stringify(doc, null, 2)}\n`) : Buffer.byteLength(direct.stdout);
+        expect(expected).toBeGreaterThan(64 * 1024);
+        expect(Number(bytes)).toBe(expected);
+      }
+    } finally {
+      server.close();
+    }
+  });
+
   let flooded: PipedProcess;
   let quiet: PipedProcess;
   it('lists each stream with its ids, task, bytes in, rotations, per-sink counters and state, and the sinks', async () => {
@@ -113,6 +152,8 @@ describe('status', () => {
     expect(a).toMatchObject({
       log_filename: logFilename(FLOODED, 'stdout'),
       stream: 'stdout',
+      // No --user: root, as the table says.
+      user: 'root',
       agent_id: 'S1',
       framework_id: 'F1',
       executor_id: 'web"v1\\n',

@@ -65,6 +65,8 @@ describe('the same stream in both modes', () => {
     ['a duplicate flag', [...loggerArgv({ log_filename: '/tmp/x/stdout' }), '--max_size=2MB']],
     ['a logrotate that does not run', loggerArgv({ log_filename: '/tmp/x/stdout', logrotate_path: '/nonexistent/logrotate' })],
     ['a user that does not exist', loggerArgv({ log_filename: '/tmp/x/stdout', user: 'no-such-user-mls' })],
+    // Not "no user" (root): a user name that does not exist.
+    ['an empty --user=', loggerArgv({ log_filename: '/tmp/x/stdout', user: '' })],
   ];
   it.each(cases)('%s: same exit code, stdout and stderr', async (_, argv) => {
     const outcomes = [];

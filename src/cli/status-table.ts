@@ -13,7 +13,7 @@ export function formatStatus(status: DaemonStatus): string {
       stream.executor_id ?? '-',
       stream.container_id ?? '-',
       stream.stream,
-      stream.user ?? 'root',
+      stream.user,
       stream.bytes_in === undefined ? '-' : String(stream.bytes_in),
       stream.rotations === undefined ? '-' : String(stream.rotations),
       stream.shim === 'away' ? `${stream.state}, shim away` : stream.state,

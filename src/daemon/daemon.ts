@@ -10,6 +10,7 @@ import { createDiagnostics, type Logger } from '../diagnostics.js';
 import { metadataFromPath } from '../mesos/metadata.js';
 import { pageSize } from '../system.js';
 import { claimSocketPath, ListenError, listenPrivately } from './listener.js';
+import { UnsafeDirError } from './private-dir.js';
 import { LogrotateCheck } from './logrotate-check.js';
 import { MetricsServer } from './metrics-server.js';
 import {
@@ -64,11 +65,12 @@ export async function runDaemon(argv: string[]): Promise<number> {
   const log = createDiagnostics({ daemon: socketPath });
   process.on('uncaughtException', (err) => log.error({ err }, 'uncaught exception; carrying on'));
   process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection; carrying on'));
-  const daemon = new Daemon(socketPath, stateDir, workerIdleMs, log);
+  let daemon;
   try {
+    daemon = new Daemon(socketPath, stateDir, workerIdleMs, log);
     await daemon.start();
   } catch (err) {
-    if (!(err instanceof ListenError)) throw err;
+    if (!(err instanceof ListenError || err instanceof UnsafeDirError)) throw err;
     process.stderr.write(`mesos-log-splitter daemon: ${err.message}\n`);
     return 1;
   }
@@ -97,7 +99,7 @@ class Daemon {
     workerIdleMs: number,
     private readonly log: Logger,
   ) {
-    this.records = new WorkerRecords(stateDir);
+    this.records = new WorkerRecords(stateDir, process.argv[1]);
     this.pool = new WorkerPool(process.argv[1], this.records, log, {
       ended: (stream) => this.end(stream, { code: 0, stdout: '', stderr: '' }),
       userFailed: (stream, message) => this.end(stream, switchUserExit(stream.flags.user!, new Error(message))),

@@ -1,6 +1,7 @@
-import { chmodSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
+import { chmodSync, lstatSync, unlinkSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
+import { ensurePrivateDir } from './private-dir.js';
 
 export class ListenError extends Error {}
 
@@ -10,12 +11,7 @@ export class ListenError extends Error {}
  * that answers is another daemon's.
  */
 export async function claimSocketPath(path: string): Promise<void> {
-  const dir = dirname(path);
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const stat = lstatSync(dir);
-  if (!stat.isDirectory() || stat.uid !== process.getuid!() || (stat.mode & 0o022) !== 0) {
-    throw new ListenError(`${dir} must be a directory owned by uid ${process.getuid!()} and writable by it alone`);
-  }
+  ensurePrivateDir(dirname(path));
   await removeStaleSocket(path);
 }
 

@@ -22,7 +22,8 @@ export type StreamState = 'starting' | 'running' | 'ending' | 'waiting for its w
 export interface StreamStatus {
   log_filename: string;
   stream: 'stdout' | 'stderr';
-  user?: string;
+  /** The --user the stream runs as; root without one, as the original runs then. */
+  user: string;
   agent_id?: string;
   framework_id?: string;
   executor_id?: string;
@@ -74,7 +75,7 @@ export function buildStatus(daemon: DaemonStatus['daemon'], workers: WorkerRepor
       const base = {
         log_filename: stream.flags.logFilename,
         stream: meta.stream,
-        ...(meta.user === undefined ? {} : { user: meta.user }),
+        user: meta.user ?? 'root',
         ...pick(meta, ['agent_id', 'framework_id', 'executor_id', 'container_id', 'task_id'] as const),
         shim: stream.shim === undefined ? ('away' as const) : ('connected' as const),
       };

@@ -65,13 +65,14 @@ const STABLE_MS = 10_000;
  * streams again: the daemon still holds every pipe.
  */
 export class WorkerPool {
-  private readonly workers = new Map<string, Worker>();
+  /** By task user; undefined (no --user) is root, and differs from an empty --user=, a user that does not exist. */
+  private readonly workers = new Map<string | undefined, Worker>();
   private stopping = false;
   private readonly exited = new Set<() => void>();
   private nextReport = 1;
 
   constructor(
-    /** The bundle: a worker is `node <bundle> daemon-worker <user>`. */
+    /** The bundle: a worker is `node <bundle> daemon-worker [user]` (no argument: root). */
     private readonly bundle: string,
     private readonly records: WorkerRecords,
     private readonly log: Logger,
@@ -81,7 +82,7 @@ export class WorkerPool {
   ) {}
 
   serve(stream: DaemonStream): void {
-    const key = stream.flags.user ?? '';
+    const key = stream.flags.user;
     let worker = this.workers.get(key);
     if (worker === undefined) {
       worker = { user: stream.flags.user, ready: false, streams: new Map(), startedAt: 0, crashes: 0, reports: new Map() };
@@ -96,7 +97,7 @@ export class WorkerPool {
 
   /** The stream's worker gets its new metadata (a worker not ready yet gets it with the stream). */
   updateMetadata(stream: DaemonStream): void {
-    const worker = this.workers.get(stream.flags.user ?? '');
+    const worker = this.workers.get(stream.flags.user);
     if (worker?.ready && worker.streams.has(stream.id)) this.tell(worker, { type: 'metadata', id: stream.id, meta: stream.meta });
   }
 
@@ -153,7 +154,7 @@ export class WorkerPool {
 
   private start(worker: Worker): void {
     // `advanced`: the flags hold a Buffer (--logrotate_options, byte for byte), which JSON would not bring back.
-    const child = fork(this.bundle, ['daemon-worker', worker.user ?? ''], {
+    const child = fork(this.bundle, ['daemon-worker', ...(worker.user === undefined ? [] : [worker.user])], {
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       serialization: 'advanced',
     });
@@ -197,7 +198,7 @@ export class WorkerPool {
       worker.idleTimer = undefined;
       if (worker.streams.size > 0 || this.stopping) return;
       // Out of the pool at once: a stream for this user from now on gets a new worker.
-      this.workers.delete(worker.user ?? '');
+      this.workers.delete(worker.user);
       this.tell(worker, { type: 'stop' });
     }, this.idleMs);
   }
@@ -217,7 +218,7 @@ export class WorkerPool {
     if (this.stopping) return;
     if (worker.userFailure !== undefined) this.failStreams(worker);
     if (worker.streams.size === 0) {
-      if (this.workers.get(worker.user ?? '') === worker) this.workers.delete(worker.user ?? '');
+      if (this.workers.get(worker.user) === worker) this.workers.delete(worker.user);
       return;
     }
     if (Date.now() - worker.startedAt >= STABLE_MS) worker.crashes = 0;

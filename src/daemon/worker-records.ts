@@ -1,6 +1,7 @@
-import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from '../diagnostics.js';
+import { ensurePrivateDir } from './private-dir.js';
 
 const POLL_MS = 20;
 
@@ -12,9 +13,15 @@ const POLL_MS = 20;
 export class WorkerRecords {
   private readonly dir: string;
 
-  constructor(stateDir: string) {
+  constructor(
+    stateDir: string,
+    /** The bundle the workers run: `node <bundle> daemon-worker [user]`. */
+    private readonly bundle: string,
+  ) {
+    // Root kills what is recorded here: nobody else may write a record.
+    ensurePrivateDir(stateDir);
     this.dir = join(stateDir, 'workers');
-    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    ensurePrivateDir(this.dir);
   }
 
   add(pid: number): void {
@@ -55,8 +62,20 @@ export class WorkerRecords {
       .map(Number)
       .filter((pid) => {
         const recorded = readFileSync(join(this.dir, String(pid)), 'utf8');
-        return startTime(pid) === recorded;
+        return startTime(pid) === recorded && this.isWorker(pid);
       });
+  }
+
+  /** Whether `pid` runs this bundle's daemon-worker: a record naming any other process is neither waited for nor killed. */
+  private isWorker(pid: number): boolean {
+    let args: string[];
+    try {
+      args = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    } catch {
+      return false;
+    }
+    const at = args.indexOf(this.bundle);
+    return at > 0 && args[at + 1] === 'daemon-worker';
   }
 }
 

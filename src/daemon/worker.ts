@@ -14,7 +14,9 @@ import type { FromWorker, ToWorker, WorkerStreamReport } from './messages.js';
  * serves each pipe the daemon hands over as the standalone helper serves its one.
  */
 export async function runDaemonWorker(argv: string[]): Promise<number> {
-  const user = argv[0] === '' || argv[0] === undefined ? undefined : argv[0];
+  // No argument: root, as the helper without --user. An empty one is a user name, which switchUser rejects as the
+  // helper does.
+  const user = argv.length === 0 ? undefined : argv[0];
   const log = createDiagnostics({ worker: user ?? 'root' });
   const send = (message: FromWorker): Promise<void> =>
     new Promise((resolve) => (process.send ? process.send(message, undefined, {}, () => resolve()) : resolve()));
