@@ -333,17 +333,27 @@ int main(int argc, char **argv) {
   build_hello(argc, argv);
 
   long backoff = BACKOFF_FIRST_MS;
+  // In daemon mode the agent's log says when this shim starts waiting for an absent daemon, and when it got through.
+  enum { NOT_WAITED, WAITING, GOT_THROUGH } waited = NOT_WAITED;
   for (;;) {
     long long deadline = never_fall_back ? -1 : now_ms() + AUTO_DEADLINE_MS;
     char why[512];
     int fd = hand_over(0, deadline, why, sizeof why);
     if (fd >= 0) {
+      if (waited == WAITING) {
+        fprintf(stderr, "mesos-logrotate-logger: connected to the daemon at %s after waiting\n", socket_path);
+        waited = GOT_THROUGH;
+      }
       enum reply reply = read_reply(fd, deadline);
       if (reply == REPLY_ACCEPTED) serve(fd);
       close(fd);
       snprintf(why, sizeof why, "the daemon at %s %s", socket_path, reply_problem(reply));
     }
     if (!never_fall_back) exec_standalone(argv, argc, why);
+    if (waited == NOT_WAITED) {
+      fprintf(stderr, "mesos-logrotate-logger: waiting for the daemon (LOG_SPLITTER_MODE=daemon): %s\n", why);
+      waited = WAITING;
+    }
     sleep_ms(backoff);
     backoff = next_backoff(backoff);
   }

@@ -179,9 +179,14 @@ describe('daemon mode with no daemon yet', () => {
     await new Promise((resolve) => setTimeout(resolve, 1500));
     expect(stream.written).toBeLessThan(4);
     expect(stream.helper.child.exitCode).toBe(null);
+    // The agent's log (the shim's stderr) says so once, not at every retry.
+    expect(stream.helper.stderr()).toBe(
+      `mesos-logrotate-logger: waiting for the daemon (LOG_SPLITTER_MODE=daemon): no daemon at ${daemon.socket}: No such file or directory\n`,
+    );
     await daemon.start();
     await stream.done;
     expect((await stream.helper.exited).code).toBe(0);
     expect(readFileSync(stream.log).equals(stream.input)).toBe(true);
+    expect(stream.helper.stderr().split('\n').slice(1)).toEqual([`mesos-logrotate-logger: connected to the daemon at ${daemon.socket} after waiting`, '']);
   });
 });
