@@ -10,7 +10,7 @@ import { killDaemons, makeDaemon, type TestDaemon } from './helpers/daemon.js';
 import { agentEnv } from './helpers/env.js';
 import { hasExited } from './helpers/proc.js';
 import { listDir, makeSandbox, readKept } from './helpers/sandbox.js';
-import { LAUNCHER_DIR, loggerArgv, pipeThrough, spawnLogger, spawnRawLogger, type LoggerFlags } from './helpers/spawn.js';
+import { LAUNCHER_DIR, loggerArgv, pipeThrough, spawnLogger, spawnPiped, spawnRawLogger, type LoggerFlags } from './helpers/spawn.js';
 import { sleep, waitFor } from './helpers/wait.js';
 
 let daemon: TestDaemon;
@@ -205,7 +205,7 @@ describe('the daemon socket', () => {
     const oversized = Buffer.alloc(16);
     oversized.writeUInt32LE(100 * 1024 * 1024, 0);
     const badVersion = Buffer.from([12, 0, 0, 0, 1, 99, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0]);
-    const lying = Buffer.from([20, 0, 0, 0, 1, 1, 0, 0, 1, 0, 0, 0, 5, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0]);
+    const lying = Buffer.from([20, 0, 0, 0, 1, 2, 0, 0, 1, 0, 0, 0, 5, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0]);
     await Promise.all([
       send(Buffer.from('GET / HTTP/1.0\r\n\r\n')),
       send(oversized),
@@ -356,5 +356,89 @@ describe('SIGHUP', () => {
     }
     const forwarded = readFileSync(out, 'utf8').split('\n').filter(Boolean).sort();
     expect(forwarded).toEqual(['stream 0 after', 'stream 1 after', 'stream 2 after']);
+  });
+});
+
+describe('the hand-over commit (protocol version 2)', () => {
+  /** A hello for `pid` as the shim builds it; `resumed` sets flag bit 0. */
+  const helloFrame = (version: number, resumed: boolean, pid: number, argv: string[]): Buffer => {
+    const args = argv.map((arg) => Buffer.from(arg));
+    const frame = Buffer.alloc(16 + args.reduce((sum, arg) => sum + 4 + arg.length, 0));
+    frame.writeUInt32LE(frame.length - 4, 0);
+    frame[4] = 1;
+    frame.writeUInt16LE(version, 5);
+    frame[7] = resumed ? 1 : 0;
+    frame.writeUInt32LE(pid, 8);
+    frame.writeUInt32LE(args.length, 12);
+    let at = 16;
+    for (const arg of args) {
+      frame.writeUInt32LE(arg.length, at);
+      arg.copy(frame, at + 4);
+      at += 4 + arg.length;
+    }
+    return frame;
+  };
+  const COMMIT = Buffer.from([1, 0, 0, 0, 6]);
+  const ACCEPTED = Buffer.from([1, 0, 0, 0, 2]);
+  const handedOver = (pid: number) => daemon.diagnostics().find((d) => d.msg === 'stream handed over' && d.shim === pid);
+
+  /** A process whose stdin is a pipe the test writes (it stands in for the shim), and a raw connection to the daemon. */
+  async function standIn(): Promise<{ pid: number; log: string; input: Buffer; conn: ReturnType<typeof createConnection>; replies: () => Buffer; finish: () => Promise<void> }> {
+    const { stdout } = makeSandbox();
+    const holder = await spawnPiped('sleep', ['60']);
+    const input = numberedLines(100, 64, `raw-${holder.pid}`);
+    await holder.write(input);
+    const conn = createConnection(daemon.socket);
+    conn.on('error', () => undefined);
+    let replies = Buffer.alloc(0);
+    conn.on('data', (chunk: Buffer) => (replies = Buffer.concat([replies, chunk])));
+    await new Promise((resolve) => conn.once('connect', resolve));
+    return {
+      pid: holder.pid,
+      log: stdout,
+      input,
+      conn,
+      replies: () => replies,
+      finish: async () => {
+        await holder.end();
+        await waitFor(() => daemon.diagnostics().some((d) => d.msg === 'stream ended' && d.log_filename === stdout), { timeoutMs: 10_000, what: 'the stream to end' });
+        holder.child.kill('SIGKILL');
+        conn.destroy();
+      },
+    };
+  }
+
+  it('the daemon takes the pipe on the commit, not on the hello', async () => {
+    const shim = await standIn();
+    shim.conn.write(helloFrame(2, false, shim.pid, loggerArgv({ log_filename: shim.log })));
+    await waitFor(() => shim.replies().equals(ACCEPTED), { what: 'accepted' });
+    await sleep(300);
+    expect(handedOver(shim.pid)).toBe(undefined);
+    shim.conn.write(COMMIT);
+    expect((await waitFor(() => handedOver(shim.pid), { what: 'the hand-over' })).resumed).toBe(false);
+    await shim.finish();
+    expect(readKept(shim.log).equals(shim.input)).toBe(true);
+  });
+
+  it('accepted, then the connection closes without a commit (the shim fell back): the pipe is left alone', async () => {
+    const shim = await standIn();
+    shim.conn.write(helloFrame(2, false, shim.pid, loggerArgv({ log_filename: shim.log })));
+    await waitFor(() => shim.replies().equals(ACCEPTED), { what: 'accepted' });
+    shim.conn.end();
+    await sleep(300);
+    expect(handedOver(shim.pid)).toBe(undefined);
+  });
+
+  it('a version 1 shim: its resumed hello (after an upgrade) is served at once; a new stream of it is refused', async () => {
+    const resumed = await standIn();
+    resumed.conn.write(helloFrame(1, true, resumed.pid, loggerArgv({ log_filename: resumed.log })));
+    expect((await waitFor(() => handedOver(resumed.pid), { what: 'the hand-over' })).resumed).toBe(true);
+    await resumed.finish();
+    expect(readKept(resumed.log).equals(resumed.input)).toBe(true);
+    const fresh = await standIn();
+    const dropped = daemon.diagnostics().filter((d) => d.msg === 'dropped a connection on the daemon socket').length;
+    fresh.conn.write(helloFrame(1, false, fresh.pid, loggerArgv({ log_filename: fresh.log })));
+    await waitFor(() => daemon.diagnostics().filter((d) => d.msg === 'dropped a connection on the daemon socket').length > dropped, { what: 'the drop' });
+    expect(handedOver(fresh.pid)).toBe(undefined);
   });
 });

@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import { DEFAULT_CONFIG, loadConfigFromEnv, type SplitterConfig } from '../config/config.js';
 import { showListenAddress } from '../config/daemon-section.js';
 import { flagsExit, switchUserExit, type EarlyExit } from '../cli/early-exit.js';
-import { parseLoggerFlags } from '../cli/flags.js';
+import { parseLoggerFlags, type LoggerFlags } from '../cli/flags.js';
 import { onSighup } from '../cli/sighup.js';
 import { createDiagnostics, type Logger } from '../diagnostics.js';
 import { metadataFromPath } from '../mesos/metadata.js';
@@ -16,6 +16,7 @@ import { MetricsServer } from './metrics-server.js';
 import {
   acceptedFrame,
   exitFrame,
+  isCommit,
   isStatusRequest,
   MAX_HELLO_BYTES,
   parseHello,
@@ -31,7 +32,7 @@ import { WorkerRecords } from './worker-records.js';
 
 const DEFAULT_STATE_DIR = '/run/mesos-log-splitter';
 const DEFAULT_WORKER_IDLE_MS = 60_000;
-/** A shim sends its hello at once; a connection that has not within this is dropped. */
+/** A shim sends its hello at once, and its commit once it reads `accepted`; a connection that has not within this is dropped. */
 const HELLO_TIMEOUT_MS = 2_000;
 /** How long a new daemon waits for a killed predecessor's workers to finish writing. */
 const PREVIOUS_WORKERS_BOUND_MS = 10_000;
@@ -172,47 +173,71 @@ class Daemon {
   private onConnection(socket: Socket): void {
     socket.on('error', () => undefined);
     if (this.stopping) return void socket.destroy();
-    const chunks: Buffer[] = [];
+    let chunks: Buffer[] = [];
     let size = 0;
-    const timer = setTimeout(() => drop('no complete hello in time'), HELLO_TIMEOUT_MS);
+    /** Set once the hello is answered `accepted`: the connection waits for the shim's commit. */
+    let accepted: { hello: Hello; flags: LoggerFlags } | undefined;
+    const timer = setTimeout(() => drop(accepted === undefined ? 'no complete hello in time' : 'no commit in time'), HELLO_TIMEOUT_MS);
+    // A shim that gave up before committing closes its connection: nothing is kept for it.
+    socket.once('close', () => clearTimeout(timer));
     const drop = (why: string): void => {
       clearTimeout(timer);
       this.log.warn({ why }, 'dropped a connection on the daemon socket');
       socket.destroy();
     };
-    const onData = (chunk: Buffer): void => {
-      size += chunk.length;
-      if (size > MAX_HELLO_BYTES) return drop(`hello larger than ${MAX_HELLO_BYTES} bytes`);
-      chunks.push(chunk);
-      let hello: Hello | undefined;
-      try {
-        const data = Buffer.concat(chunks, size);
-        const status = isStatusRequest(data);
-        if (status === true) {
-          clearTimeout(timer);
-          socket.off('data', onData);
-          return void this.answerStatus(socket);
-        }
-        if (status === undefined) return;
-        hello = parseHello(data);
-      } catch (err) {
-        if (err instanceof ProtocolError) return drop(err.message);
-        throw err;
-      }
-      if (hello === undefined) return;
+    const done = (): void => {
       clearTimeout(timer);
       socket.off('data', onData);
       // The shim says nothing more; reading on only notices when it goes.
       socket.on('data', () => undefined);
+    };
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size > MAX_HELLO_BYTES) return drop(`hello larger than ${MAX_HELLO_BYTES} bytes`);
+      chunks.push(chunk);
+      const data = Buffer.concat(chunks, size);
       try {
-        this.onHello(socket, hello);
+        if (accepted !== undefined) {
+          if (isCommit(data) === undefined) return;
+          done();
+          const { hello, flags } = accepted;
+          return this.guarded(socket, hello.pid, () => this.onCommit(socket, hello, flags));
+        }
+        const status = isStatusRequest(data);
+        if (status === true) {
+          done();
+          return void this.answerStatus(socket);
+        }
+        if (status === undefined) return;
+        const hello = parseHello(data);
+        if (hello === undefined) return;
+        this.guarded(socket, hello.pid, () => {
+          const flags = this.onHello(socket, hello);
+          if (flags === undefined) return done();
+          if (!hello.commits) {
+            done();
+            return this.onCommit(socket, hello, flags);
+          }
+          accepted = { hello, flags };
+          chunks = [];
+          size = 0;
+        });
       } catch (err) {
-        // A bug must not leave the shim waiting for an answer forever: it reconnects (or falls back) instead.
-        this.log.error({ err, shim: hello.pid }, 'handing over a stream failed');
-        socket.destroy();
+        if (err instanceof ProtocolError) return drop(err.message);
+        throw err;
       }
     };
     socket.on('data', onData);
+  }
+
+  /** A bug must not leave the shim waiting for an answer forever: it reconnects (or falls back) instead. */
+  private guarded(socket: Socket, pid: number, handle: () => void): void {
+    try {
+      handle();
+    } catch (err) {
+      this.log.error({ err, shim: pid }, 'handing over a stream failed');
+      socket.destroy();
+    }
   }
 
   private answerStatus(socket: Socket): void {
@@ -225,10 +250,22 @@ class Daemon {
     );
   }
 
-  private onHello(shim: Socket, hello: Hello): void {
+  /** Valid flags are answered `accepted` and returned; anything else gets its exit at once (undefined). */
+  private onHello(shim: Socket, hello: Hello): LoggerFlags | undefined {
     // Decoded as node decodes its own argv, with the bytes beside for the flags kept byte for byte (raw-argv.ts).
     const parsed = parseLoggerFlags(hello.argv.map((arg) => arg.toString('utf8')), this.page, hello.argv, this.logrotateCheck.check);
     if (parsed.kind !== 'ok') return void shim.end(exitFrame(flagsExit(parsed)));
+    shim.write(acceptedFrame());
+    return parsed.flags;
+  }
+
+  /**
+   * The shim committed: it will not fall back, so its pipe is the daemon's to take. Not before: a shim in `auto`
+   * that gave up waiting has exec'd the standalone helper, which reads the same pipe under the same pid.
+   */
+  private onCommit(shim: Socket, hello: Hello, flags: LoggerFlags): void {
+    // Gone already (killed): the pid may be another process by now. Stopping: the shim hands it to the next daemon.
+    if (shim.destroyed || shim.readableEnded || this.stopping) return void shim.destroy();
     const pipe = openShimPipe(hello.pid);
     if (typeof pipe === 'string') {
       return void shim.end(exitFrame({ code: 1, stdout: '', stderr: `mesos-logrotate-logger: ${pipe}\n` }));
@@ -241,10 +278,10 @@ class Daemon {
     }
     const holder = new Socket({ fd: pipe.fd, readable: false, writable: false });
     // From the path alone: the root daemon touches no sandbox file.
-    const meta = metadataFromPath(parsed.flags.logFilename, parsed.flags.user);
-    const stream: DaemonStream = { id: this.nextId++, shimPid: hello.pid, pipeIno: pipe.ino, flags: parsed.flags, meta, holder };
+    const meta = metadataFromPath(flags.logFilename, flags.user);
+    const stream: DaemonStream = { id: this.nextId++, shimPid: hello.pid, pipeIno: pipe.ino, flags, meta, holder };
     this.streams.set(stream.id, stream);
-    this.log.info({ shim: hello.pid, log_filename: parsed.flags.logFilename, user: parsed.flags.user, resumed: hello.resumed }, 'stream handed over');
+    this.log.info({ shim: hello.pid, log_filename: flags.logFilename, user: flags.user, resumed: hello.resumed }, 'stream handed over');
     this.attach(stream, shim);
     this.enrichment.add(stream.id, meta);
     this.pool.serve(stream);
@@ -253,7 +290,6 @@ class Daemon {
   private attach(stream: DaemonStream, shim: Socket): void {
     stream.shim?.destroy();
     stream.shim = shim;
-    shim.write(acceptedFrame());
     // The shim was killed: the daemon's own descriptor keeps the stream going to EOF.
     shim.once('close', () => {
       if (stream.shim === shim) stream.shim = undefined;

@@ -2,11 +2,17 @@ import type { EarlyExit } from '../cli/early-exit.js';
 
 /**
  * The daemon socket's protocol (native/shim.c; docs/daemon.md). Every frame: u32 length of what follows, u8 type,
- * payload, little-endian. The shim sends one hello; the daemon answers `accepted`, and later `exit` when the stream
- * ended, or `exit` at once (bad flags, --help). Binary, because argv is raw bytes that need not be UTF-8.
+ * payload, little-endian. The shim sends one hello; the daemon answers `accepted` (or `exit` at once: bad flags,
+ * --help); the shim, if it has not given up on the daemon meanwhile, answers `commit`, and only then does the daemon
+ * take the pipe; `exit` follows when the stream ended. Binary, because argv is raw bytes that need not be UTF-8.
  * `mesos-log-splitter status` sends a status request instead and gets the status as JSON.
  */
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
+/**
+ * Version 1 had no commit: the daemon took the pipe on the hello. A version 1 shim reconnecting after a daemon restart
+ * (an upgrade) has handed its stream over before and never falls back, so its resumed hello counts as committed.
+ */
+const PROTOCOL_VERSION_WITHOUT_COMMIT = 1;
 /** A hello holds the agent's argv; Linux caps one argument at 128 KiB, and the agent passes at most six. */
 export const MAX_HELLO_BYTES = 1024 * 1024;
 
@@ -17,6 +23,8 @@ const FRAME_EXIT = 3;
 const FRAME_STATUS_REQUEST = 4;
 /** Daemon -> `status`: the status as one UTF-8 JSON document. */
 const FRAME_STATUS = 5;
+/** Shim -> daemon, after `accepted`: no payload. The shim will not fall back: the daemon may take its pipe. */
+const FRAME_COMMIT = 6;
 /** A daemon's status answer is larger than a hello may be: about 1 KB per stream. */
 export const MAX_STATUS_BYTES = 64 * 1024 * 1024;
 const HELLO_RESUMED = 1;
@@ -30,6 +38,8 @@ export interface Hello {
   resumed: boolean;
   /** The agent's argv, without argv[0], byte for byte. */
   argv: Buffer[];
+  /** The shim sends a commit after `accepted` before the daemon may take its pipe (false: a version 1 resumed hello). */
+  commits: boolean;
 }
 
 export class ProtocolError extends Error {}
@@ -44,8 +54,11 @@ export function parseHello(data: Buffer): Hello | undefined {
   if (data.length > 4 + length) throw new ProtocolError('bytes after the hello');
   if (data[4] !== FRAME_HELLO) throw new ProtocolError(`frame type ${data[4]} where a hello was expected`);
   const version = data.readUInt16LE(5);
-  if (version !== PROTOCOL_VERSION) throw new ProtocolError(`protocol version ${version} (this daemon speaks ${PROTOCOL_VERSION})`);
   const flags = data[7];
+  const resumed = (flags & HELLO_RESUMED) !== 0;
+  if (version !== PROTOCOL_VERSION && !(version === PROTOCOL_VERSION_WITHOUT_COMMIT && resumed)) {
+    throw new ProtocolError(`protocol version ${version} (this daemon speaks ${PROTOCOL_VERSION}, and ${PROTOCOL_VERSION_WITHOUT_COMMIT} for resumed streams)`);
+  }
   const pid = data.readUInt32LE(8);
   const argc = data.readUInt32LE(12);
   if (pid < 2 || pid > 0x3fffffff) throw new ProtocolError(`pid ${pid}`);
@@ -59,7 +72,16 @@ export function parseHello(data: Buffer): Hello | undefined {
     at += 4 + size;
   }
   if (at !== data.length) throw new ProtocolError('bytes after the last argument');
-  return { pid, resumed: (flags & HELLO_RESUMED) !== 0, argv };
+  return { pid, resumed, argv, commits: version !== PROTOCOL_VERSION_WITHOUT_COMMIT };
+}
+
+/** True once `data` holds the commit, undefined while more is to come. Throws ProtocolError on anything else. */
+export function isCommit(data: Buffer): true | undefined {
+  if (data.length > 5) throw new ProtocolError('bytes after the commit');
+  if (data.length >= 4 && data.readUInt32LE(0) !== 1) throw new ProtocolError(`frame of ${data.readUInt32LE(0)} bytes where a commit was expected`);
+  if (data.length < 5) return undefined;
+  if (data[4] !== FRAME_COMMIT) throw new ProtocolError(`frame type ${data[4]} where a commit was expected`);
+  return true;
 }
 
 /**
