@@ -18,10 +18,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#define PROTOCOL_VERSION 1
+#define PROTOCOL_VERSION 2
 #define FRAME_HELLO 1
 #define FRAME_ACCEPTED 2
 #define FRAME_EXIT 3
+#define FRAME_COMMIT 6
 #define HELLO_RESUMED 1
 // The daemon's replies are tiny, except an exit's usage or error text; anything longer is not our daemon.
 #define MAX_REPLY (1u << 20)
@@ -292,21 +293,29 @@ static long next_backoff(long backoff) {
   return backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
 }
 
-// Accepted: wait for the exit reply. A lost daemon is reconnected to with backoff and handed the stream again.
+// Tells the daemon it may take the pipe. From here on this shim never falls back: the daemon may be reading the pipe.
+static int commit(int fd) {
+  static const uint8_t frame[5] = {1, 0, 0, 0, FRAME_COMMIT};
+  return write_all(fd, frame, sizeof frame, -1);
+}
+
+// Committed: wait for the exit reply. A lost daemon is reconnected to with backoff, handed the stream again and, once
+// it accepts, committed to at once.
 static void serve(int fd) {
   long backoff = BACKOFF_FIRST_MS;
   for (;;) {
-    enum reply reply = read_reply(fd, -1);
-    if (reply == REPLY_ACCEPTED) {  // the answer to a resumed hello
-      backoff = BACKOFF_FIRST_MS;
-      continue;
-    }
+    read_reply(fd, -1);  // returns only when the connection is lost or the reply is not an exit
     close(fd);
     char why[512];
-    do {
+    for (;;) {
       sleep_ms(backoff);
       backoff = next_backoff(backoff);
-    } while ((fd = hand_over(1, -1, why, sizeof why)) < 0);
+      fd = hand_over(1, -1, why, sizeof why);
+      if (fd < 0) continue;
+      if (read_reply(fd, -1) == REPLY_ACCEPTED && commit(fd) == 0) break;
+      close(fd);
+    }
+    backoff = BACKOFF_FIRST_MS;
   }
 }
 
@@ -344,8 +353,13 @@ int main(int argc, char **argv) {
         fprintf(stderr, "mesos-logrotate-logger: connected to the daemon at %s after waiting\n", socket_path);
         waited = GOT_THROUGH;
       }
+      // Accepted within the deadline: commit. Too late: close first, so a daemon that accepts now finds no one to
+      // commit and leaves the pipe to the standalone helper.
       enum reply reply = read_reply(fd, deadline);
-      if (reply == REPLY_ACCEPTED) serve(fd);
+      if (reply == REPLY_ACCEPTED) {
+        commit(fd);
+        serve(fd);
+      }
       close(fd);
       snprintf(why, sizeof why, "the daemon at %s %s", socket_path, reply_problem(reply));
     }

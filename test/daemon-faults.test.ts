@@ -9,7 +9,7 @@ import { killDaemons, makeDaemon, type TestDaemon } from './helpers/daemon.js';
 import { hasExited } from './helpers/proc.js';
 import { makeSandbox, readKept } from './helpers/sandbox.js';
 import { LAUNCHER_DIR, spawnLogger, type PipedProcess } from './helpers/spawn.js';
-import { waitFor } from './helpers/wait.js';
+import { sleep, waitFor } from './helpers/wait.js';
 
 afterAll(killDaemons);
 
@@ -188,5 +188,83 @@ describe('daemon mode with no daemon yet', () => {
     expect((await stream.helper.exited).code).toBe(0);
     expect(readFileSync(stream.log).equals(stream.input)).toBe(true);
     expect(stream.helper.stderr().split('\n').slice(1)).toEqual([`mesos-logrotate-logger: connected to the daemon at ${daemon.socket} after waiting`, '']);
+  });
+});
+
+describe('auto mode against a daemon too slow to answer in time', () => {
+  /** Writes `input` in `pieces` pieces `gapMs` apart, then closes the pipe. */
+  async function writeSlowly(helper: PipedProcess, input: Buffer, pieces: number, gapMs: number): Promise<void> {
+    const size = Math.ceil(input.length / pieces);
+    for (let at = 0; at < input.length; at += size) {
+      await helper.write(input.subarray(at, at + size));
+      await sleep(gapMs);
+    }
+    await helper.end();
+  }
+  const handedOver = (daemon: TestDaemon, pid: number): boolean =>
+    daemon.diagnostics().some((d) => d.msg === 'stream handed over' && d.shim === pid);
+  const fellBack = (helper: PipedProcess): boolean => helper.diagnostics().some((d) => d.msg === 'serving the stream standalone');
+
+  it('a shim that fell back while the daemon was stopped is never handed over: the sandbox is byte-exact', async () => {
+    const daemon = makeDaemon();
+    await daemon.start();
+    const { stdout } = makeSandbox();
+    const input = numberedLines(4000, LINE, 'late');
+    process.kill(daemon.child.pid!, 'SIGSTOP');
+    let helper: PipedProcess;
+    try {
+      helper = await spawnLogger({ log_filename: stdout, max_size: '1GB' }, { env: daemon.shimEnv('auto') });
+      await waitFor(() => fellBack(helper), { timeoutMs: 10_000, what: 'the fallback' });
+      await helper.write(input.subarray(0, input.length / 2));
+    } finally {
+      process.kill(daemon.child.pid!, 'SIGCONT');
+    }
+    // The daemon now reads the hello it had queued; give it time to (wrongly) take the pipe.
+    await sleep(1000);
+    await writeSlowly(helper, input.subarray(input.length / 2), 8, 50);
+    expect((await helper.exited).code, helper.stderr()).toBe(0);
+    expect(handedOver(daemon, helper.pid), daemon.stderr().slice(-3000)).toBe(false);
+    expect(readKept(stdout).equals(input)).toBe(true);
+  });
+
+  it('15 streams started at once while the daemon is stopped and continued at random: every sandbox byte-exact', async () => {
+    const daemon = makeDaemon();
+    await daemon.start();
+    // Stopped for 0.1 to 0.6 s at a go, continued for 20 to 150 ms, so it gets through a few connections at a time: some
+    // shims are answered within their 500 ms, some give up, and some hellos are answered after their shim gave up.
+    let stalling = true;
+    const pauses: number[] = [];
+    const staller = (async () => {
+      while (stalling) {
+        const stopMs = 100 + Math.floor(Math.random() * 500);
+        pauses.push(stopMs);
+        process.kill(daemon.child.pid!, 'SIGSTOP');
+        await sleep(stopMs);
+        process.kill(daemon.child.pid!, 'SIGCONT');
+        await sleep(20 + Math.floor(Math.random() * 130));
+      }
+    })();
+    let streams: { helper: PipedProcess; log: string; input: Buffer }[];
+    try {
+      streams = await Promise.all(
+        Array.from({ length: 15 }, async (_, i) => {
+          const { stdout } = makeSandbox();
+          const helper = await spawnLogger({ log_filename: stdout, max_size: '1GB' }, { env: daemon.shimEnv('auto') });
+          return { helper, log: stdout, input: numberedLines(2000, LINE, `burst-${i}`) };
+        }),
+      );
+      await Promise.all(streams.map((stream) => writeSlowly(stream.helper, stream.input, 16, 200)));
+    } finally {
+      stalling = false;
+      await staller;
+    }
+    const exits = await Promise.all(streams.map((stream) => stream.helper.exited));
+    expect(exits.map((exit) => exit.code)).toEqual(streams.map(() => 0));
+    const fallbacks = streams.filter((stream) => fellBack(stream.helper)).length;
+    console.log(`burst of 15 under SIGSTOP/SIGCONT (stops of ${pauses.join(' ')} ms): ${fallbacks} fell back, ${15 - fallbacks} handed over`);
+    for (const stream of streams) {
+      expect(fellBack(stream.helper) && handedOver(daemon, stream.helper.pid)).toBe(false);
+      expect(readKept(stream.log).equals(stream.input), stream.log).toBe(true);
+    }
   });
 });
