@@ -43,14 +43,19 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+/** How long exit waits for a reader of stdout or stderr that takes nothing (the agent's log must not hold a helper). */
+const FLUSH_LIMIT_MS = 2000;
+
 /**
- * Resolves once everything written to `stream` reached the kernel. On a pipe Node writes asynchronously: what a slow
- * reader has not made room for yet is still queued in the process, and process.exit would drop it.
+ * Resolves once everything written to `stream` reached the kernel, or after FLUSH_LIMIT_MS. On a pipe Node writes
+ * asynchronously: what a slow reader has not made room for yet is still queued in the process, and process.exit
+ * would drop it.
  */
 function flushed(stream: NodeJS.WriteStream): Promise<void> {
   return new Promise((resolve) => {
     // A reader that went away (EPIPE) takes nothing more: nothing to wait for, and no uncaught error.
     stream.once('error', () => resolve());
+    setTimeout(resolve, FLUSH_LIMIT_MS);
     stream.write('', () => resolve());
   });
 }
