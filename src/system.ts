@@ -3,8 +3,15 @@ import { spawnSync } from 'node:child_process';
 
 const AT_PAGESZ = 6n;
 
-/** The kernel page size, read from the auxiliary vector (no child process needed). */
+let knownPageSize: number | undefined;
+
+/** The kernel page size, read from the auxiliary vector (no child process needed) once per process. */
 export function pageSize(): number {
+  knownPageSize ??= readPageSize();
+  return knownPageSize;
+}
+
+function readPageSize(): number {
   try {
     const auxv = readFileSync('/proc/self/auxv');
     for (let i = 0; i + 16 <= auxv.length; i += 16) {
