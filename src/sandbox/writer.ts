@@ -281,8 +281,7 @@ export class SandboxWriter extends EventEmitter {
         this.size += bytesWritten;
         this.stats.bytesWritten += bytesWritten;
       }
-      const newline = data.lastIndexOf(0x0a);
-      this.openLine = newline < 0 ? this.openLine + data.length : data.length - newline - 1;
+      this.openLine = this.openLineAfter(data);
       return true;
     } catch (err) {
       this.diskError(err);
@@ -293,14 +292,19 @@ export class SandboxWriter extends EventEmitter {
     }
   }
 
+  /** The bytes of the live file's last line, without a newline yet, once `written` follows what it holds. */
+  private openLineAfter(written: Buffer): number {
+    const newline = written.lastIndexOf(0x0a);
+    return newline < 0 ? this.openLine + written.length : written.length - newline - 1;
+  }
+
   /**
    * After a failed write: cuts the file back to the end of its last whole line, removing the part of a line that a
    * short write (or an earlier partial flush) put there, and counts that part as dropped. If the cut fails too, the
    * file ends inside a line, and the next line written follows it there.
    */
   private async cutToLastLine(written: Buffer): Promise<void> {
-    const newline = written.lastIndexOf(0x0a);
-    const partial = newline < 0 ? this.openLine + written.length : written.length - newline - 1;
+    const partial = this.openLineAfter(written);
     this.openLine = 0;
     if (partial === 0) return;
     try {
