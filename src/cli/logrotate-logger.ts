@@ -165,7 +165,10 @@ function chooseRotation(flags: LoggerFlags, threshold: number, conf: FileHandle 
     log.info({ rotation: 'logrotate', reason: directives.reason, logrotate: flags.logrotatePath }, 'rotating with logrotate');
   }
   // Under refuse, native rotation may still be unavailable (a `create` owner unknown here): logrotate must not run.
-  const refused = refusingAsRoot(rootScripts);
-  if (refused) log.error('logrotate would run as root on these options; not rotating');
-  return new LogrotateRotation(flags.logFilename, flags.logrotatePath, refused ? undefined : conf, threshold, log);
+  if (refusingAsRoot(rootScripts)) {
+    log.error('logrotate would run as root on these options; not rotating');
+    void conf?.close();
+    return new LogrotateRotation(flags.logFilename, flags.logrotatePath, undefined, threshold, log);
+  }
+  return new LogrotateRotation(flags.logFilename, flags.logrotatePath, conf, threshold, log);
 }
