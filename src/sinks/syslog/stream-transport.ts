@@ -220,6 +220,16 @@ export class StreamTransport {
     return this.connectionBytes - inNode - queued - partRecord;
   }
 
+  /** Counts the frames the peer acknowledged since the last count as sent (onAcknowledged); whether there were any. */
+  private countAcknowledged(): boolean {
+    const upTo = this.acknowledgedBytes();
+    if (upTo < 0) return false;
+    const acknowledged = this.ring.acknowledge(upTo, Date.now());
+    if (acknowledged.lines === 0 && acknowledged.bytes === 0) return false;
+    this.options.onAcknowledged(acknowledged.lines, acknowledged.bytes);
+    return true;
+  }
+
   /** In `ms` (or sooner, if already due), counts what the peer acknowledged; again while frames are unacknowledged. */
   private pollAcknowledgements(ms: number): void {
     const at = Date.now() + ms;
@@ -230,10 +240,7 @@ export class StreamTransport {
     this.ackPollAt = at;
     this.ackPoll = setTimeout(() => {
       this.ackPoll = undefined;
-      const upTo = this.acknowledgedBytes();
-      const acknowledged = upTo < 0 ? { lines: 0, bytes: 0 } : this.ring.acknowledge(upTo, Date.now());
-      const progress = acknowledged.lines > 0 || acknowledged.bytes > 0;
-      if (progress) this.options.onAcknowledged(acknowledged.lines, acknowledged.bytes);
+      const progress = this.countAcknowledged();
       this.ackPollMs = progress ? MIN_ACK_POLL_MS : Math.min(this.ackPollMs * 2, MAX_ACK_POLL_MS);
       if (progress || !this.ring.unacknowledged) this.settleAckWaiters();
       const waiting = this.ackWaiters.length > 0;
@@ -256,11 +263,7 @@ export class StreamTransport {
    */
   close(): void {
     if (this.closed) return;
-    const acknowledgedBytes = this.acknowledgedBytes();
-    if (acknowledgedBytes >= 0) {
-      const last = this.ring.acknowledge(acknowledgedBytes, Date.now());
-      if (last.lines > 0 || last.bytes > 0) this.options.onAcknowledged(last.lines, last.bytes);
-    }
+    this.countAcknowledged();
     this.closed = true;
     this.cancelWait?.();
     clearTimeout(this.ackPoll);
