@@ -39,13 +39,14 @@ export class WorkerRecords {
    */
   async waitForPrevious(log: Logger, boundMs: number): Promise<void> {
     const deadline = Date.now() + boundMs;
+    // Records and command lines are read once: a pid still running with the recorded start time is the same worker.
     let waitingFor = this.live();
-    if (waitingFor.length > 0) log.info({ workers: waitingFor }, 'waiting for the previous daemon\'s workers to finish writing');
+    if (waitingFor.length > 0) log.info({ workers: waitingFor.map(({ pid }) => pid) }, 'waiting for the previous daemon\'s workers to finish writing');
     while (waitingFor.length > 0 && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, POLL_MS));
-      waitingFor = this.live();
+      waitingFor = waitingFor.filter(({ pid, started }) => startTime(pid) === started);
     }
-    for (const pid of waitingFor) {
+    for (const { pid } of waitingFor) {
       log.error({ pid, boundMs }, 'a previous worker is still running; killing it (what it held is lost)');
       try {
         process.kill(pid, 'SIGKILL');
@@ -56,14 +57,12 @@ export class WorkerRecords {
     for (const name of readdirSync(this.dir)) rmSync(join(this.dir, name), { force: true });
   }
 
-  private live(): number[] {
+  /** The recorded workers still running. */
+  private live(): { pid: number; started: string }[] {
     return readdirSync(this.dir)
       .filter((name) => /^\d+$/.test(name))
-      .map(Number)
-      .filter((pid) => {
-        const recorded = readFileSync(join(this.dir, String(pid)), 'utf8');
-        return startTime(pid) === recorded && this.isWorker(pid);
-      });
+      .map((name) => ({ pid: Number(name), started: readFileSync(join(this.dir, name), 'utf8') }))
+      .filter(({ pid, started }) => startTime(pid) === started && this.isWorker(pid));
   }
 
   /** Whether `pid` runs this bundle's daemon-worker: a record naming any other process is neither waited for nor killed. */
