@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TestProject } from 'vitest/node';
@@ -38,8 +38,9 @@ export default function setup(project: TestProject): () => void {
     }
   }
   // As a release lays them out: the shim as the drop-in (it finds the bundle beside itself), compiled here from
-  // native/shim.c as binding.gyp compiles it, so that a run tests the current source; the operator launcher.
-  execFileSync('cc', ['-O2', '-Wall', '-o', join(dir, 'mesos-logrotate-logger'), join(ROOT, 'native/shim.c')], { stdio: 'inherit' });
+  // binding.gyp's sources and flags for it, so that a run tests the current source; the operator launcher.
+  const shim = shimTarget();
+  execFileSync('cc', [...shim.cflags, '-o', join(dir, 'mesos-logrotate-logger'), ...shim.sources.map((source) => join(ROOT, source))], { stdio: 'inherit' });
   copyFileSync(join(ROOT, 'bin/mesos-log-splitter'), join(dir, 'mesos-log-splitter'));
   chmodSync(join(dir, 'mesos-log-splitter'), 0o755);
   // The native addons, beside the bundle as a release ships them (without them the helper falls back to JavaScript).
@@ -48,4 +49,12 @@ export default function setup(project: TestProject): () => void {
   }
   project.provide('launcherDir', dir);
   return () => rmSync(dir, { recursive: true, force: true });
+}
+
+/** binding.gyp's target for the shim (the file is plain JSON): one list of sources and flags for npm ci and the tests. */
+function shimTarget(): { sources: string[]; cflags: string[] } {
+  const gyp = JSON.parse(readFileSync(join(ROOT, 'binding.gyp'), 'utf8')) as { targets: { target_name: string; sources: string[]; cflags: string[] }[] };
+  const target = gyp.targets.find((t) => t.target_name === 'mesos-logrotate-logger');
+  if (target === undefined) throw new Error('binding.gyp has no mesos-logrotate-logger target');
+  return target;
 }
