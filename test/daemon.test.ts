@@ -429,16 +429,13 @@ describe('the hand-over commit (protocol version 2)', () => {
     expect(handedOver(shim.pid)).toBe(undefined);
   });
 
-  it('a version 1 shim: its resumed hello (after an upgrade) is served at once; a new stream of it is refused', async () => {
-    const resumed = await standIn();
-    resumed.conn.write(helloFrame(1, true, resumed.pid, loggerArgv({ log_filename: resumed.log })));
-    expect((await waitFor(() => handedOver(resumed.pid), { what: 'the hand-over' })).resumed).toBe(true);
-    await resumed.finish();
-    expect(readKept(resumed.log).equals(resumed.input)).toBe(true);
-    const fresh = await standIn();
-    const dropped = daemon.diagnostics().filter((d) => d.msg === 'dropped a connection on the daemon socket').length;
-    fresh.conn.write(helloFrame(1, false, fresh.pid, loggerArgv({ log_filename: fresh.log })));
-    await waitFor(() => daemon.diagnostics().filter((d) => d.msg === 'dropped a connection on the daemon socket').length > dropped, { what: 'the drop' });
-    expect(handedOver(fresh.pid)).toBe(undefined);
+  it('a hello of another protocol version, new or resumed, is refused: the pipe is left alone', async () => {
+    for (const resumed of [false, true]) {
+      const shim = await standIn();
+      const dropped = daemon.diagnostics().filter((d) => d.msg === 'dropped a connection on the daemon socket').length;
+      shim.conn.write(helloFrame(1, resumed, shim.pid, loggerArgv({ log_filename: shim.log })));
+      await waitFor(() => daemon.diagnostics().filter((d) => d.msg === 'dropped a connection on the daemon socket').length > dropped, { what: 'the drop' });
+      expect(handedOver(shim.pid)).toBe(undefined);
+    }
   });
 });

@@ -214,10 +214,6 @@ class Daemon {
         this.guarded(socket, hello.pid, () => {
           const flags = this.onHello(socket, hello);
           if (flags === undefined) return done();
-          if (!hello.commits) {
-            done();
-            return this.onCommit(socket, hello, flags);
-          }
           accepted = { hello, flags };
           chunks = [];
           size = 0;

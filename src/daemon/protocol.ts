@@ -8,11 +8,6 @@ import type { EarlyExit } from '../cli/early-exit.js';
  * `mesos-log-splitter status` sends a status request instead and gets the status as JSON.
  */
 export const PROTOCOL_VERSION = 2;
-/**
- * Version 1 had no commit: the daemon took the pipe on the hello. A version 1 shim reconnecting after a daemon restart
- * (an upgrade) has handed its stream over before and never falls back, so its resumed hello counts as committed.
- */
-const PROTOCOL_VERSION_WITHOUT_COMMIT = 1;
 /** A hello holds the agent's argv; Linux caps one argument at 128 KiB, and the agent passes at most six. */
 export const MAX_HELLO_BYTES = 1024 * 1024;
 
@@ -38,8 +33,6 @@ export interface Hello {
   resumed: boolean;
   /** The agent's argv, without argv[0], byte for byte. */
   argv: Buffer[];
-  /** The shim sends a commit after `accepted` before the daemon may take its pipe (false: a version 1 resumed hello). */
-  commits: boolean;
 }
 
 export class ProtocolError extends Error {}
@@ -54,11 +47,8 @@ export function parseHello(data: Buffer): Hello | undefined {
   if (data.length > 4 + length) throw new ProtocolError('bytes after the hello');
   if (data[4] !== FRAME_HELLO) throw new ProtocolError(`frame type ${data[4]} where a hello was expected`);
   const version = data.readUInt16LE(5);
-  const flags = data[7];
-  const resumed = (flags & HELLO_RESUMED) !== 0;
-  if (version !== PROTOCOL_VERSION && !(version === PROTOCOL_VERSION_WITHOUT_COMMIT && resumed)) {
-    throw new ProtocolError(`protocol version ${version} (this daemon speaks ${PROTOCOL_VERSION}, and ${PROTOCOL_VERSION_WITHOUT_COMMIT} for resumed streams)`);
-  }
+  if (version !== PROTOCOL_VERSION) throw new ProtocolError(`protocol version ${version} (this daemon speaks ${PROTOCOL_VERSION})`);
+  const resumed = (data[7] & HELLO_RESUMED) !== 0;
   const pid = data.readUInt32LE(8);
   const argc = data.readUInt32LE(12);
   if (pid < 2 || pid > 0x3fffffff) throw new ProtocolError(`pid ${pid}`);
@@ -72,7 +62,7 @@ export function parseHello(data: Buffer): Hello | undefined {
     at += 4 + size;
   }
   if (at !== data.length) throw new ProtocolError('bytes after the last argument');
-  return { pid, resumed, argv, commits: version !== PROTOCOL_VERSION_WITHOUT_COMMIT };
+  return { pid, resumed, argv };
 }
 
 /** True once `data` holds the commit, undefined while more is to come. Throws ProtocolError on anything else. */
