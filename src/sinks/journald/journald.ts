@@ -87,17 +87,17 @@ class JournaldSink extends Sink {
   private async sendEntry(native: NativeTransport, record: LogRecord, batch: LineBatch): Promise<void> {
     for (;;) {
       try {
-        await native.send({ datagram: this.encoder.encode(record), lines: batch.lines, bytes: batch.bytes });
-        this.holdElsewhere(native.heldBytes);
-        return;
+        return await native.send({ datagram: this.encoder.encode(record), lines: batch.lines, bytes: batch.bytes });
       } catch (err) {
-        this.holdElsewhere(native.heldBytes);
         const limit = this.encoder.maxEntryBytes;
         if (!(err instanceof DatagramError && err.code === 'EMSGSIZE' && limit > MIN_MAX_ENTRY_BYTES)) throw err;
         // The kernel's datagram limit (the socket's send buffer) is below max_entry_bytes: cut entries to fit.
         const lowered = Math.max(MIN_MAX_ENTRY_BYTES, Math.floor(limit / 2));
         this.encoder.lowerLimit(lowered);
         this.log.warn({ max_entry_bytes: limit, now: lowered }, 'journald: entry too large for a datagram; lowering the limit');
+      } finally {
+        // Sent or not, the datagrams kept for a replay changed.
+        this.holdElsewhere(native.heldBytes);
       }
     }
   }
