@@ -74,11 +74,11 @@ static void become_session_leader(void) {
 
 // The standalone helper: node with the bundle beside this binary (or $LOG_SPLITTER_BUNDLE, as a source checkout sets).
 static void exec_standalone(char **argv, int argc, const char *reason) {
-  char self[PATH_MAX];
-  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
   const char *bundle = getenv("LOG_SPLITTER_BUNDLE");
   char beside[PATH_MAX + 32];
   if (bundle == NULL || *bundle == '\0') {
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
     if (n <= 0) {
       perror("mesos-logrotate-logger: /proc/self/exe");
       exit(1);
