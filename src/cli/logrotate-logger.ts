@@ -91,9 +91,14 @@ export async function wireStream(
   openSource: () => Readable,
   config: SplitterConfig,
   log: Logger,
-  /** False in a daemon worker: the daemon asks the agent for all its streams and sends updateMetadata. */
-  ownEnrichment = true,
+  options: {
+    /** False in a daemon worker: the daemon asks the agent for all its streams and sends updateMetadata. */
+    ownEnrichment?: boolean;
+    /** Bytes read ahead of the sandbox before reading pauses (SandboxWriter's default unless given). */
+    sandboxHighWaterMark?: number;
+  } = {},
 ): Promise<WiredStream> {
+  const { ownEnrichment = true, sandboxHighWaterMark } = options;
   const threshold = flags.maxSize - pageSize();
   let conf: FileHandle | undefined;
   try {
@@ -106,6 +111,7 @@ export async function wireStream(
     maxSize: flags.maxSize,
     rotation: chooseRotation(flags, threshold, conf, log),
     log,
+    highWaterMark: sandboxHighWaterMark,
   });
   const meta = metadataFromPath(flags.logFilename, flags.user);
   const pipeline = new StreamPipeline({ source: openSource(), sandbox, meta, config, log });

@@ -8,6 +8,8 @@ import { openPipeHandle, type PipeHandle } from '../pipe-source.js';
 import { switchUser } from '../system.js';
 import type { FromWorker, ToWorker, WorkerStreamReport } from './messages.js';
 
+const WORKER_SANDBOX_HIGH_WATER_MARK = 64 * 1024;
+
 /**
  * `mesos-log-splitter daemon-worker [USER]`: forked by the daemon, one per task user. Switches to the user before
  * anything else (setgid, initgroups, setuid: fork's own uid/gid options would drop the supplementary groups), then
@@ -79,8 +81,13 @@ export async function runDaemonWorker(argv: string[]): Promise<number> {
   async function serve(id: number, flags: LoggerFlags, meta: StreamMetadata | undefined, handle: PipeHandle): Promise<void> {
     const streamLog = createDiagnostics({ log_filename: flags.logFilename });
     starting.set(id, meta);
-    // The daemon asks the agent's /state for all its streams (docs/daemon.md).
-    const stream = await wireStream(flags, () => openPipeHandle(handle), config, streamLog, false);
+    // The daemon asks the agent's /state for all its streams (docs/daemon.md). A worker that dies loses what it read
+    // and had not written, the batch being written and the queue behind it: each is kept under 128 KiB (a 64 KiB
+    // mark plus one 64 KiB read), so that stays within 256 KiB per stream.
+    const stream = await wireStream(flags, () => openPipeHandle(handle), config, streamLog, {
+      ownEnrichment: false,
+      sandboxHighWaterMark: WORKER_SANDBOX_HIGH_WATER_MARK,
+    });
     const found = starting.get(id);
     starting.delete(id);
     if (found !== undefined) stream.updateMetadata(found);
