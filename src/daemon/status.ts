@@ -11,7 +11,7 @@ export interface StreamSinkStatus {
   sent_bytes: number;
   dropped_lines: number;
   dropped_bytes: number;
-  /** Only reasons that dropped something: buffer_full, detached, replay_overflow. */
+  /** Only reasons that dropped something: buffer_full, detached, replay_overflow, rejected. */
   dropped_by: Record<string, { lines: number; bytes: number }>;
   buffered_lines: number;
   buffered_bytes: number;

@@ -15,9 +15,10 @@ export type WhenFull = 'drop_oldest' | 'drop_newest';
 /**
  * buffer_full: `when_full` applied. detached: the sink left or joined the stream mid-line, so a line start it held
  * can never end, or the rest of a line it never saw start is not its to send. replay_overflow: lines counted sent
- * that a lost connection may not have delivered, and that the sink can no longer send again.
+ * that a lost connection may not have delivered, and that the sink can no longer send again. rejected: the peer
+ * refused the batch for good (a 4xx other than 429), so it is not retried.
  */
-export type DropReason = 'buffer_full' | 'detached' | 'replay_overflow';
+export type DropReason = 'buffer_full' | 'detached' | 'replay_overflow' | 'rejected';
 
 export interface BufferConfig {
   /**
@@ -108,6 +109,7 @@ export class LineBuffer {
   /** The drops, by reason; their sums are counters.linesDropped and bytesDropped. */
   readonly droppedBy: Record<DropReason, { lines: number; bytes: number }> = {
     buffer_full: { lines: 0, bytes: 0 },
+    rejected: { lines: 0, bytes: 0 },
     detached: { lines: 0, bytes: 0 },
     replay_overflow: { lines: 0, bytes: 0 },
   };
@@ -324,6 +326,11 @@ export class LineBuffer {
   flushDueAt(): number | undefined {
     if (this.ended || this.tail === this.lineEnd || this.tail === this.head) return undefined;
     return this.lastArrival + this.options.partialFlushMs;
+  }
+
+  /** Whole lines held and not yet taken, and the bytes held (a batch's delay waits while these are few). */
+  waiting(): { lines: number; bytes: number } {
+    return { lines: this.newlinesIn - this.newlinesPassed, bytes: this.tail - this.head };
   }
 
   /** Held and outstanding: in = sent + dropped + buffered. */

@@ -9,6 +9,8 @@ import {
   type LineOptions,
 } from '../lines/line-buffer.js';
 import type { StreamMetadata } from '../mesos/metadata.js';
+import { Backoff } from './backoff.js';
+import { RejectedBatch, RetryLater } from './send-outcome.js';
 
 /** What a sink instance is built with, for one stream. */
 export interface SinkContext {
@@ -54,14 +56,12 @@ const MIN_BUFFER_BYTES = 3 << 20;
 export const bufferBytesOf = (maxBytes: number): number =>
   Math.max(maxBytes - SINK_WORKING_BYTES, Math.min(maxBytes, MIN_BUFFER_BYTES));
 
-const MIN_BACKOFF_MS = 100;
-const MAX_BACKOFF_MS = 30_000;
-
 /**
  * A forwarder for one stream. The base class owns what every sink shares: a bounded buffer (LineBuffer) filled
  * without ever blocking the caller, one delivery loop that retries a failed batch with exponential backoff (at least
  * once, in order), counters and health. A subclass supplies `send` (resolve when the peer or kernel took the batch,
- * reject to retry it) and `close`, and may supply `drain`.
+ * reject to retry it, reject with RejectedBatch to drop it, with RetryLater to wait as the peer asks) and `close`,
+ * and may supply `drain`.
  */
 export abstract class Sink {
   readonly name: string;
@@ -70,6 +70,13 @@ export abstract class Sink {
   protected readonly errors: RateLimitedLog;
   protected maxBatchLines = 1024;
   protected maxBatchBytes = 1 << 20;
+  /**
+   * A batch smaller than maxBatchLines and maxBatchBytes waits up to this long for more lines (0: sent at once).
+   * Request-per-batch sinks set it so that a trickle of lines does not become a trickle of requests.
+   */
+  protected batchDelayMs = 0;
+  /** When the lines now waiting for a batch's delay began waiting. */
+  private batchWaitSince: number | undefined;
   /**
    * The sink keeps nothing of a batch once its send settled (it copies or encodes the lines). Then every batch
    * reuses the same memory, one buffer for its bytes and the buffer's scratch arrays, instead of new allocations
@@ -239,10 +246,18 @@ export abstract class Sink {
   }
 
   private async deliverLoop(): Promise<void> {
-    let backoff = MIN_BACKOFF_MS;
+    const backoff = new Backoff();
     let batch: LineBatch | undefined;
     while (!this.aborted) {
+      if (batch === undefined && this.batchDelayMs > 0 && !this.stopping) {
+        const due = this.batchDue();
+        if (due !== undefined) {
+          await this.idle(due);
+          continue;
+        }
+      }
       batch ??= this.lineBuffer.take(this.maxBatchLines, this.batchBytesLimit(), Date.now(), this.reusableBatchBytes());
+      if (batch !== undefined) this.batchWaitSince = undefined;
       if (batch === undefined && !this.stopping) {
         await this.idle(this.lineBuffer.flushDueAt());
         continue;
@@ -254,7 +269,7 @@ export abstract class Sink {
         batch = undefined;
         this.health.state = 'up';
         this.health.lastSent = Date.now();
-        backoff = MIN_BACKOFF_MS;
+        backoff.reset();
       } catch (err) {
         if (this.aborted) {
           // abort() closed the transport at the stop deadline: the peer did not fail it, and nothing is retried.
@@ -262,14 +277,33 @@ export abstract class Sink {
           this.health.lastError = 'a send was still pending at the stop deadline';
           break;
         }
+        if (err instanceof RejectedBatch && batch !== undefined) {
+          // The peer answered: it is up, and this batch will never be taken. Retrying it would block the stream.
+          this.lineBuffer.settle(batch, true);
+          this.lineBuffer.dropUnconfirmed('rejected', batch.lines, batch.bytes);
+          this.errors.error({ err: err.message, status: err.status, lines: batch.lines }, 'peer rejected a batch; its lines are dropped (rejected), not retried');
+          batch = undefined;
+          this.health.state = 'up';
+          continue;
+        }
         this.failedSends++;
         this.health.state = 'down';
         this.health.lastError = (err as Error).message;
-        this.errors.error({ err: this.health.lastError, retryInMs: backoff }, 'sink send failed; will retry');
-        await this.sleep(backoff);
-        backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
+        const wait = Math.round(backoff.next(err instanceof RetryLater ? err.afterMs : undefined));
+        this.errors.error({ err: this.health.lastError, retryInMs: wait }, 'sink send failed; will retry');
+        await this.sleep(wait);
       }
     }
+  }
+
+  /** While a small batch should wait for more lines: until when. */
+  private batchDue(): number | undefined {
+    const waiting = this.lineBuffer.waiting();
+    if (waiting.bytes === 0 || waiting.lines >= this.maxBatchLines || waiting.bytes >= this.batchBytesLimit()) return undefined;
+    const now = Date.now();
+    this.batchWaitSince ??= now;
+    const due = this.batchWaitSince + this.batchDelayMs;
+    return due > now ? due : undefined;
   }
 
   private batchBytesLimit(): number {

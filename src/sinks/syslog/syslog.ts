@@ -1,7 +1,7 @@
-import { accessSync, constants, readFileSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { connect as netConnect } from 'node:net';
 import { ConfigError, type ConfigReader } from '../../config-reader.js';
+import { parseTls, tlsConnectOptions, type TlsOptions } from '../../net/tls-options.js';
 import type { LineBatch } from '../../lines/line-batch.js';
 import { Sink, type SinkContext } from '../sink.js';
 import type { SinkType } from '../sink-type.js';
@@ -31,13 +31,6 @@ const DEFAULT_UDP_MAX_BYTES = 2048;
 /** The largest UDP payload over IPv4. */
 const MAX_UDP_BYTES = 65_507;
 
-export interface SyslogTlsOptions {
-  ca_file?: string;
-  cert_file?: string;
-  key_file?: string;
-  servername?: string;
-  reject_unauthorized: boolean;
-}
 
 interface SyslogMessageOptions {
   host: string;
@@ -62,7 +55,7 @@ interface SyslogConnectionOptions {
 export type SyslogOptions =
   | ({ transport: 'udp' } & SyslogMessageOptions)
   | ({ transport: 'tcp' } & SyslogMessageOptions & SyslogConnectionOptions)
-  | ({ transport: 'tls' } & SyslogMessageOptions & SyslogConnectionOptions & { tls: SyslogTlsOptions });
+  | ({ transport: 'tls' } & SyslogMessageOptions & SyslogConnectionOptions & { tls: TlsOptions });
 
 const CONNECTION_KEYS = ['connect_timeout_ms', 'replay_max_bytes', 'replay_max_age_ms'] as const;
 
@@ -116,34 +109,6 @@ function parseConnectionOptions(reader: ConfigReader): SyslogConnectionOptions {
   };
 }
 
-function parseTls(reader: ConfigReader): SyslogTlsOptions {
-  const tls: SyslogTlsOptions = { reject_unauthorized: reader.boolean('reject_unauthorized', true) };
-  for (const name of ['ca_file', 'cert_file', 'key_file', 'servername'] as const) {
-    const value = reader.optionalString(name);
-    if (value !== undefined) tls[name] = value;
-  }
-  if ((tls.cert_file === undefined) !== (tls.key_file === undefined)) {
-    const given = tls.cert_file === undefined ? 'key_file' : 'cert_file';
-    throw new ConfigError(reader.key(given), tls[given], 'needs both cert_file and key_file for a client certificate');
-  }
-  // A typo is caught here; a file that goes missing later (being renewed) fails only that connection attempt.
-  for (const name of ['ca_file', 'cert_file', 'key_file'] as const) {
-    const file = tls[name];
-    if (file === undefined) continue;
-    let regular: boolean;
-    try {
-      regular = statSync(file).isFile();
-      accessSync(file, constants.R_OK);
-    } catch (err) {
-      throw new ConfigError(reader.key(name), file, `cannot be read (${(err as NodeJS.ErrnoException).code})`);
-    }
-    // Each connection reads it whole, synchronously: a FIFO or device would block the helper.
-    if (!regular) throw new ConfigError(reader.key(name), file, 'is not a regular file');
-  }
-  // The caller checks the sink's own keys; this nested map is ours to check.
-  reader.done();
-  return tls;
-}
 
 /** Keys that belong to another transport are named as such, rather than as unknown. */
 function rejectOtherTransportKeys(reader: ConfigReader, transport: Transport): void {
@@ -240,20 +205,8 @@ function openConnection(options: Exclude<SyslogOptions, { transport: 'udp' }>): 
   // node:tls brings all of Node's crypto (about 1 MiB of RSS): loaded when a TLS sink starts, not by every helper.
   const { connect: tlsConnect } = createRequire(import.meta.url)('node:tls') as typeof import('node:tls');
   return () => {
-    const ca = tls.ca_file === undefined ? undefined : readFileSync(tls.ca_file);
-    const cert = tls.cert_file === undefined ? undefined : readFileSync(tls.cert_file);
-    const key = tls.key_file === undefined ? undefined : readFileSync(tls.key_file);
     const tcp = netConnect({ host, port });
-    const socket = tlsConnect({
-      socket: tcp,
-      host,
-      port,
-      ca,
-      cert,
-      key,
-      servername: tls.servername,
-      rejectUnauthorized: tls.reject_unauthorized,
-    });
+    const socket = tlsConnect({ socket: tcp, host, port, ...tlsConnectOptions(tls) });
     return { socket, tcp };
   };
 }

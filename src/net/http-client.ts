@@ -1,0 +1,127 @@
+import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders, type RequestOptions } from 'node:http';
+import type { Agent as HttpsAgent } from 'node:https';
+import { createRequire } from 'node:module';
+import { promisify } from 'node:util';
+import { gzip as gzipCallback } from 'node:zlib';
+import { RejectedBatch, RetryLater } from '../sinks/send-outcome.js';
+import { tlsConnectOptions, type TlsOptions } from './tls-options.js';
+
+const gzip = promisify(gzipCallback);
+
+export interface HttpClientOptions {
+  /** Where requests go; a path given to post() replaces this URL's path. */
+  url: URL;
+  /** Sent with every request (auth, tenant, content type). */
+  headers: Record<string, string>;
+  /** For https URLs; verification is on by default. */
+  tls: TlsOptions;
+  /** A request (connect, send, whole response) that takes longer fails, and is retried. */
+  timeoutMs: number;
+  /** gzip request bodies (Content-Encoding: gzip). */
+  gzip: boolean;
+  /** A longer response body is cut: it is only read for errors and per-item results. */
+  maxResponseBytes?: number;
+}
+
+export interface HttpResponse {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: Buffer;
+}
+
+const DEFAULT_MAX_RESPONSE_BYTES = 16 << 20;
+/** How much of a peer's error body goes to the log. */
+const MESSAGE_BYTES = 512;
+
+/**
+ * One keep-alive connection to one HTTP(S) peer, for a sink's requests (one in flight: the delivery loop waits for
+ * each). Written on node:http rather than a client library: a sink needs POST, gzip, TLS options and a timeout, and
+ * each library of that size brings more code than this file.
+ */
+export class HttpClient {
+  private readonly agent: HttpAgent | HttpsAgent;
+  private readonly request: typeof httpRequest;
+
+  constructor(private readonly options: HttpClientOptions) {
+    if (options.url.protocol === 'https:') {
+      // node:https brings all of Node's crypto: loaded only by a sink that uses it.
+      const https = createRequire(import.meta.url)('node:https') as typeof import('node:https');
+      this.agent = new https.Agent({ keepAlive: true, maxSockets: 1, ...tlsConnectOptions(options.tls) });
+      this.request = https.request as typeof httpRequest;
+    } else {
+      this.agent = new HttpAgent({ keepAlive: true, maxSockets: 1 });
+      this.request = httpRequest;
+    }
+  }
+
+  /** POSTs `body`; resolves with any response, rejects on a network error or the timeout. */
+  async post(body: Buffer, headers: Record<string, string> = {}, path?: string): Promise<HttpResponse> {
+    const { url, timeoutMs } = this.options;
+    const payload = this.options.gzip ? await gzip(body) : body;
+    const requestOptions: RequestOptions = {
+      method: 'POST',
+      agent: this.agent,
+      host: url.hostname.replace(/^\[(.*)\]$/, '$1'),
+      port: url.port === '' ? undefined : Number(url.port),
+      path: path ?? `${url.pathname}${url.search}`,
+      headers: {
+        ...this.options.headers,
+        ...headers,
+        'content-length': String(payload.length),
+        ...(this.options.gzip ? { 'content-encoding': 'gzip' } : {}),
+      },
+      ...(url.username === '' ? {} : { auth: `${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}` }),
+    };
+    const maxBytes = this.options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
+    return new Promise<HttpResponse>((resolve, reject) => {
+      const req = this.request(requestOptions, (res) => {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        res.on('data', (chunk: Buffer) => {
+          if (size >= maxBytes) return;
+          chunks.push(chunk);
+          size += chunk.length;
+        });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+        res.on('error', reject);
+      });
+      req.setTimeout(timeoutMs, () => req.destroy(new Error(`no answer from ${url.origin} within ${timeoutMs} ms`)));
+      req.on('error', reject);
+      req.end(payload);
+    });
+  }
+
+  close(): void {
+    this.agent.destroy();
+  }
+}
+
+/**
+ * The delivery rule for every HTTP sink: 2xx delivered; 429 and 5xx retried (after Retry-After when given);
+ * any other status rejected for good, with the peer's message.
+ */
+export function checkStatus(response: HttpResponse, now = Date.now()): void {
+  const { status } = response;
+  if (status >= 200 && status < 300) return;
+  const message = `HTTP ${status}: ${peerMessage(response.body)}`;
+  if (status === 429 || status >= 500) {
+    const after = retryAfterMs(response.headers['retry-after'], now);
+    throw after === undefined ? new Error(message) : new RetryLater(message, after);
+  }
+  throw new RejectedBatch(message, status);
+}
+
+/** Retry-After as delay-seconds or an HTTP date (RFC 9110 10.2.3), in ms from `now`. */
+export function retryAfterMs(value: string | undefined, now: number): number | undefined {
+  if (value === undefined) return undefined;
+  const trimmed = value.trim();
+  if (/^\d+$/.test(trimmed)) return Number(trimmed) * 1000;
+  const date = Date.parse(trimmed);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - now);
+}
+
+/** The start of a peer's error body, printable, for the log. */
+export function peerMessage(body: Buffer): string {
+  const text = body.subarray(0, MESSAGE_BYTES).toString('utf8').replace(/[^\x20-\x7e]+/g, ' ').trim();
+  return text === '' ? '(no body)' : text;
+}
