@@ -25,3 +25,12 @@ export class RetryLater extends Error {
     super(message);
   }
 }
+
+/**
+ * What `send` resolves with when the peer took the batch but refused some of its lines for good (per-item errors in
+ * a bulk answer): those count as dropped (`rejected`), the rest as delivered. The sink logs the reasons itself.
+ */
+export interface RejectedLines {
+  lines: number;
+  bytes: number;
+}

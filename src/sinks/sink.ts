@@ -10,7 +10,7 @@ import {
 } from '../lines/line-buffer.js';
 import type { StreamMetadata } from '../mesos/metadata.js';
 import { Backoff } from './backoff.js';
-import { RejectedBatch, RetryLater } from './send-outcome.js';
+import { RejectedBatch, RetryLater, type RejectedLines } from './send-outcome.js';
 
 /** What a sink instance is built with, for one stream. */
 export interface SinkContext {
@@ -109,8 +109,11 @@ export abstract class Sink {
     this.errors = new RateLimitedLog(this.log);
   }
 
-  /** Deliver a batch; reject to have it retried (after backoff): the same batch, so lines stay in order. */
-  protected abstract send(batch: LineBatch): Promise<void>;
+  /**
+   * Deliver a batch; reject to have it retried (after backoff): the same batch, so lines stay in order. Resolve with
+   * RejectedLines when the peer refused part of it for good.
+   */
+  protected abstract send(batch: LineBatch): Promise<void | RejectedLines>;
   /** Release the transport. Must make a pending `send` settle. */
   protected abstract close(): Promise<void>;
 
@@ -235,6 +238,12 @@ export abstract class Sink {
     this.lineBuffer.dropUnconfirmed(reason, lines, bytes);
   }
 
+  /** Lines of a settled batch the peer refused for good: no longer counted as sent (or to be confirmed) but dropped. */
+  private dropRejectedPart(rejected: RejectedLines): void {
+    if (this.confirmsDelivery) this.lineBuffer.dropUnconfirmed('rejected', rejected.lines, rejected.bytes);
+    else this.lineBuffer.unsend('rejected', rejected.lines, rejected.bytes);
+  }
+
   protected countReconnect(): void {
     this.reconnects++;
   }
@@ -264,8 +273,9 @@ export abstract class Sink {
       }
       try {
         if (batch === undefined) return await this.drain();
-        await this.send(batch);
+        const rejected = await this.send(batch);
         this.lineBuffer.settle(batch, this.confirmsDelivery);
+        if (rejected !== undefined) this.dropRejectedPart(rejected);
         batch = undefined;
         this.health.state = 'up';
         this.health.lastSent = Date.now();
