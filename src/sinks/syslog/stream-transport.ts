@@ -46,9 +46,9 @@ export interface StreamTransportOptions {
  */
 const TLS_MAX_RECORD_BYTES = 16_384;
 /**
- * While frames are unacknowledged the send queue is polled every MIN_ACK_POLL_MS when a write waits for room in the
- * window (the kernel has at most the window left to send meanwhile), else backing off to MAX_ACK_POLL_MS while
- * nothing moves: then only the counters wait.
+ * While frames are unacknowledged the send queue is polled on every turn of the event loop when a write waits for
+ * room in the window (the kernel has at most the window left to send meanwhile, and one ioctl is cheap), else every
+ * MIN_ACK_POLL_MS, backing off to MAX_ACK_POLL_MS while nothing moves: then only the counters wait.
  */
 const MIN_ACK_POLL_MS = 1;
 const MAX_ACK_POLL_MS = 32;
@@ -101,7 +101,7 @@ export class StreamTransport {
   private failWrite: ((err: Error) => void) | undefined;
   /** Waiting for the peer to acknowledge more: settled by the next acknowledgement, or a lost connection. */
   private ackWaiters: { resolve: () => void; reject: (err: Error) => void }[] = [];
-  private ackPoll: NodeJS.Timeout | undefined;
+  private ackPoll: NodeJS.Timeout | NodeJS.Immediate | undefined;
   private ackPollAt = 0;
   private ackPollMs = MIN_ACK_POLL_MS;
   private readonly lossLog: RateLimitedLog;
@@ -169,6 +169,7 @@ export class StreamTransport {
       } catch (err) {
         if (!(err instanceof WindowFull)) throw err;
       }
+      if (this.countAcknowledged()) continue;
       await this.acknowledgement();
     }
   }
@@ -178,7 +179,7 @@ export class StreamTransport {
     if (this.closed) return Promise.reject(new Error('the syslog sink is closed'));
     return new Promise<void>((resolve, reject) => {
       this.ackWaiters.push({ resolve, reject });
-      this.pollAcknowledgements(MIN_ACK_POLL_MS);
+      this.pollAcknowledgements(0);
     });
   }
 
@@ -230,22 +231,33 @@ export class StreamTransport {
     return true;
   }
 
-  /** In `ms` (or sooner, if already due), counts what the peer acknowledged; again while frames are unacknowledged. */
+  /**
+   * In `ms` (0: on the next turn of the event loop) or sooner, if already due, counts what the peer acknowledged;
+   * again while frames are unacknowledged.
+   */
   private pollAcknowledgements(ms: number): void {
     const at = Date.now() + ms;
     if (this.ackPoll !== undefined) {
       if (this.ackPollAt <= at) return;
-      clearTimeout(this.ackPoll);
+      this.cancelAckPoll();
     }
     this.ackPollAt = at;
-    this.ackPoll = setTimeout(() => {
+    const poll = (): void => {
       this.ackPoll = undefined;
       const progress = this.countAcknowledged();
       this.ackPollMs = progress ? MIN_ACK_POLL_MS : Math.min(this.ackPollMs * 2, MAX_ACK_POLL_MS);
       if (progress || !this.ring.unacknowledged) this.settleAckWaiters();
       const waiting = this.ackWaiters.length > 0;
-      if (this.ring.unacknowledged && this.socket !== undefined) this.pollAcknowledgements(waiting ? MIN_ACK_POLL_MS : this.ackPollMs);
-    }, ms);
+      if (this.ring.unacknowledged && this.socket !== undefined) this.pollAcknowledgements(waiting ? 0 : this.ackPollMs);
+    };
+    this.ackPoll = ms === 0 ? setImmediate(poll) : setTimeout(poll, ms);
+  }
+
+  private cancelAckPoll(): void {
+    if (this.ackPoll === undefined) return;
+    clearTimeout(this.ackPoll as NodeJS.Timeout);
+    clearImmediate(this.ackPoll as NodeJS.Immediate);
+    this.ackPoll = undefined;
   }
 
   private settleAckWaiters(err?: Error): void {
@@ -266,7 +278,7 @@ export class StreamTransport {
     this.countAcknowledged();
     this.closed = true;
     this.cancelWait?.();
-    clearTimeout(this.ackPoll);
+    this.cancelAckPoll();
     this.settleAckWaiters(new Error('the syslog sink is closed'));
     this.socket?.destroy();
     const { acknowledged, unacknowledged } = this.ring.forget();
