@@ -1,6 +1,7 @@
 // A task owns its sandbox and may plant links, directories and FIFOs there at any moment. The helper runs as root
 // when the agent passes no --user; native rotation must then never follow what the task planted. Each case here is a
-// plant from issue 13 (or one of its kind), made as `nobody` in a sandbox owned by `nobody`, against a root helper.
+// plant from issue 13 (or one of its kind), made as `nobody` in a sandbox owned by `nobody`, against a root helper:
+// standalone, and served by the daemon's root worker (issue 15), which runs the same rotation.
 import { execFileSync } from 'node:child_process';
 import {
   chownSync,
@@ -14,10 +15,11 @@ import {
 } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { numberedLines } from './helpers/data.js';
+import { killDaemons, makeDaemon, type TestDaemon } from './helpers/daemon.js';
 import { makeSandbox } from './helpers/sandbox.js';
-import { spawnLogger, type PipedProcess } from './helpers/spawn.js';
+import { spawnLogger, type Diagnostic, type PipedProcess } from './helpers/spawn.js';
 import { asTask, NOBODY } from './helpers/task.js';
 import { isRoot } from './helpers/tmpfs.js';
 import { sleep, waitFor } from './helpers/wait.js';
@@ -218,7 +220,20 @@ const plants: Plant[] = [
   },
 ];
 
-describe.skipIf(!isRoot()).concurrent('planted links, hard links and FIFOs (root helper, task nobody)', () => {
+let daemon: TestDaemon | undefined;
+beforeAll(async () => {
+  if (!isRoot()) return;
+  daemon = makeDaemon();
+  await daemon.start();
+});
+afterAll(killDaemons);
+
+const MODES = ['standalone', 'daemon'] as const;
+/** What the stream logged: the helper's stderr standalone, the daemon's log lines for this stream in daemon mode. */
+const streamDiagnostics = (mode: (typeof MODES)[number], helper: PipedProcess, stdout: string): Diagnostic[] =>
+  mode === 'standalone' ? helper.diagnostics() : daemon!.diagnostics().filter((d) => d.log_filename === stdout);
+
+describe.skipIf(!isRoot()).concurrent.each(MODES)('planted links, hard links and FIFOs (root helper, task nobody, %s)', (mode) => {
   for (const plant of plants) {
     it(plant.name, async () => {
       const { dir, stdout } = makeSandbox();
@@ -228,7 +243,8 @@ describe.skipIf(!isRoot()).concurrent('planted links, hard links and FIFOs (root
       const script = `SECRET='${host.secret}'; TARGET='${host.target}'; `;
       const postrotate = plant.postrotate === undefined ? '' : `\npostrotate\n${script}${plant.postrotate}\nendscript`;
       const options = `${plant.options}${postrotate}`;
-      const helper = await spawnLogger({ log_filename: stdout, logrotate_options: options, max_size: `${PAGE}B` });
+      const env = mode === 'daemon' ? daemon!.shimEnv('daemon') : undefined;
+      const helper = await spawnLogger({ log_filename: stdout, logrotate_options: options, max_size: `${PAGE}B` }, { env });
       const stream = new Stream(helper, stdout);
 
       await stream.lines(plant.before);
@@ -256,8 +272,8 @@ describe.skipIf(!isRoot()).concurrent('planted links, hard links and FIFOs (root
       unharmed();
       // The refusal is logged, naming the file.
       const names = plant.refused.map((name) => join(dir, name));
-      const named = helper.diagnostics().filter((d) => names.includes(String(d.file ?? d.path)));
-      expect(named.length, helper.stderr()).toBeGreaterThan(0);
+      const named = streamDiagnostics(mode, helper, stdout).filter((d) => names.includes(String(d.file ?? d.path)));
+      expect(named.length, mode === 'standalone' ? helper.stderr() : daemon!.stderr()).toBeGreaterThan(0);
     });
   }
 });
