@@ -20,6 +20,9 @@ await build({
   // journald's native addon: a .node file cannot be bundled. Loaded at run time from node_modules beside or above
   // the bundle; without it the journald sink falls back to the stream socket.
   external: ['unix-dgram'],
+  // The kafka client's wasm codecs (crc32c, snappy, lz4): the package's main file reads native.wasm beside itself,
+  // which is not beside the bundle; its `bundled` entry carries the same module inline.
+  alias: { '@platformatic/wasm-utils': '@platformatic/wasm-utils/bundled' },
 });
 
 if (process.argv.includes('--release')) {
