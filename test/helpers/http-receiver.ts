@@ -27,8 +27,32 @@ export interface ReceivedRequest {
  * - `{reset: 'after-body'}`: read the whole body, then reset without answering (the sender cannot know it arrived).
  */
 export type Answer =
-  | { status: number; body?: string; headers?: Record<string, string>; delayMs?: number }
+  | { status: number; body?: string | Uint8Array; headers?: Record<string, string>; delayMs?: number }
   | { reset: 'at-headers' | 'after-body' };
+
+/**
+ * A burst of faults for a receiver's queue, between successes: 500 and 503, a reset mid-request and one after the
+ * whole body (the sender must resend what may have arrived), 429 with Retry-After 0 and with none, a slow answer
+ * (`slowMs`), and one slower than the sender's timeout when `timeoutMs` is given.
+ */
+export function faultBurst({ slowMs = 300, timeoutMs }: { slowMs?: number; timeoutMs?: number } = {}): Answer[] {
+  const ok = { status: 200, body: '{}' };
+  return [
+    ok,
+    { status: 500, body: 'internal error' },
+    { status: 503, body: 'unavailable' },
+    ok,
+    { reset: 'at-headers' },
+    ok,
+    { reset: 'after-body' },
+    { status: 429, headers: { 'retry-after': '0' }, body: 'slow down' },
+    { status: 429, body: 'slow down' },
+    { ...ok, delayMs: slowMs },
+    ...(timeoutMs === undefined ? [] : [{ ...ok, delayMs: timeoutMs + 500 }]),
+    { status: 502, body: 'bad gateway' },
+    ok,
+  ];
+}
 
 export interface HttpReceiverOptions {
   /** 0 (the default) picks a free port on the first start; later starts reuse it. */
