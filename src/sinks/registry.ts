@@ -1,11 +1,13 @@
 import { execSink } from './exec/exec.js';
+import { httpSink } from './http/http.js';
 import { journaldSink } from './journald/journald.js';
 import { kafkaSink } from './kafka/kafka.js';
+import { lokiSink } from './loki/loki.js';
 import { otlpSink } from './otlp/otlp.js';
 import type { SinkType } from './sink-type.js';
 import { syslogSink } from './syslog/syslog.js';
 
 /** Every sink type, by the `type:` an operator writes in the config. */
 export const SINK_TYPES: ReadonlyMap<string, SinkType> = new Map(
-  [journaldSink, syslogSink, execSink, otlpSink, kafkaSink].map((sink) => [sink.type, sink as SinkType]),
+  [journaldSink, syslogSink, execSink, otlpSink, kafkaSink, httpSink, lokiSink].map((sink) => [sink.type, sink as SinkType]),
 );
