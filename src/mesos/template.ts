@@ -53,8 +53,11 @@ function formatDate(format: string, time: number): string {
 
 type Part = string | ((meta: StreamMetadata, time: number) => string);
 
-/** Compiles `source`; an unknown placeholder is a ConfigError naming `key`. */
-export function compileTemplate(key: string, source: string): Template {
+/**
+ * Compiles `source`; an unknown placeholder is a ConfigError naming `key`. `escape`, when given, is applied to each
+ * placeholder's value (not to the literal text), e.g. to make it a safe file name.
+ */
+export function compileTemplate(key: string, source: string, escape?: (value: string) => string): Template {
   const parts: Part[] = [];
   let usesTime = false;
   let at = 0;
@@ -79,7 +82,11 @@ export function compileTemplate(key: string, source: string): Template {
     }
   }
   parts.push(source.slice(at));
-  const fixed = parts.filter((part) => part !== '');
+  const escaped =
+    escape === undefined
+      ? parts
+      : parts.map((part): Part => (typeof part === 'string' ? part : (meta, time) => escape(part(meta, time))));
+  const fixed = escaped.filter((part) => part !== '');
   return {
     source,
     usesTime,

@@ -100,21 +100,23 @@ export async function setOwnerAndMode(handle: FileHandle, uid: number, gid: numb
 }
 
 /**
- * Opens the live file to append, creating it (mode 0644 less the umask) if missing, and returns a plain descriptor
- * for the writer. A link, a hard-linked file or anything else that is not a regular file of its own at that name is
- * removed and the file created afresh: `replaced` says what was there. A directory there throws. A root helper clears
- * the set-id and sticky bits of a file it finds (see PERMISSION_BITS): `cleared` is its mode before.
+ * Opens the live file to append, creating it (`mode`, default 0644, less the umask) if missing, and returns a plain
+ * descriptor for the writer. A link, a hard-linked file, a file not owned by one of `owners` (when given) or anything
+ * else that is not a regular file of its own at that name is removed and the file created afresh: `replaced` says
+ * what was there. A directory there throws. A root helper clears the set-id and sticky bits of a file it finds (see
+ * PERMISSION_BITS): `cleared` is its mode before.
  */
 export async function openLiveFile(
   file: string,
+  { mode = 0o644, owners }: { mode?: number; owners?: ReadonlySet<number> } = {},
 ): Promise<{ fd: number; size: number; replaced?: string; cleared?: number }> {
   const flags = O_WRONLY | O_APPEND | O_CREAT | O_NONBLOCK;
   let replaced: string | undefined;
   try {
-    const fd = await refusingLinks(file, () => openFd(file, flags | O_NOFOLLOW, 0o644));
+    const fd = await refusingLinks(file, () => openFd(file, flags | O_NOFOLLOW, mode));
     try {
       const stats = await fstatFd(fd);
-      replaced = refusal(stats);
+      replaced = refusal(stats, owners);
       if (replaced === undefined) {
         const cleared = await clearSpecialBits(fd, stats.mode);
         return { fd, size: stats.size, cleared };
@@ -129,7 +131,7 @@ export async function openLiveFile(
     replaced = err.reason;
   }
   await unlinkPlanted(file);
-  const fd = await refusingLinks(file, () => openFd(file, flags | O_EXCL | O_NOFOLLOW, 0o644));
+  const fd = await refusingLinks(file, () => openFd(file, flags | O_EXCL | O_NOFOLLOW, mode));
   return { fd, size: 0, replaced };
 }
 
