@@ -1,28 +1,20 @@
 // `npm run demo`: the helper as the agent runs it, on built-in defaults, with the sandbox files and the tee.
-// It starts a syslog receiver in this process (loopback TCP, RFC 6587 octet counting) and writes a config with one
-// syslog sink to it (host and port; every other key default) and `agent: {enrich: false}` (no agent runs), passed
-// as LOG_SPLITTER_CONFIG: nothing to install, no network beyond loopback. Then it runs one container's two helpers
-// with the agent's argv (max_size 10MB, `rotate 3`), each on a real pipe into bin/mesos-logrotate-logger: stdout
-// gets ~40 MiB of mixed task output (bench/corpus.mjs), stderr a few lines (one ending in CRLF, one not UTF-8).
-// It shows the sandbox files and checks that the kept files are exactly the tail of the input; shows the forwarded
-// records (count, samples as received, each helper's `sink summary`) and checks that every line arrived, in order
-// and equal to what the task wrote (CR stripped, invalid UTF-8 replaced), and that the counters add up; prints the
-// helpers' own diagnostics (what the agent's log would get), and every check as OK or FAIL. Exits 1 on a FAIL.
+// It writes a config with one `file` sink, the built-in forwarder (Docker json-file records in node files that
+// collectors tail), on its defaults but for the path, which points into the demo's directory instead of
+// /var/log/mesos/containers, and `agent: {enrich: false}` (no agent runs), passed as LOG_SPLITTER_CONFIG: nothing to
+// install, no network. Then it runs one container's two helpers with the agent's argv (max_size 10MB, `rotate 3`),
+// each on a real pipe into bin/mesos-logrotate-logger: stdout gets ~40 MiB of mixed task output (bench/corpus.mjs),
+// stderr a few lines (one ending in CRLF, one not UTF-8). It shows the sandbox files and checks that the kept files
+// are exactly the tail of the input; shows the node files, and the same lines side by side as the sandbox has them
+// and as the file sink wrote them; checks that every record parses as JSON, that the node files hold the newest
+// lines in order, each equal to what the task wrote (CR stripped, invalid UTF-8 replaced), and that every line was
+// delivered and the counters add up; prints the helpers' own diagnostics (what the agent's log would get), and every
+// check as OK or FAIL. Exits 1 on a FAIL.
 //
 //   DEMO_MB=100 npm run demo     more output, more rotations
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import {
-  createWriteStream,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readFileSync,
-  readdirSync,
-  statSync,
-  writeFileSync,
-} from 'node:fs';
-import { createServer } from 'node:net';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { corpusChunks } from '../bench/corpus.mjs';
@@ -51,88 +43,63 @@ function fail(message) {
   process.exit(1);
 }
 
-/**
- * A syslog receiver on loopback TCP: RFC 6587 octet counting (`LEN SP MSG`), each MSG an RFC 5424 message. Hands
- * `onMessages` the messages of each read, as text. `drained()` resolves once every connection was read to its end.
- */
-async function startSyslogReceiver(onMessages, onError) {
-  const connections = new Set();
-  let allClosed = () => undefined;
-  const server = createServer((socket) => {
-    connections.add(socket);
-    let pending = Buffer.alloc(0);
-    socket.on('data', (chunk) => {
-      pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
-      const messages = [];
-      let at = 0;
-      for (let space; (space = pending.indexOf(0x20, at)) >= 0; ) {
-        const length = pending.toString('latin1', at, space);
-        if (!/^[1-9][0-9]{0,8}$/.test(length)) {
-          onError(`a frame does not start with an octet count: ${JSON.stringify(pending.toString('latin1', at, at + 40))}`);
-          socket.destroy();
-          break;
-        }
-        const end = space + 1 + Number(length);
-        if (end > pending.length) break;
-        messages.push(pending.toString('utf8', space + 1, end));
-        at = end;
-      }
-      pending = pending.subarray(at);
-      onMessages(messages);
-    });
-    socket.on('error', (error) => onError(`connection: ${error.message}`));
-    socket.on('close', () => {
-      connections.delete(socket);
-      if (pending.length > 0) onError(`a connection closed inside a frame (${pending.length} bytes)`);
-      if (connections.size === 0) allClosed();
-    });
-  });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  return {
-    port: server.address().port,
-    drained: () => (connections.size === 0 ? Promise.resolve() : new Promise((done) => (allClosed = done))),
-    close: () => server.close(),
-  };
+// The file sink's defaults (docs/sinks/file.md): the demo shows what they do.
+const NODE_MAX_SIZE = 10 * 1024 * 1024;
+const NODE_MAX_FILES = 5;
+
+/** What a sink gets of a stream: its lines without newline and a CR before it, invalid UTF-8 replaced. */
+function sinkLines(chunks) {
+  const lines = [];
+  for (const chunk of chunks) {
+    const text = chunk.toString('utf8');
+    for (let at = 0, nl; (nl = text.indexOf('\n', at)) >= 0; at = nl + 1) {
+      lines.push(text.slice(at, text[nl - 1] === '\r' ? nl - 1 : nl));
+    }
+  }
+  return lines;
 }
 
-// An RFC 5424 message: PRI, VERSION, TIMESTAMP, HOSTNAME, APP-NAME, PROCID, MSGID, STRUCTURED-DATA, MSG.
-const RFC5424 = /^<\d{1,3}>1 \S+ \S+ \S+ \S+ \S+ (-|\[(?:[^"\]]|"(?:[^"\\]|\\.)*")*\])(?: (.*))?$/s;
+/** A stream's node files, oldest first: `log.N` .. `log.1`, `log`. */
+function nodeGenerations(log) {
+  const rotated = [];
+  for (let n = 1; existsSync(`${log}.${n}`); n++) rotated.unshift(`${log}.${n}`);
+  return existsSync(log) ? [...rotated, log] : rotated;
+}
 
 /**
- * One stream as the task wrote it (`write`) and as the receiver got it (`receive`), compared line by line as the
- * messages arrive, so no copy of what arrived is kept. A sink gets each line without its newline and a CR before it,
- * with invalid UTF-8 replaced. Each chunk written must end with a newline (the corpus's chunks and STDERR_INPUT do).
+ * Reads a stream's node files back as a collector's docker parser does: one JSON object per line; a `log` that does
+ * not end in a newline goes on in the next record. Returns the lines, the number of records, and the first problem.
  */
-class StreamCheck {
-  chunks = [];
-  #nextChunk = 0;
-  #lines = [];
-  #nextLine = 0;
-  received = 0;
-  /** The first line that arrived different from the one written, or was not written: { line, wrote, received }. */
-  firstDifference;
-
-  write(chunk) {
-    this.chunks.push(chunk);
-  }
-
-  receive(message) {
-    while (this.#nextLine === this.#lines.length && this.#nextChunk < this.chunks.length) {
-      const text = this.chunks[this.#nextChunk++].toString('utf8');
-      this.#lines = text.split('\n').slice(0, -1).map((line) => (line.endsWith('\r') ? line.slice(0, -1) : line));
-      this.#nextLine = 0;
+function readNodeFiles(files, stream) {
+  const lines = [];
+  let records = 0;
+  let open = '';
+  let problem;
+  for (const file of files) {
+    const text = readFileSync(file, 'utf8');
+    if (!text.endsWith('\n')) problem ??= `${file} does not end with a whole record`;
+    for (const line of text.split('\n').slice(0, -1)) {
+      records++;
+      let record;
+      try {
+        record = JSON.parse(line);
+      } catch (error) {
+        problem ??= `${file}: a record is not JSON (${error.message}): ${line.slice(0, 120)}`;
+        continue;
+      }
+      if (typeof record.log !== 'string' || record.stream !== stream || !/^\d{4}-\d\d-\d\dT[\d:]{8}\.\d{9}Z$/.test(record.time)) {
+        problem ??= `${file}: not a json-file record of ${stream}: ${line.slice(0, 200)}`;
+        continue;
+      }
+      open += record.log;
+      if (open.endsWith('\n')) {
+        lines.push(open.slice(0, -1));
+        open = '';
+      }
     }
-    const wrote = this.#lines[this.#nextLine++];
-    this.received++;
-    if (message !== wrote) this.firstDifference ??= { line: this.received, wrote, received: message };
   }
-
-  linesWritten() {
-    let lines = 0;
-    for (const chunk of this.chunks) for (let at = -1; (at = chunk.indexOf(0x0a, at + 1)) >= 0; ) lines++;
-    return lines;
-  }
+  if (open !== '') lines.push(open);
+  return { lines, records, problem };
 }
 
 if (!existsSync(join(ROOT, 'dist/mesos-log-splitter.mjs'))) {
@@ -149,47 +116,26 @@ if (spawnSync('/bin/sh', ['-c', 'logrotate --help'], { stdio: 'ignore' }).status
 const base = '/tmp/mesos-log-splitter-demo';
 mkdirSync(base, { recursive: true });
 const workDir = mkdtempSync(join(base, 'run-'));
-const sandbox = join(workDir, 'slaves/demo-agent-S0/frameworks/demo-framework-0000/executors/demo-task/runs/demo-container');
+const ids = { agent_id: 'demo-agent-S0', framework_id: 'demo-framework-0000', executor_id: 'demo-task', container_id: 'demo-container' };
+const sandbox = join(workDir, `slaves/${ids.agent_id}/frameworks/${ids.framework_id}/executors/${ids.executor_id}/runs/${ids.container_id}`);
 mkdirSync(sandbox, { recursive: true });
 
-// Each record received goes to forwarded.log and is compared with the line its stream wrote; the first few are shown.
-const forwardedPath = join(workDir, 'forwarded.log');
-const forwarded = createWriteStream(forwardedPath);
-const streams = { stdout: new StreamCheck(), stderr: new StreamCheck() };
-const samples = { stdout: [], stderr: [] };
-const SAMPLES = { stdout: 2, stderr: 5 }; // stderr: all its lines
-const receiverErrors = [];
-const receiver = await startSyslogReceiver(
-  (messages) => {
-    if (messages.length > 0) forwarded.write(`${messages.join('\n')}\n`);
-    for (const message of messages) {
-      const parsed = RFC5424.exec(message);
-      const stream = parsed && / stream="(stdout|stderr)"/.exec(parsed[1])?.[1];
-      if (!stream) {
-        if (receiverErrors.length < 5) receiverErrors.push(`not RFC 5424 with a stream: ${message.slice(0, 200)}`);
-        continue;
-      }
-      streams[stream].receive(parsed[2] ?? '');
-      if (samples[stream].length < SAMPLES[stream]) samples[stream].push(message);
-    }
-  },
-  (error) => receiverErrors.push(error),
-);
+// The default path, under the demo's directory instead of /var/log/mesos/containers.
+const nodeDir = join(workDir, 'node');
 const configPath = join(workDir, 'config.yaml');
 writeFileSync(
   configPath,
   [
-    '# Written by scripts/demo.mjs: one syslog sink to the demo\'s own receiver; no agent to ask for task ids.',
+    '# Written by scripts/demo.mjs: one file sink on its defaults but for the path; no agent to ask for task ids.',
     'agent: {enrich: false}',
     'sinks:',
-    '  demo-receiver:',
-    '    type: syslog',
-    '    transport: tcp',
-    '    host: 127.0.0.1',
-    `    port: ${receiver.port}`,
+    '  node-files:',
+    '    type: file',
+    `    path: ${nodeDir}/{framework_id}_{executor_id}_{container_id}-{stream}.log`,
     '',
   ].join('\n'),
 );
+const nodeLog = (stream) => join(nodeDir, `${ids.framework_id}_${ids.executor_id}_${ids.container_id}-${stream}.log`);
 
 // The agent's environment for its helpers: its own minus MESOS_* and LIBPROCESS_*, plus two LIBPROCESS_ values.
 const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(MESOS|LIBPROCESS)_/.test(k)));
@@ -230,27 +176,22 @@ function startHelper(stream) {
   return { stdin: child.stdin, exited };
 }
 
-// Generated before the helpers start, so that this process's time goes to the receiver while they run.
+// Generated before the helpers start, so that this process's time goes to piping while they run.
 console.log(`generating ${mib(bytes)} of task output ...`);
-for (const chunk of corpusChunks(bytes)) streams.stdout.write(chunk);
+const written = { stdout: [...corpusChunks(bytes)], stderr: [STDERR_INPUT] };
 
 console.log(`sandbox: ${sandbox}`);
-console.log(`config:  ${configPath} (one syslog sink, tcp to the demo's receiver at 127.0.0.1:${receiver.port})`);
+console.log(`config:  ${configPath} (one file sink, node files in ${nodeDir})`);
 const started = Date.now();
 const helpers = { stdout: startHelper('stdout'), stderr: startHelper('stderr') };
 console.log(`piping ${mib(bytes)} of generated task output into stdout, ${STDERR_INPUT.length} bytes into stderr ...`);
-streams.stderr.write(STDERR_INPUT);
 helpers.stderr.stdin.end(STDERR_INPUT);
-for (const chunk of streams.stdout.chunks) {
+for (const chunk of written.stdout) {
   if (!helpers.stdout.stdin.write(chunk)) await once(helpers.stdout.stdin, 'drain');
 }
 helpers.stdout.stdin.end();
 const results = { stdout: await helpers.stdout.exited, stderr: await helpers.stderr.exited };
 const seconds = (Date.now() - started) / 1000;
-await receiver.drained();
-receiver.close();
-forwarded.end();
-await once(forwarded, 'finish');
 const exits = `${results.stdout.exit} (stdout), ${results.stderr.exit} (stderr)`;
 console.log(`helpers exited with ${exits} after ${seconds.toFixed(2)} s`);
 
@@ -263,7 +204,7 @@ const files = readdirSync(sandbox).sort();
 for (const file of files) console.log(`  ${String(statSync(join(sandbox, file)).size).padStart(10)}  ${file}`);
 // Oldest first: stdout.3, stdout.2, stdout.1, stdout.
 const kept = [...Array.from({ length: ROTATE }, (_, i) => `stdout.${ROTATE - i}`), 'stdout'].filter((f) => files.includes(f));
-const corpus = Buffer.concat(streams.stdout.chunks);
+const corpus = Buffer.concat(written.stdout);
 const keptData = kept.map((f) => readFileSync(join(sandbox, f)));
 const keptBytes = keptData.reduce((sum, b) => sum + b.length, 0);
 console.log(`stdout: input ${bytes} bytes = kept ${keptBytes} (${kept.join(' + ')}, the exact tail of the input)`);
@@ -277,47 +218,81 @@ check(
 );
 const stderrFile = existsSync(join(sandbox, 'stderr')) ? readFileSync(join(sandbox, 'stderr')) : Buffer.alloc(0);
 check(stderrFile.equals(STDERR_INPUT), `stderr (${stderrFile.length} bytes) is the exact input, CR and non-UTF-8 byte kept`);
-for (const [stream, written] of [['stdout', bytes], ['stderr', STDERR_INPUT.length]]) {
+for (const [stream, input] of [['stdout', bytes], ['stderr', STDERR_INPUT.length]]) {
   const ended = results[stream].diagnostics.find((d) => d.msg === 'stream ended');
   check(
-    ended?.bytesIn === written && ended?.bytesDropped === 0,
+    ended?.bytesIn === input && ended?.bytesDropped === 0,
     `the ${stream} helper reports every byte in (${ended?.bytesIn}) and none dropped`,
   );
 }
 
-console.log('\n== forwarded to the syslog receiver (the tee) ==');
-const { stdout, stderr } = streams;
-console.log(`${stdout.received + stderr.received} records: ${stdout.received} stdout, ${stderr.received} stderr`);
-console.log('samples, as received (RFC 5424: <PRI>1 TIME HOST APP-NAME PROCID MSGID [who wrote it] the line):');
-for (const message of [...samples.stdout, ...samples.stderr]) console.log(`  ${message}`);
-console.log('  (stderr line 2 was written with CRLF, line 4 with a Latin-1 byte: sinks get no CR, and U+FFFD)');
-console.log('sink summary (logged by each helper at exit):');
-for (const [stream, { received, firstDifference }] of Object.entries(streams)) {
-  const written = streams[stream].linesWritten();
-  const summary = results[stream].diagnostics.find((d) => d.msg === 'sink summary');
-  const { linesIn, linesSent, linesDropped, bufferedLines, reconnects } = summary ?? {};
-  console.log(
-    `  ${stream}: sink ${summary?.sink} linesIn=${linesIn} linesSent=${linesSent} linesDropped=${linesDropped}` +
-      ` bufferedLines=${bufferedLines} reconnects=${reconnects}`,
-  );
-  check(linesIn === written, `${stream}: the sink took every line the task wrote (linesIn ${linesIn} of ${written})`);
-  check(
-    linesIn === linesSent + linesDropped + bufferedLines,
-    `${stream}: linesIn ${linesIn} = linesSent ${linesSent} + linesDropped ${linesDropped} + bufferedLines ${bufferedLines}`,
-  );
-  const arrived = `${stream}: ${received} of the ${written} lines written arrived`;
-  if (firstDifference !== undefined) {
-    const { line, wrote, received: got } = firstDifference;
-    const shown = (text) => JSON.stringify(text?.slice(0, 200)) ?? '(no such line)';
-    check(false, `${arrived}; line ${line} differs:\n        wrote    ${shown(wrote)}\n        received ${shown(got)}`);
-  } else if (received !== written) {
-    check(false, arrived);
-  } else {
-    check(true, `${arrived}, in order, each equal to its line (CR stripped, invalid UTF-8 replaced)`);
-  }
+console.log('\n== node files written by the file sink (the tee: Docker json-file records, for collectors to tail) ==');
+const nodeFiles = existsSync(nodeDir) ? readdirSync(nodeDir).sort() : [];
+for (const file of nodeFiles) {
+  const stats = statSync(join(nodeDir, file));
+  console.log(`  ${(stats.mode & 0o777).toString(8).padStart(4, '0')} ${String(stats.size).padStart(10)}  ${file}`);
 }
-const receiverProblems = receiverErrors.map((error) => `\n        ${error}`).join('');
-check(receiverErrors.length === 0, `the receiver decoded every frame${receiverProblems}`);
+const node = {};
+for (const stream of ['stdout', 'stderr']) {
+  const generations = nodeGenerations(nodeLog(stream));
+  const expected = sinkLines(written[stream]);
+  const { lines, records, problem } = readNodeFiles(generations, stream);
+  node[stream] = { generations, expected, lines };
+  const rotatedAway = expected.length - lines.length;
+  console.log(
+    `${stream}: ${expected.length} lines written; the ${generations.length} node file(s) hold the newest ${lines.length}` +
+      ` (${records} records)${rotatedAway > 0 ? `, ${rotatedAway} older ones rotated away (max_files ${NODE_MAX_FILES})` : ''}`,
+  );
+  check(problem === undefined, `${stream}: every node record is one JSON object of a json-file record${problem ? `:\n        ${problem}` : ''}`);
+  const oversizedNode = generations.filter((f) => statSync(f).size > NODE_MAX_SIZE).length;
+  check(
+    generations.length <= NODE_MAX_FILES && oversizedNode === 0,
+    `${stream}: ${generations.length} node file(s), at most ${NODE_MAX_FILES}, each <= 10 MiB`,
+  );
+  // The oldest kept record may continue a line whose start was rotated away.
+  const tail = expected.slice(expected.length - lines.length);
+  const firstDifference = lines.findIndex((line, i) => line !== tail[i] && !(i === 0 && tail[0].endsWith(line)));
+  const shown = (text) => JSON.stringify(text?.slice(0, 200)) ?? '(no such line)';
+  check(
+    lines.length > 0 && lines.length <= expected.length && firstDifference < 0,
+    firstDifference < 0
+      ? `${stream}: the node files hold the newest ${lines.length} lines in order, each equal to its line (CR stripped, invalid UTF-8 replaced)`
+      : `${stream}: node line ${firstDifference + 1} of ${lines.length} differs:\n        wrote ${shown(tail[firstDifference])}\n        file  ${shown(lines[firstDifference])}`,
+  );
+  const summary = results[stream].diagnostics.find((d) => d.msg === 'sink summary');
+  const { linesIn, linesSent, linesDropped, bufferedLines } = summary ?? {};
+  console.log(`  sink summary: linesIn=${linesIn} linesSent=${linesSent} linesDropped=${linesDropped} bufferedLines=${bufferedLines}`);
+  check(linesIn === expected.length, `${stream}: the sink took every line the task wrote (linesIn ${linesIn} of ${expected.length})`);
+  check(
+    linesSent === linesIn && linesIn === linesSent + linesDropped + bufferedLines,
+    `${stream}: every line delivered, linesIn ${linesIn} = linesSent ${linesSent} + linesDropped ${linesDropped} + bufferedLines ${bufferedLines}`,
+  );
+}
+
+console.log('\n== side by side: each line as the sandbox file has it, and its record in the node file ==');
+const sandboxLines = (file, count) => {
+  const data = readFileSync(join(sandbox, file));
+  const lines = [];
+  for (let end = data.length; lines.length < count && end > 0; ) {
+    const start = data.lastIndexOf(0x0a, end - 2) + 1;
+    lines.unshift(data.subarray(start, end));
+    end = start;
+  }
+  return lines;
+};
+const nodeRecords = (file, count) => readFileSync(file, 'utf8').split('\n').slice(0, -1).slice(-count);
+const sideBySide = (stream, sandboxFile, count) => {
+  const pairs = sandboxLines(sandboxFile, count);
+  const records = nodeRecords(node[stream].generations.at(-1), count);
+  for (let i = 0; i < pairs.length; i++) {
+    console.log(`  sandbox ${sandboxFile.padEnd(6)} ${JSON.stringify(pairs[i].toString('latin1')).slice(0, 200)}`);
+    console.log(`  node    ${stream.padEnd(6)} ${(records[i] ?? '(missing)').slice(0, 400)}`);
+  }
+};
+sideBySide('stdout', 'stdout', 2);
+sideBySide('stderr', 'stderr', 5);
+console.log('  (the sandbox keeps the exact bytes, shown as Latin-1; stderr line 2 was written with CRLF and line 4 with');
+console.log('   a Latin-1 byte: a sink gets no CR, and U+FFFD; the ids in attrs come from the sandbox path)');
 
 console.log("\n== helper diagnostics (JSON lines on stderr, for the agent's log; shown without time, pid, log_filename) ==");
 const LEVELS = { 20: 'debug', 30: 'info', 40: 'warn', 50: 'error', 60: 'fatal' };
@@ -331,7 +306,7 @@ for (const [stream, { diagnostics }] of Object.entries(results)) {
 console.log('\n== checks ==');
 for (const { ok, what } of checks) console.log(`${ok ? 'OK  ' : 'FAIL'}  ${what}`);
 console.log(`\nLook around: ls -l ${sandbox}`);
-console.log(`             less ${forwardedPath}   (every forwarded record, as received)`);
+console.log(`             ls -l ${nodeDir}   (the node files a collector would tail)`);
 console.log(`             (remove with: rm -rf ${workDir})`);
 if (checks.some(({ ok }) => !ok)) fail('FAILED (see the checks above)');
-console.log(`\nOK: ${mib(bytes)} in ${seconds.toFixed(2)} s, kept in the sandbox and forwarded line for line.`);
+console.log(`\nOK: ${mib(bytes)} in ${seconds.toFixed(2)} s, kept in the sandbox and forwarded line for line to the node files.`);
