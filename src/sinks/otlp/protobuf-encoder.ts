@@ -85,7 +85,7 @@ export class ProtobufLogsEncoder {
     const { resources, order, starts: groupStarts } = this.grouper.group(metas);
     if (this.recordSizes.length < count) this.recordSizes = new Uint32Array(count);
     const recordSizes = this.recordSizes;
-    // Only lines that are not valid UTF-8 need a converted copy; the others are copied straight from batch.data.
+    // Only lines that are not valid UTF-8 need a converted copy; the others are copied from their raw bytes.
     const converted: (Uint8Array | undefined)[] | undefined = validUtf8 ? undefined : new Array(count);
 
     const scopeLogsSizes = new Array<number>(resources.length);
@@ -113,7 +113,6 @@ export class ProtobufLogsEncoder {
     }
 
     const writer = new WireWriter(total);
-    const out = writer.buffer;
     const time = Buffer.allocUnsafe(8);
     let lastTime = NaN;
     for (let g = 0; g < resources.length; g++) {
@@ -133,13 +132,10 @@ export class ProtobufLogsEncoder {
         writer.byte(tag(RECORD_TIME, FIXED64));
         writer.bytes(time);
         writer.bytes(fields.severity);
-        const body = converted?.[i];
-        const bodyLength = body === undefined ? stops[i] - starts[i] : body.length;
-        writer.open(RECORD_BODY, fieldSize(bodyLength));
-        writer.open(ANY_VALUE_STRING, bodyLength);
-        if (body === undefined) batch.data.copy(out, writer.pos, starts[i], stops[i]);
-        else out.set(body, writer.pos);
-        writer.pos += bodyLength;
+        // raw(i) is a plain Uint8Array view: copying from it is several times cheaper than Buffer.copy per line.
+        const body = converted === undefined ? batch.raw(i) : converted[i]!;
+        writer.open(RECORD_BODY, fieldSize(body.length));
+        writer.field(ANY_VALUE_STRING, body);
         writer.bytes(fields.iostream);
         if (partials[i] === 1) writer.bytes(PARTIAL_FIELD);
         writer.byte(tag(RECORD_OBSERVED_TIME, FIXED64));
@@ -147,6 +143,6 @@ export class ProtobufLogsEncoder {
       }
     }
     if (writer.pos !== total) throw new Error(`OTLP encoder wrote ${writer.pos} bytes of ${total}`);
-    return out;
+    return writer.buffer;
   }
 }

@@ -47,8 +47,12 @@ export class WireWriter {
   }
 
   bytes(bytes: Uint8Array): void {
-    this.buffer.set(bytes, this.pos);
-    this.pos += bytes.length;
+    const { buffer } = this;
+    const { length } = bytes;
+    // A record is mostly pieces of a few bytes: a loop copies those faster than TypedArray.set can be called.
+    if (length > 32) buffer.set(bytes, this.pos);
+    else for (let k = 0, pos = this.pos; k < length; k++) buffer[pos++] = bytes[k];
+    this.pos += length;
   }
 
   /** A length-delimited field: tag, length, bytes. */
