@@ -1,0 +1,435 @@
+// A single Kafka broker for the kafka sink's tests, written from the protocol spec (kafka.apache.org/protocol):
+// ApiVersions v3, Metadata v12, InitProducerId v4 and Produce v9, with RecordBatch v2 decoded here (CRC32C checked,
+// gzip through zlib, lz4 by its frame spec; snappy is refused), so nothing of the client under test decodes what it
+// sent. It keeps idempotent producers' sequences as a broker does (a batch sent again is acknowledged, not appended
+// twice; a gap is OUT_OF_ORDER_SEQUENCE_NUMBER) and misbehaves on request. librdkafka's mock cluster (Debian's kcat)
+// cannot stand in: it speaks ApiVersions up to v2 and Metadata up to v2, older than any version @platformatic/kafka
+// sends.
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { gunzipSync } from 'node:zlib';
+
+export interface StoredRecord {
+  topic: string;
+  partition: number;
+  offset: number;
+  key: string | null;
+  value: Buffer;
+  headers: [string, string][];
+  timestamp: number;
+  producerId: bigint;
+}
+
+/** Kafka's error codes the broker answers with. */
+export const KAFKA_ERRORS = {
+  UNKNOWN_TOPIC_OR_PARTITION: 3,
+  NOT_LEADER_OR_FOLLOWER: 6,
+  MESSAGE_TOO_LARGE: 10,
+  INVALID_TOPIC_EXCEPTION: 17,
+  TOPIC_AUTHORIZATION_FAILED: 29,
+  OUT_OF_ORDER_SEQUENCE_NUMBER: 45,
+  UNSUPPORTED_COMPRESSION_TYPE: 76,
+} as const;
+
+export interface BrokerOptions {
+  partitions?: number;
+  /** Create topics a Metadata request names when the client allows it (auto.create.topics.enable). */
+  autoCreate?: boolean;
+  /** message.max.bytes: a larger record batch is refused with MESSAGE_TOO_LARGE. */
+  maxMessageBytes?: number;
+}
+
+export interface KafkaBroker {
+  readonly port: number;
+  readonly bootstrap: string;
+  records(topic?: string): StoredRecord[];
+  topics(): string[];
+  /** Produce requests received, appended or not. */
+  produceRequests(): number;
+  /** The next `times` produce requests are answered with `code` for every partition. */
+  failProduce(code: number, times: number): void;
+  /** The next `times` produce requests are read, appended, and their connection reset before the answer. */
+  resetAfterAppend(times: number): void;
+  /** Answers to produce requests wait this long. */
+  delayAcks(ms: number): void;
+  /** Closes the listener and every connection; start() listens again on the same port with the same log. */
+  stop(): Promise<void>;
+  start(): Promise<void>;
+}
+
+// CRC-32C (Castagnoli), as RecordBatch v2 carries it.
+const CRC32C_TABLE = new Uint32Array(256).map((_, n) => {
+  let c = n;
+  for (let k = 0; k < 8; k++) c = c & 1 ? 0x82f63b78 ^ (c >>> 1) : c >>> 1;
+  return c >>> 0;
+});
+const crc32c = (data: Buffer): number => {
+  let crc = 0xffffffff;
+  for (const byte of data) crc = CRC32C_TABLE[(crc ^ byte) & 0xff] ^ (crc >>> 8);
+  return (crc ^ 0xffffffff) >>> 0;
+};
+
+/** An LZ4 frame (lz4.github.io/lz4, Frame and Block format), as Kafka's lz4 codec (KIP-57) carries it. */
+function lz4Frame(frame: Buffer): Buffer {
+  if (frame.readUInt32LE(0) !== 0x184d2204) throw new Error('not an LZ4 frame');
+  const flags = frame[4];
+  let at = 7 + (flags & 0x08 ? 8 : 0) + (flags & 0x01 ? 4 : 0); // magic, FLG, BD, [content size], [dict id], HC
+  const blocks: Buffer[] = [];
+  for (;;) {
+    const size = frame.readUInt32LE(at);
+    at += 4;
+    if (size === 0) break;
+    const length = size & 0x7fffffff;
+    const block = frame.subarray(at, at + length);
+    blocks.push(size & 0x80000000 ? Buffer.from(block) : lz4Block(block));
+    at += length + (flags & 0x10 ? 4 : 0);
+  }
+  return Buffer.concat(blocks);
+}
+
+function lz4Block(src: Buffer): Buffer {
+  const out: number[] = [];
+  let at = 0;
+  const length = (base: number): number => {
+    let n = base;
+    if (base === 15) for (let byte = 255; byte === 255; n += byte) byte = src[at++];
+    return n;
+  };
+  while (at < src.length) {
+    const token = src[at++];
+    const literals = length(token >> 4);
+    for (let i = 0; i < literals; i++) out.push(src[at++]);
+    if (at >= src.length) break;
+    const offset = src.readUInt16LE(at);
+    at += 2;
+    const match = length(token & 15) + 4;
+    const from = out.length - offset;
+    for (let i = 0; i < match; i++) out.push(out[from + i]);
+  }
+  return Buffer.from(out);
+}
+
+class Reader {
+  constructor(
+    private readonly buf: Buffer,
+    public at = 0,
+  ) {}
+  int8 = (): number => this.buf.readInt8(this.at++);
+  int16 = (): number => ((this.at += 2), this.buf.readInt16BE(this.at - 2));
+  int32 = (): number => ((this.at += 4), this.buf.readInt32BE(this.at - 4));
+  uint32 = (): number => ((this.at += 4), this.buf.readUInt32BE(this.at - 4));
+  int64 = (): bigint => ((this.at += 8), this.buf.readBigInt64BE(this.at - 8));
+  bytes = (n: number): Buffer => ((this.at += n), this.buf.subarray(this.at - n, this.at));
+  uvarint(): number {
+    let value = 0;
+    for (let shift = 0; ; shift += 7) {
+      const byte = this.buf[this.at++];
+      value += (byte & 0x7f) * 2 ** shift;
+      if ((byte & 0x80) === 0) return value;
+    }
+  }
+  /** Zigzag varint (varint and varlong alike, as a number). */
+  varint(): number {
+    const n = this.uvarint();
+    return n % 2 === 0 ? n / 2 : -(n + 1) / 2;
+  }
+  string = (): string => this.bytes(this.int16()).toString();
+  compactString(): string | null {
+    const n = this.uvarint();
+    return n === 0 ? null : this.bytes(n - 1).toString();
+  }
+  compactArray<T>(item: () => T): T[] {
+    const n = this.uvarint();
+    return Array.from({ length: Math.max(0, n - 1) }, item);
+  }
+  taggedFields(): void {
+    for (let n = this.uvarint(); n > 0; n--) {
+      this.uvarint();
+      this.bytes(this.uvarint());
+    }
+  }
+}
+
+class Writer {
+  private readonly parts: Buffer[] = [];
+  private put(size: number, write: (b: Buffer) => void): this {
+    const b = Buffer.alloc(size);
+    write(b);
+    this.parts.push(b);
+    return this;
+  }
+  int8 = (v: number): this => this.put(1, (b) => b.writeInt8(v));
+  int16 = (v: number): this => this.put(2, (b) => b.writeInt16BE(v));
+  int32 = (v: number): this => this.put(4, (b) => b.writeInt32BE(v));
+  int64 = (v: bigint): this => this.put(8, (b) => b.writeBigInt64BE(v));
+  uvarint(v: number): this {
+    const out: number[] = [];
+    do {
+      out.push((v & 0x7f) | (v >= 0x80 ? 0x80 : 0));
+      v = Math.floor(v / 128);
+    } while (v > 0);
+    this.parts.push(Buffer.from(out));
+    return this;
+  }
+  compactString(s: string | null): this {
+    if (s === null) return this.uvarint(0);
+    const b = Buffer.from(s);
+    this.uvarint(b.length + 1);
+    this.parts.push(b);
+    return this;
+  }
+  compactArray<T>(items: T[], each: (w: this, item: T) => void): this {
+    this.uvarint(items.length + 1);
+    for (const item of items) each(this, item);
+    return this;
+  }
+  uuid = (): this => this.put(16, () => undefined);
+  tags = (): this => this.uvarint(0);
+  get buffer(): Buffer {
+    return Buffer.concat(this.parts);
+  }
+}
+
+const API = { Produce: 0, Metadata: 3, ApiVersions: 18, InitProducerId: 22 } as const;
+const SUPPORTED: [number, number, number][] = [
+  [API.Produce, 9, 9],
+  [API.Metadata, 12, 12],
+  [API.ApiVersions, 0, 3],
+  [API.InitProducerId, 4, 4],
+];
+
+const LEGAL_TOPIC = /^[A-Za-z0-9._-]{1,249}$/;
+
+interface DecodedBatch {
+  producerId: bigint;
+  baseSequence: number;
+  records: Omit<StoredRecord, 'topic' | 'partition' | 'offset'>[];
+}
+
+/** One RecordBatch v2 (the client sends one per partition). */
+function decodeBatch(data: Buffer): DecodedBatch | number {
+  const r = new Reader(data);
+  r.int64(); // baseOffset
+  const length = r.int32();
+  r.int32(); // partitionLeaderEpoch
+  if (r.int8() !== 2) return KAFKA_ERRORS.UNSUPPORTED_COMPRESSION_TYPE;
+  const crc = r.uint32();
+  if (crc32c(data.subarray(r.at, 12 + length)) !== crc) throw new Error('RecordBatch CRC32C mismatch');
+  const attributes = r.int16();
+  r.int32(); // lastOffsetDelta
+  const baseTimestamp = Number(r.int64());
+  r.int64(); // maxTimestamp
+  const producerId = r.int64();
+  r.int16(); // producerEpoch
+  const baseSequence = r.int32();
+  const count = r.int32();
+  const codec = attributes & 7;
+  let body = data.subarray(r.at, 12 + length);
+  if (codec === 1) body = gunzipSync(body);
+  else if (codec === 3) body = lz4Frame(body);
+  else if (codec !== 0) return KAFKA_ERRORS.UNSUPPORTED_COMPRESSION_TYPE;
+  const rr = new Reader(body);
+  const records: DecodedBatch['records'] = [];
+  for (let i = 0; i < count; i++) {
+    rr.varint(); // length
+    rr.int8(); // attributes
+    const timestamp = baseTimestamp + rr.varint();
+    rr.varint(); // offsetDelta
+    const keyLength = rr.varint();
+    const key = keyLength < 0 ? null : rr.bytes(keyLength).toString();
+    const valueLength = rr.varint();
+    const value = Buffer.from(valueLength < 0 ? Buffer.alloc(0) : rr.bytes(valueLength));
+    const headers: [string, string][] = [];
+    for (let h = rr.varint(); h > 0; h--) {
+      const name = rr.bytes(rr.varint()).toString();
+      const valueBytes = rr.varint();
+      headers.push([name, valueBytes < 0 ? '' : rr.bytes(valueBytes).toString()]);
+    }
+    records.push({ key, value, headers, timestamp, producerId });
+  }
+  return { producerId, baseSequence, records };
+}
+
+export async function startKafkaBroker(options: BrokerOptions = {}): Promise<KafkaBroker> {
+  const partitions = options.partitions ?? 4;
+  const maxMessageBytes = options.maxMessageBytes ?? 1_048_588;
+  const logs = new Map<string, StoredRecord[][]>();
+  /** Next sequence expected per producer id, topic and partition. */
+  const sequences = new Map<string, number>();
+  const sockets = new Set<Socket>();
+  let nextProducerId = 1000n;
+  let produceRequests = 0;
+  let failures: { code: number; times: number } = { code: 0, times: 0 };
+  let resets = 0;
+  let ackDelayMs = 0;
+  let server: Server | undefined;
+  let port = 0;
+
+  const ensureTopic = (name: string): void => {
+    if (!logs.has(name)) logs.set(name, Array.from({ length: partitions }, () => []));
+  };
+
+  function metadata(r: Reader, w: Writer): void {
+    const names = r.compactArray(() => {
+      r.bytes(16);
+      const name = r.compactString();
+      r.taggedFields();
+      return name ?? '';
+    });
+    const allowCreate = r.int8() === 1;
+    w.int32(0)
+      .compactArray([0], (ww) => ww.int32(0).compactString('127.0.0.1').int32(port).compactString(null).tags())
+      .compactString('test-cluster')
+      .int32(0);
+    w.compactArray(names, (ww, name) => {
+      if (!LEGAL_TOPIC.test(name)) return void ww.int16(KAFKA_ERRORS.INVALID_TOPIC_EXCEPTION).compactString(name).uuid().int8(0).compactArray([], () => undefined).int32(0).tags();
+      if (!logs.has(name) && allowCreate && options.autoCreate !== false) ensureTopic(name);
+      if (!logs.has(name)) return void ww.int16(KAFKA_ERRORS.UNKNOWN_TOPIC_OR_PARTITION).compactString(name).uuid().int8(0).compactArray([], () => undefined).int32(0).tags();
+      ww.int16(0).compactString(name).uuid().int8(0);
+      ww.compactArray([...Array(partitions).keys()], (pw, index) => {
+        pw.int16(0).int32(index).int32(0).int32(0);
+        pw.compactArray([0], (aw, id) => aw.int32(id)).compactArray([0], (aw, id) => aw.int32(id)).compactArray([], () => undefined).tags();
+      });
+      ww.int32(0).tags();
+    });
+    w.tags();
+  }
+
+  /** Appends what a Produce request carries; returns the response body and whether to reset instead of answering. */
+  function produce(r: Reader, w: Writer): void {
+    produceRequests++;
+    r.compactString(); // transactional_id
+    r.int16(); // acks
+    r.int32(); // timeout
+    const failing = failures.times > 0 ? (failures.times--, failures.code) : 0;
+    const topics = r.compactArray(() => {
+      const name = r.compactString() ?? '';
+      const parts = r.compactArray(() => {
+        const index = r.int32();
+        const size = r.uvarint() - 1;
+        const data = r.bytes(size);
+        r.taggedFields();
+        return { index, data };
+      });
+      r.taggedFields();
+      return { name, parts };
+    });
+    r.taggedFields();
+    w.compactArray(topics, (tw, topic) => {
+      tw.compactString(topic.name);
+      tw.compactArray(topic.parts, (pw, part) => {
+        let code = failing;
+        let baseOffset = -1n;
+        const log = logs.get(topic.name)?.[part.index];
+        if (code === 0 && log === undefined) code = KAFKA_ERRORS.UNKNOWN_TOPIC_OR_PARTITION;
+        if (code === 0 && part.data.length > maxMessageBytes) code = KAFKA_ERRORS.MESSAGE_TOO_LARGE;
+        if (code === 0 && log !== undefined) {
+          const batch = decodeBatch(part.data);
+          if (typeof batch === 'number') code = batch;
+          else {
+            const key = `${batch.producerId}:${topic.name}:${part.index}`;
+            const expected = sequences.get(key) ?? 0;
+            if (batch.producerId >= 0n && batch.baseSequence < expected) {
+              baseOffset = 0n; // a duplicate of a batch already appended: acknowledged, not appended again
+            } else if (batch.producerId >= 0n && batch.baseSequence > expected) {
+              code = KAFKA_ERRORS.OUT_OF_ORDER_SEQUENCE_NUMBER;
+            } else {
+              baseOffset = BigInt(log.length);
+              for (const record of batch.records) log.push({ ...record, topic: topic.name, partition: part.index, offset: log.length });
+              sequences.set(key, expected + batch.records.length);
+            }
+          }
+        }
+        pw.int32(part.index).int16(code).int64(baseOffset).int64(-1n).int64(0n).compactArray([], () => undefined);
+        pw.compactString(code === 0 ? null : `test broker refused: code ${code}`).tags();
+      });
+      tw.tags();
+    });
+    w.int32(0).tags();
+  }
+
+  function handle(socket: Socket, frame: Buffer): void {
+    const r = new Reader(frame);
+    const apiKey = r.int16();
+    const version = r.int16();
+    const correlationId = r.int32();
+    r.string(); // client_id (a nullable STRING in every request header)
+    const flexible = apiKey !== API.ApiVersions || version >= 3;
+    if (flexible) r.taggedFields();
+    const w = new Writer().int32(correlationId);
+    // Response header v1 (tagged fields) for flexible versions, except ApiVersions, whose header is always v0.
+    if (apiKey !== API.ApiVersions) w.tags();
+    let reset = false;
+    if (apiKey === API.ApiVersions) {
+      w.int16(0).compactArray(SUPPORTED, (ww, [key, min, max]) => ww.int16(key).int16(min).int16(max).tags()).int32(0).tags();
+    } else if (apiKey === API.Metadata) {
+      metadata(r, w);
+    } else if (apiKey === API.InitProducerId) {
+      w.int32(0).int16(0).int64(nextProducerId++).int16(0).tags();
+    } else if (apiKey === API.Produce) {
+      produce(r, w);
+      if (resets > 0) {
+        resets--;
+        reset = true;
+      }
+    } else {
+      throw new Error(`test broker: unexpected api ${apiKey} v${version}`);
+    }
+    const body = w.buffer;
+    const size = Buffer.alloc(4);
+    size.writeInt32BE(body.length);
+    if (reset) return void socket.resetAndDestroy();
+    const answer = (): void => void socket.write(Buffer.concat([size, body]));
+    if (apiKey === API.Produce && ackDelayMs > 0) setTimeout(answer, ackDelayMs);
+    else answer();
+  }
+
+  const listen = async (): Promise<void> => {
+    server = createServer((socket) => {
+      sockets.add(socket);
+      socket.on('close', () => sockets.delete(socket));
+      socket.on('error', () => undefined);
+      let pending = Buffer.alloc(0);
+      socket.on('data', (chunk: Buffer) => {
+        pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
+        while (pending.length >= 4 && pending.length >= 4 + pending.readInt32BE(0)) {
+          const frame = pending.subarray(4, 4 + pending.readInt32BE(0));
+          pending = pending.subarray(4 + frame.length);
+          handle(socket, frame);
+        }
+      });
+    });
+    await new Promise<void>((resolve, reject) => {
+      server!.once('error', reject);
+      server!.listen(port, '127.0.0.1', () => resolve());
+    });
+    port = (server.address() as AddressInfo).port;
+  };
+  await listen();
+
+  return {
+    get port() {
+      return port;
+    },
+    get bootstrap() {
+      return `127.0.0.1:${port}`;
+    },
+    records: (topic) => [...logs.entries()].filter(([name]) => topic === undefined || name === topic).flatMap(([, parts]) => parts.flat()),
+    topics: () => [...logs.keys()],
+    produceRequests: () => produceRequests,
+    failProduce(code, times) {
+      failures = { code, times };
+    },
+    resetAfterAppend(times) {
+      resets = times;
+    },
+    delayAcks(ms) {
+      ackDelayMs = ms;
+    },
+    async stop() {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => (server === undefined ? resolve() : server.close(() => resolve())));
+      server = undefined;
+    },
+    start: listen,
+  };
+}
