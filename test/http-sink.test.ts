@@ -1,73 +1,15 @@
 // End to end: the built helper, started as the agent starts it, tees a real pipe into the sandbox and an `http` sink
 // whose receiver (test/helpers/http-receiver.ts) decodes what it gets and misbehaves on purpose.
-import { spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
-import { chunks, numberedLines } from './helpers/data.js';
-import { agentEnv } from './helpers/env.js';
-import { faultBurst, hecEvents, HttpReceiver, jsonArrayRecords, ndjsonRecords, type ReceivedRequest } from './helpers/http-receiver.js';
-import { makeSandbox } from './helpers/sandbox.js';
-import { expectSummaryAddsUp, LAUNCHER_DIR, spawnLogger, type Diagnostic, type PipedProcess } from './helpers/spawn.js';
+import { numberedLines } from './helpers/data.js';
+import { closeReceivers, faultBurst, hecEvents, jsonArrayRecords, ndjsonRecords, startReceiver, type ReceivedRequest } from './helpers/http-receiver.js';
+import { checkSinkConfig, expectAllInOrder, finish, startHelper, writeArrivals } from './helpers/sink-run.js';
 import { waitFor } from './helpers/wait.js';
 
-const ARRIVAL = 64 * 1024;
-const receivers: HttpReceiver[] = [];
-
-afterEach(async () => {
-  for (const receiver of receivers.splice(0)) await receiver.close();
-});
-
-async function receiver(options: ConstructorParameters<typeof HttpReceiver>[0] = {}): Promise<HttpReceiver> {
-  const started = new HttpReceiver(options);
-  receivers.push(started);
-  await started.start();
-  return started;
-}
-
-/** A Mesos sandbox (ids from its path), a config with `sink` as sink `out`, and the helper started on it. */
-async function startHelper(sink: Record<string, unknown>, shutdownMs = 5000) {
-  const work = makeSandbox().dir;
-  const logFilename = join(work, 'slaves/S1/frameworks/F1/executors/E1/runs/C1/stdout');
-  mkdirSync(dirname(logFilename), { recursive: true });
-  const configFile = join(work, 'config.yaml');
-  writeFileSync(
-    configFile,
-    JSON.stringify({ agent: { enrich: false }, lines: { max_line_bytes: '1KB' }, shutdown_timeout_ms: shutdownMs, sinks: { out: sink } }),
-  );
-  const helper = await spawnLogger({ log_filename: logFilename, max_size: '64MB' }, { env: agentEnv({ LOG_SPLITTER_CONFIG: configFile }) });
-  return { helper, logFilename };
-}
-
-/** Writes `input` in 64 KiB arrivals. */
-async function writeAll(helper: PipedProcess, input: Buffer): Promise<void> {
-  for (const chunk of chunks(input, ARRIVAL)) await helper.write(chunk);
-}
-
-/** Ends the input; the helper must exit 0 with the sandbox byte-exact. Returns its sink summary. */
-async function finish(helper: PipedProcess, logFilename: string, input: Buffer): Promise<Diagnostic> {
-  await helper.end();
-  const exit = await helper.exited;
-  expect(exit.code, helper.stderr()).toBe(0);
-  expect(readFileSync(logFilename).equals(input)).toBe(true);
-  const summary = helper.diagnostics().find((d) => d.msg === 'sink summary' && d.sink === 'out');
-  expectSummaryAddsUp(summary, helper.written());
-  return summary!;
-}
-
-/** Every number 0..total-1 arrived, and their first arrivals are in order. */
-function expectAllInOrder(numbers: number[], total: number): void {
-  const seen = new Set<number>();
-  const firsts: number[] = [];
-  for (const n of numbers) {
-    if (!seen.has(n)) firsts.push(n);
-    seen.add(n);
-  }
-  expect(firsts.length).toBe(total);
-  expect(firsts.every((n, i) => n === i)).toBe(true);
-}
+afterEach(closeReceivers);
 
 const IDS = { stream: 'stdout', hostname: hostname(), agent_id: 'S1', framework_id: 'F1', executor_id: 'E1', container_id: 'C1' };
 const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
@@ -95,7 +37,7 @@ const oddMessages = (tag: string): [string, boolean][] => {
 
 describe('http sink', () => {
   it('ndjson: one record per line with time, message, stream and ids; gzip on the wire; basic auth and headers', async () => {
-    const peer = await receiver({ linesOf: (r) => ndjsonRecords(r.body).map((rec) => rec.message as string) });
+    const peer = await startReceiver({ linesOf: (r) => ndjsonRecords(r.body).map((rec) => rec.message as string) });
     const input = oddInput('nd');
     const { helper, logFilename } = await startHelper({
       type: 'http',
@@ -128,7 +70,7 @@ describe('http sink', () => {
   });
 
   it('json_array without compression, bearer token; basic auth from the url', async () => {
-    const peer = await receiver();
+    const peer = await startReceiver();
     const input = numberedLines(300, 40, 'arr');
     const { helper, logFilename } = await startHelper({
       type: 'http',
@@ -137,7 +79,7 @@ describe('http sink', () => {
       compression: 'none',
       auth: { bearer_token: 't0k3n' },
     });
-    await writeAll(helper, input);
+    await writeArrivals(helper, input);
     await finish(helper, logFilename, input);
     const records = peer.accepted().flatMap((r) => jsonArrayRecords(r.body));
     expect(records.map((r) => r.message)).toEqual(Array.from({ length: 300 }, (_, i) => `arr ${i} `.padEnd(39, '.')));
@@ -147,7 +89,7 @@ describe('http sink', () => {
       expect(request.headers.authorization).toBe('Bearer t0k3n');
     }
 
-    const second = await receiver();
+    const second = await startReceiver();
     const again = await startHelper({ type: 'http', url: second.url.replace('//', '//ops:p%40ss@') });
     await again.helper.write('one\n');
     await finish(again.helper, again.logFilename, Buffer.from('one\n'));
@@ -156,14 +98,14 @@ describe('http sink', () => {
 
   it('through 500s, 429s, resets and slow answers: every line at least once, in order, counters add up', async () => {
     const total = 20_000;
-    const peer = await receiver({ linesOf: (r) => ndjsonRecords(r.body).map((rec) => rec.message as string), label: 'f' });
+    const peer = await startReceiver({ linesOf: (r) => ndjsonRecords(r.body).map((rec) => rec.message as string), label: 'f' });
     peer.queue(...faultBurst({ timeoutMs: 500 }), ...faultBurst(), ...faultBurst());
     const input = numberedLines(total, 100, 'f');
     const { helper, logFilename } = await startHelper(
       { type: 'http', url: peer.url, timeout_ms: 500, batch: { max_lines: 700, max_delay_ms: 20 } },
       20_000,
     );
-    await writeAll(helper, input);
+    await writeArrivals(helper, input);
     await waitFor(() => new Set(peer.received()).size >= total, { timeoutMs: 30_000, what: 'every line' });
     const summary = await finish(helper, logFilename, input);
     expectAllInOrder(peer.received(), total);
@@ -184,7 +126,7 @@ describe('http sink', () => {
   });
 
   it('honours Retry-After: the next try waits as long as the peer asked', async () => {
-    const peer = await receiver();
+    const peer = await startReceiver();
     peer.queue({ status: 429, headers: { 'retry-after': '2' }, body: 'slow down' }, { status: 503, headers: { 'retry-after': '1' } });
     const input = numberedLines(50, 40, 'ra');
     const { helper, logFilename } = await startHelper({ type: 'http', url: peer.url });
@@ -199,7 +141,7 @@ describe('http sink', () => {
   });
 
   it('a 4xx batch is rejected: counted, logged with the peer message, never sent again; later lines go on', async () => {
-    const peer = await receiver({
+    const peer = await startReceiver({
       linesOf: (r) => ndjsonRecords(r.body).map((rec) => rec.message as string),
       respond: (r) =>
         r.body.includes('poison') ? { status: 400, body: '{"error":"field [message] is poison"}' } : { status: 200, body: '{}' },
@@ -231,7 +173,7 @@ describe('http sink', () => {
   });
 
   it('splunk_hec: events at /services/collector/event with the Splunk token, time, host, source, index and fields', async () => {
-    const peer = await receiver({ respond: () => ({ status: 200, body: '{"text":"Success","code":0}' }) });
+    const peer = await startReceiver({ respond: () => ({ status: 200, body: '{"text":"Success","code":0}' }) });
     const input = oddInput('hec');
     const { helper, logFilename } = await startHelper({
       type: 'http',
@@ -261,7 +203,7 @@ describe('http sink', () => {
   });
 
   it('splunk_hec: a refused token (403) rejects each batch, logged with the peer text, never retried', async () => {
-    const peer = await receiver({ respond: () => ({ status: 403, body: '{"text":"Invalid token","code":4}' }) });
+    const peer = await startReceiver({ respond: () => ({ status: 403, body: '{"text":"Invalid token","code":4}' }) });
     const { helper, logFilename } = await startHelper({ type: 'http', url: peer.url, format: 'splunk_hec', hec: { token: 'wrong' } });
     const input = numberedLines(30, 40, 'tok');
     await helper.write(input);
@@ -273,17 +215,8 @@ describe('http sink', () => {
 });
 
 describe('http sink config (check-config)', () => {
-  const checkConfig = (sink: Record<string, unknown>) => {
-    const path = join(makeSandbox().dir, 'config.yaml');
-    writeFileSync(path, JSON.stringify({ sinks: { out: sink } }));
-    const env = agentEnv();
-    delete env.LOG_SPLITTER_CONFIG;
-    const result = spawnSync(join(LAUNCHER_DIR, 'mesos-log-splitter'), ['check-config', path], { env, encoding: 'utf8', timeout: 20_000 });
-    return { code: result.status, stdout: result.stdout, stderr: result.stderr };
-  };
-
   it('prints the defaults', () => {
-    const { code, stdout, stderr } = checkConfig({ type: 'http', url: 'https://logs.example.com/in' });
+    const { code, stdout, stderr } = checkSinkConfig({ type: 'http', url: 'https://logs.example.com/in' });
     expect(stderr).toBe('');
     expect(code).toBe(0);
     expect(parseYaml(stdout).sinks.out).toMatchObject({
@@ -314,7 +247,7 @@ describe('http sink config (check-config)', () => {
     [{ type: 'http', url: 'http://x/', batch: { max_lines: 0 } }, 'sinks.out.batch.max_lines: 0 must be a whole number from 1 to 1000000'],
     [{ type: 'http', url: 'http://x/', tls: { ca_file: '/etc/hostname' } }, 'sinks.out.tls: {"ca_file":"/etc/hostname"} applies only to an https:// url'],
   ])('rejects %j: names the key and value', (sink, message) => {
-    const { code, stderr } = checkConfig(sink);
+    const { code, stderr } = checkSinkConfig(sink);
     expect(code).toBe(1);
     expect(stderr).toContain(message);
   });

@@ -329,3 +329,17 @@ export function lokiPush(body: Buffer): LokiStream[] {
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
+
+const started: HttpReceiver[] = [];
+
+/** A started receiver, closed by closeReceivers() (call it in afterEach). */
+export async function startReceiver(options: HttpReceiverOptions = {}): Promise<HttpReceiver> {
+  const receiver = new HttpReceiver(options);
+  started.push(receiver);
+  await receiver.start();
+  return receiver;
+}
+
+export async function closeReceivers(): Promise<void> {
+  for (const receiver of started.splice(0)) await receiver.close();
+}
