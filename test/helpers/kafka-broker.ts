@@ -388,7 +388,7 @@ export async function startKafkaBroker(options: BrokerOptions = {}): Promise<Kaf
       sockets.add(socket);
       socket.on('close', () => sockets.delete(socket));
       socket.on('error', () => undefined);
-      let pending = Buffer.alloc(0);
+      let pending: Buffer = Buffer.alloc(0);
       socket.on('data', (chunk: Buffer) => {
         pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
         while (pending.length >= 4 && pending.length >= 4 + pending.readInt32BE(0)) {
