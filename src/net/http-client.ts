@@ -41,6 +41,7 @@ const MESSAGE_BYTES = 512;
 export class HttpClient {
   private readonly agent: HttpAgent | HttpsAgent;
   private readonly request: typeof httpRequest;
+  private closed = false;
 
   constructor(private readonly options: HttpClientOptions) {
     if (options.url.protocol === 'https:') {
@@ -58,6 +59,8 @@ export class HttpClient {
   async post(body: Buffer, headers: Record<string, string> = {}, path?: string): Promise<HttpResponse> {
     const { url, timeoutMs } = this.options;
     const payload = this.options.gzip ? await gzip(body) : body;
+    // Closed while compressing: a request now would open a new connection that close() can no longer end.
+    if (this.closed) throw new Error('the HTTP client is closed');
     const requestOptions: RequestOptions = {
       method: 'POST',
       agent: this.agent,
@@ -91,7 +94,9 @@ export class HttpClient {
     });
   }
 
+  /** Ends the connection; a pending post() fails, and later ones too. */
   close(): void {
+    this.closed = true;
     this.agent.destroy();
   }
 }

@@ -1,3 +1,4 @@
+import { elasticsearchSink } from './elasticsearch/elasticsearch.js';
 import { execSink } from './exec/exec.js';
 import { fileSink } from './file/file.js';
 import { fluentSink } from './fluent/fluent.js';
@@ -11,5 +12,5 @@ import { syslogSink } from './syslog/syslog.js';
 
 /** Every sink type, by the `type:` an operator writes in the config. */
 export const SINK_TYPES: ReadonlyMap<string, SinkType> = new Map(
-  [journaldSink, syslogSink, execSink, otlpSink, fluentSink, kafkaSink, httpSink, lokiSink, fileSink].map((sink) => [sink.type, sink as SinkType]),
+  [journaldSink, syslogSink, execSink, otlpSink, fluentSink, kafkaSink, httpSink, lokiSink, fileSink, elasticsearchSink].map((sink) => [sink.type, sink as SinkType]),
 );

@@ -1,0 +1,46 @@
+import type { LineBatch } from '../../lines/line-batch.js';
+import type { StreamMetadata } from '../../mesos/metadata.js';
+import { recordFields } from '../../mesos/record-fields.js';
+
+/** `log.level` of a stream, the names of SEVERITY's 6 and 3 (info for stdout, error for stderr). */
+const LEVEL = { stdout: 'info', stderr: 'error' } as const;
+
+/**
+ * Elasticsearch reads a dot in a field name as an object path, so labels `app` and `app.version` on two tasks would
+ * map one field as both a string and an object, and the second document would be refused. Dots become `_`, as Beats'
+ * `labels.dedot` does.
+ */
+const dedot = (labels: Record<string, string>): Record<string, string> =>
+  Object.fromEntries(Object.entries(labels).map(([key, value]) => [key.replaceAll('.', '_'), value]));
+
+/** The fields every line of one metadata shares, as JSON members after `message`: `,"stream":...}`, closing brace included. */
+function metadataMembers(meta: StreamMetadata): string {
+  const fields: Record<string, unknown> = { ...recordFields(meta), log: { level: LEVEL[meta.stream] } };
+  if (fields.task_labels !== undefined) fields.task_labels = dedot(meta.task_labels);
+  if (fields.executor_labels !== undefined) fields.executor_labels = dedot(meta.executor_labels);
+  return `,${JSON.stringify(fields).slice(1)}`;
+}
+
+/**
+ * The `_source` of each line, one JSON object: `@timestamp` (RFC 3339, ms, UTC), `message`, `partial` (only when
+ * the line did not end in a newline), then the record fields every sink shares (`stream`, the ids, the labels) and
+ * `log.level`.
+ */
+export class DocumentEncoder {
+  /** Per metadata object: a stream's lines share one until its metadata changes (agent enrichment). */
+  private readonly members = new WeakMap<StreamMetadata, string>();
+
+  /** Line i's document, without a newline. */
+  encode(batch: LineBatch, i: number): string {
+    const meta = batch.metas[i];
+    let members = this.members.get(meta);
+    if (members === undefined) {
+      members = metadataMembers(meta);
+      this.members.set(meta, members);
+    }
+    const line = batch.utf8(i);
+    const message = Buffer.from(line.buffer, line.byteOffset, line.length).toString('utf8');
+    const partial = batch.partials[i] === 1 ? ',"partial":true' : '';
+    return `{"@timestamp":"${new Date(batch.times[i]).toISOString()}","message":${JSON.stringify(message)}${partial}${members}`;
+  }
+}

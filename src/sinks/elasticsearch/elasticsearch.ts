@@ -1,0 +1,160 @@
+import type { ConfigReader } from '../../config-reader.js';
+import { RateLimitedLog } from '../../diagnostics.js';
+import type { LineBatch } from '../../lines/line-batch.js';
+import type { StreamMetadata } from '../../mesos/metadata.js';
+import { authorizationHeader, parseAuth, type HttpAuth } from '../../net/http-auth.js';
+import { checkStatus, HttpClient } from '../../net/http-client.js';
+import { parseHttpEndpoint, type HttpEndpointOptions } from '../../net/http-options.js';
+import { parseBatch, type BatchOptions } from '../batch-options.js';
+import { RejectedBatch, type RejectedLines } from '../send-outcome.js';
+import { Sink, type SinkContext } from '../sink.js';
+import type { SinkType } from '../sink-type.js';
+import { BatchProgress } from './batch-progress.js';
+import { BULK_FILTER_PATH, readBulkResponse } from './bulk-response.js';
+import { DocumentEncoder } from './document.js';
+import { compileIndexName, type IndexNameTemplate } from './index-name.js';
+
+const MODES = ['data_stream', 'index'] as const;
+type Mode = (typeof MODES)[number];
+
+/** Data streams take only `create`; `index` also writes into a plain index (or an alias). */
+const ACTION: Record<Mode, 'create' | 'index'> = { data_stream: 'create', index: 'index' };
+/** `logs-*-*` matches Elasticsearch's built-in logs template; an index per day, as Logstash names them. */
+const DEFAULT_INDEX: Record<Mode, string> = { data_stream: 'logs-mesos-default', index: 'mesos-logs-{date}' };
+const DEFAULT_BATCH: BatchOptions = { max_lines: 1000, max_bytes: 5 << 20, max_delay_ms: 1000 };
+
+/** The normalized `elasticsearch` sink options, as check-config prints them. */
+export interface ElasticsearchOptions extends HttpEndpointOptions {
+  mode: Mode;
+  index: string;
+  auth?: HttpAuth;
+  batch: BatchOptions;
+}
+
+function parse(reader: ConfigReader): ElasticsearchOptions {
+  const endpoint = parseHttpEndpoint(reader, { url: 'http://127.0.0.1:9200', compression: 'gzip' });
+  const mode = reader.oneOf('mode', MODES, 'data_stream');
+  const index = reader.string('index', DEFAULT_INDEX[mode]);
+  compileIndexName(reader.key('index'), index);
+  const auth = parseAuth(reader, new URL(endpoint.url), endpoint.headers, { apiKey: true });
+  const batch = parseBatch(reader.child('batch'), DEFAULT_BATCH);
+  return { ...endpoint, mode, index, ...(auth === undefined ? {} : { auth }), batch };
+}
+
+/** The `_bulk` endpoint under the configured URL's path; its query (e.g. `?pipeline=NAME`) is kept. */
+function bulkPath(url: string): string {
+  const bulk = new URL(url);
+  bulk.pathname = `${bulk.pathname.replace(/\/+$/, '')}/_bulk`;
+  bulk.searchParams.set('filter_path', BULK_FILTER_PATH);
+  return `${bulk.pathname}${bulk.search}`;
+}
+
+const HOUR_MS = 3_600_000;
+
+/**
+ * Sends lines as documents through the `_bulk` API of Elasticsearch or OpenSearch: one request per batch, one in
+ * flight. Documents a `_bulk` answer asks to retry (429) are sent again, alone and in order, by the next attempt of
+ * the same batch; documents it refuses for good are counted as rejected.
+ */
+class ElasticsearchSink extends Sink {
+  /** Documents are encoded into a request body of their own: nothing refers to the batch's bytes after a send. */
+  protected override reuseBatches = true;
+  private readonly client: HttpClient;
+  private readonly path: string;
+  private readonly action: 'create' | 'index';
+  private readonly index: IndexNameTemplate;
+  private readonly documents = new DocumentEncoder();
+  /** The action line of each metadata, for the hour it was rendered in (a template's finest date part is %H). */
+  private readonly actionLines = new WeakMap<StreamMetadata, { hour: number; line: string }>();
+  private progress: BatchProgress | undefined;
+  /** Refused documents are logged apart from failed sends, so that neither hides the other. */
+  private readonly refusals: RateLimitedLog;
+
+  constructor(options: ElasticsearchOptions, context: SinkContext) {
+    super(context);
+    this.maxBatchLines = options.batch.max_lines;
+    this.maxBatchBytes = options.batch.max_bytes;
+    this.batchDelayMs = options.batch.max_delay_ms;
+    this.action = ACTION[options.mode];
+    this.index = compileIndexName('index', options.index);
+    this.path = bulkPath(options.url);
+    this.client = new HttpClient({
+      url: new URL(options.url),
+      headers: { ...options.headers, 'content-type': 'application/x-ndjson', accept: 'application/json', ...(options.auth === undefined ? {} : { authorization: authorizationHeader(options.auth) }) },
+      tls: options.tls,
+      timeoutMs: options.timeout_ms,
+      gzip: options.compression === 'gzip',
+    });
+    this.refusals = new RateLimitedLog(this.log);
+  }
+
+  protected async send(batch: LineBatch): Promise<void | RejectedLines> {
+    if (this.progress?.batch !== batch) this.progress = new BatchProgress(batch);
+    const progress = this.progress;
+    const pending = progress.pending();
+    const response = await this.client.post(this.encode(batch, pending), {}, this.path);
+    try {
+      checkStatus(response);
+    } catch (err) {
+      // Part of the batch is already in: the refusal covers only the rest.
+      if (!(err instanceof RejectedBatch) || !progress.started) throw err;
+      for (const i of pending) progress.settle(i, 'rejected');
+      this.refusals.error({ err: err.message, status: err.status, documents: pending.length }, 'elasticsearch refused the rest of a batch; its lines are dropped (rejected), not retried');
+      return progress.rejected();
+    }
+    const results = readBulkResponse(response.body, pending.length);
+    if (results === 'all delivered') {
+      for (const i of pending) progress.settle(i, 'delivered');
+      return progress.rejected();
+    }
+    let retry: string | undefined;
+    let retries = 0;
+    let refused: string | undefined;
+    let refusals = 0;
+    results.forEach((result, k) => {
+      const reason = `${result.status} ${result.error ?? ''}`.trim();
+      if (result.outcome === 'retry') {
+        retries++;
+        retry ??= reason;
+        return;
+      }
+      progress.settle(pending[k], result.outcome);
+      if (result.outcome === 'rejected') {
+        refusals++;
+        refused ??= reason;
+      }
+    });
+    if (refusals > 0) {
+      this.refusals.error({ err: refused, documents: refusals }, 'elasticsearch refused documents; their lines are dropped (rejected), not retried');
+    }
+    if (retries > 0) throw new Error(`elasticsearch did not take ${retries} of ${pending.length} documents (${retry}); retrying them`);
+    return progress.rejected();
+  }
+
+  protected async close(): Promise<void> {
+    this.client.close();
+  }
+
+  /** The NDJSON body: an action line and a document per line, each ending in a newline. */
+  private encode(batch: LineBatch, lines: number[]): Buffer {
+    const parts: string[] = [];
+    for (const i of lines) parts.push(this.actionLine(batch.metas[i], batch.times[i]), this.documents.encode(batch, i));
+    parts.push('');
+    return Buffer.from(parts.join('\n'));
+  }
+
+  private actionLine(meta: StreamMetadata, time: number): string {
+    const hour = Math.floor(time / HOUR_MS);
+    const cached = this.actionLines.get(meta);
+    if (cached?.hour === hour) return cached.line;
+    const line = JSON.stringify({ [this.action]: { _index: this.index.render(meta, time) } });
+    this.actionLines.set(meta, { hour, line });
+    return line;
+  }
+}
+
+export const elasticsearchSink: SinkType<ElasticsearchOptions> = {
+  type: 'elasticsearch',
+  parse,
+  create: (options, context) => new ElasticsearchSink(options, context),
+};
