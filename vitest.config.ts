@@ -12,6 +12,7 @@ const UNIT = [
   'test/line-buffer.test.ts',
   'test/metadata.test.ts',
   'test/newline-count.test.ts',
+  'test/otlp-encoding.test.ts',
   'test/pipeline.test.ts',
   'test/sink-base.test.ts',
   'test/syslog-acknowledged.test.ts',
