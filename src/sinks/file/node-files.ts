@@ -99,31 +99,36 @@ export class NodeFiles {
       }
       let stop = next + 1;
       while (stop < ends.length && file.size + ends[stop] - start <= this.options.maxSize) stop++;
-      await this.append(path, file, data.subarray(start, ends[stop - 1]));
+      file.lastUsed = Date.now();
+      if (this.torn.has(path)) {
+        await this.writeAll(file, NEWLINE);
+        this.torn.delete(path);
+      }
+      const before = file.size;
+      try {
+        await this.writeAll(file, data.subarray(start, ends[stop - 1]));
+      } catch (err) {
+        // The whole records written stay; a torn one after them is cut off, and the retry starts after them.
+        const written = file.size - before;
+        while (next < stop && ends[next] - start <= written) next++;
+        const kept = next > 0 && ends[next - 1] > start ? ends[next - 1] - start : 0;
+        progress.offset = start + kept;
+        await this.cutBack(path, file, before + kept);
+        throw err;
+      }
       progress.offset = ends[stop - 1];
       next = stop;
     }
   }
 
-  private async append(path: string, file: OpenFile, records: Buffer): Promise<void> {
-    file.lastUsed = Date.now();
-    if (this.torn.has(path)) {
-      await this.writeAll(file, NEWLINE);
-      this.torn.delete(path);
-    }
-    const before = file.size;
+  /** Cuts a torn record off the end of a file; when that fails too, the next write to it first ends the line. */
+  private async cutBack(path: string, file: OpenFile, size: number): Promise<void> {
+    if (file.size === size) return;
     try {
-      await this.writeAll(file, records);
-    } catch (err) {
-      if (file.size > before) {
-        try {
-          await truncateFd(file.fd, before);
-          file.size = before;
-        } catch {
-          this.torn.add(path);
-        }
-      }
-      throw err;
+      await truncateFd(file.fd, size);
+      file.size = size;
+    } catch {
+      this.torn.add(path);
     }
   }
 
