@@ -199,7 +199,9 @@ describe('otlp sink in the helper', () => {
   it('400 with a Status message: that batch is counted rejected, sent once, and logged with the message; later lines arrive', async () => {
     const receiver = await startReceiver('bad');
     const { logFilename, configFile } = setup('stdout', { url: receiver.url });
-    receiver.queue({ status: 400, body: statusBody(3, 'log record too old'), headers: { 'content-type': 'application/x-protobuf' } });
+    // 72 characters: the Status's length byte is printable ('H'), so only a decoded Status logs the message alone.
+    const message = "log record 0 is older than the collector's 24h retention window, refused";
+    receiver.queue({ status: 400, body: statusBody(3, message), headers: { 'content-type': 'application/x-protobuf' } });
     const helper = await start(logFilename, configFile);
     const first = numberedLines(100, WIDTH, 'bad');
     await helper.write(first);
@@ -215,7 +217,7 @@ describe('otlp sink in the helper', () => {
     expect(receiver.received()).toEqual(Array.from({ length: 900 }, (_, i) => 100 + i));
     const logged = helper.diagnostics().find((d) => d.msg.startsWith('peer rejected a batch'));
     expect(logged).toMatchObject({ sink: 'otlp', status: 400, lines: 100 });
-    expect(logged!.err).toBe('HTTP 400: log record too old');
+    expect(logged!.err).toBe(`HTTP 400: ${message}`);
   });
 
   it('partial_success: the records the collector refused count as dropped (rejected) and are logged, not retried', async () => {
