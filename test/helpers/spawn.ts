@@ -72,6 +72,8 @@ export interface SpawnPipedOptions {
   cwd?: string;
   /** Start it as a process-group and session leader (as a supervisor or a job-control shell might). */
   detached?: boolean;
+  /** A pipe made beforehand (makePipe), when making it must not count in what a test times. */
+  pipe?: { readFd: number; writeFd: number };
 }
 
 const live = new Set<ChildProcess>();
@@ -86,7 +88,7 @@ export function killStrays(): void {
 
 /** Starts `command` with a real pipe on stdin, stderr collected, stdout ignored unless asked for. */
 export async function spawnPiped(command: string, args: string[], options: SpawnPipedOptions = {}): Promise<PipedProcess> {
-  const { readFd, writeFd } = await makePipe();
+  const { readFd, writeFd } = options.pipe ?? (await makePipe());
   let child: ChildProcess;
   try {
     child = spawn(command, args, {
