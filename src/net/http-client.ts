@@ -2,11 +2,12 @@ import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders, t
 import type { Agent as HttpsAgent } from 'node:https';
 import { createRequire } from 'node:module';
 import { promisify } from 'node:util';
-import { gzip as gzipCallback } from 'node:zlib';
 import { RejectedBatch, RetryLater } from '../sinks/send-outcome.js';
 import { tlsConnectOptions, type TlsOptions } from './tls-options.js';
 
-const gzip = promisify(gzipCallback);
+/** node:zlib is loaded by the first gzipped request, not by every helper that could send one (docs/performance.md). */
+const gzip = (body: Buffer): Promise<Buffer> =>
+  promisify((createRequire(import.meta.url)('node:zlib') as typeof import('node:zlib')).gzip)(body);
 
 export interface HttpClientOptions {
   /** Where requests go; a path given to post() replaces this URL's path. */
