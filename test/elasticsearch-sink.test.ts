@@ -76,6 +76,7 @@ describe('elasticsearch sink in the helper', () => {
     const input = Buffer.concat([
       Buffer.from('plain "quoted" \\ line\n'),
       Buffer.from('crlf\r\n'),
+      Buffer.from('controls \t\x01\x1b[31m\x7f \u2028 é a\rb \b\f\n'),
       Buffer.from([...Buffer.from('bad '), 0xc3, 0x28, 0x0a]),
       Buffer.from(`long ${'L'.repeat(1500)}\n`),
       Buffer.from('last, no newline'),
@@ -88,6 +89,7 @@ describe('elasticsearch sink in the helper', () => {
     expect(es.stored.map((d) => [d.action, d.index, d.source.message, d.source.partial])).toEqual([
       ['create', 'logs-mesos-default', 'plain "quoted" \\ line', undefined],
       ['create', 'logs-mesos-default', 'crlf', undefined],
+      ['create', 'logs-mesos-default', 'controls \t\x01\x1b[31m\x7f \u2028 é a\rb \b\f', undefined],
       ['create', 'logs-mesos-default', 'bad \ufffd(', undefined],
       ['create', 'logs-mesos-default', long.slice(0, 1024), true],
       ['create', 'logs-mesos-default', long.slice(1024), undefined],
@@ -113,7 +115,7 @@ describe('elasticsearch sink in the helper', () => {
     expect(request.headers.authorization).toBeUndefined();
     expect(request.path).toBe('/_bulk?filter_path=errors%2Citems.*.status%2Citems.*.error.type%2Citems.*.error.reason');
     const summary = summaries.get('es');
-    expect(summary).toMatchObject({ type: 'elasticsearch', linesIn: 5, linesSent: 5, linesDropped: 0, bufferedLines: 0 });
+    expect(summary).toMatchObject({ type: 'elasticsearch', linesIn: 6, linesSent: 6, linesDropped: 0, bufferedLines: 0 });
     expectSummaryAddsUp(summary, helper.written());
   });
 

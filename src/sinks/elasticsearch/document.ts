@@ -1,6 +1,7 @@
 import type { LineBatch } from '../../lines/line-batch.js';
 import type { StreamMetadata } from '../../mesos/metadata.js';
 import { recordFields } from '../../mesos/record-fields.js';
+import type { BodyWriter } from './body-writer.js';
 
 /** `log.level` of a stream, the names of SEVERITY's 6 and 3 (info for stdout, error for stderr). */
 const LEVEL = { stdout: 'info', stderr: 'error' } as const;
@@ -21,6 +22,11 @@ function metadataMembers(meta: StreamMetadata): string {
   return `,${JSON.stringify(fields).slice(1)}`;
 }
 
+const OPEN = Buffer.from('{"@timestamp":"');
+const MESSAGE = Buffer.from('","message":"');
+const CLOSE_MESSAGE = Buffer.from('"');
+const PARTIAL = Buffer.from(',"partial":true');
+
 /**
  * The `_source` of each line, one JSON object: `@timestamp` (RFC 3339, ms, UTC), `message`, `partial` (only when
  * the line did not end in a newline), then the record fields every sink shares (`stream`, the ids, the labels) and
@@ -28,19 +34,30 @@ function metadataMembers(meta: StreamMetadata): string {
  */
 export class DocumentEncoder {
   /** Per metadata object: a stream's lines share one until its metadata changes (agent enrichment). */
-  private readonly members = new WeakMap<StreamMetadata, string>();
+  private readonly members = new WeakMap<StreamMetadata, Buffer>();
+  /** The lines of one arrival share its time. */
+  private stampTime = Number.NaN;
+  private stamp = Buffer.alloc(0);
 
-  /** Line i's document, without a newline. */
-  encode(batch: LineBatch, i: number): string {
+  /** Writes line i's document, without a newline. */
+  write(out: BodyWriter, batch: LineBatch, i: number): void {
     const meta = batch.metas[i];
     let members = this.members.get(meta);
     if (members === undefined) {
-      members = metadataMembers(meta);
+      members = Buffer.from(metadataMembers(meta));
       this.members.set(meta, members);
     }
-    const line = batch.utf8(i);
-    const message = Buffer.from(line.buffer, line.byteOffset, line.length).toString('utf8');
-    const partial = batch.partials[i] === 1 ? ',"partial":true' : '';
-    return `{"@timestamp":"${new Date(batch.times[i]).toISOString()}","message":${JSON.stringify(message)}${partial}${members}`;
+    const time = batch.times[i];
+    if (time !== this.stampTime) {
+      this.stampTime = time;
+      this.stamp = Buffer.from(new Date(time).toISOString());
+    }
+    out.bytes(OPEN);
+    out.bytes(this.stamp);
+    out.bytes(MESSAGE);
+    out.jsonString(batch.utf8(i));
+    out.bytes(CLOSE_MESSAGE);
+    if (batch.partials[i] === 1) out.bytes(PARTIAL);
+    out.bytes(members);
   }
 }

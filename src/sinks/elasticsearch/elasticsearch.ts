@@ -10,6 +10,7 @@ import { RejectedBatch, type RejectedLines } from '../send-outcome.js';
 import { Sink, type SinkContext } from '../sink.js';
 import type { SinkType } from '../sink-type.js';
 import { BatchProgress } from './batch-progress.js';
+import { BodyWriter } from './body-writer.js';
 import { BULK_FILTER_PATH, readBulkResponse } from './bulk-response.js';
 import { DocumentEncoder } from './document.js';
 import { compileIndexName, type IndexNameTemplate } from './index-name.js';
@@ -50,6 +51,9 @@ function bulkPath(url: string): string {
 }
 
 const HOUR_MS = 3_600_000;
+const NEWLINE = Buffer.from('\n');
+/** A document and its action line besides the line itself: the timestamp, the ids, the JSON around them. */
+const ESTIMATED_DOCUMENT_BYTES = 512;
 
 /**
  * Sends lines as documents through the `_bulk` API of Elasticsearch or OpenSearch: one request per batch, one in
@@ -65,7 +69,7 @@ class ElasticsearchSink extends Sink {
   private readonly index: IndexNameTemplate;
   private readonly documents = new DocumentEncoder();
   /** The action line of each metadata, for the hour it was rendered in (a template's finest date part is %H). */
-  private readonly actionLines = new WeakMap<StreamMetadata, { hour: number; line: string }>();
+  private readonly actionLines = new WeakMap<StreamMetadata, { hour: number; line: Buffer }>();
   private progress: BatchProgress | undefined;
   /** Refused documents are logged apart from failed sends, so that neither hides the other. */
   private readonly refusals: RateLimitedLog;
@@ -137,17 +141,21 @@ class ElasticsearchSink extends Sink {
 
   /** The NDJSON body: an action line and a document per line, each ending in a newline. */
   private encode(batch: LineBatch, lines: number[]): Buffer {
-    const parts: string[] = [];
-    for (const i of lines) parts.push(this.actionLine(batch.metas[i], batch.times[i]), this.documents.encode(batch, i));
-    parts.push('');
-    return Buffer.from(parts.join('\n'));
+    const body = new BodyWriter(lines.length * ESTIMATED_DOCUMENT_BYTES + batch.bytes);
+    for (const i of lines) {
+      body.bytes(this.actionLine(batch.metas[i], batch.times[i]));
+      this.documents.write(body, batch, i);
+      body.bytes(NEWLINE);
+    }
+    return body.contents();
   }
 
-  private actionLine(meta: StreamMetadata, time: number): string {
+  /** `{"create":{"_index":"NAME"}}` and its newline. */
+  private actionLine(meta: StreamMetadata, time: number): Buffer {
     const hour = Math.floor(time / HOUR_MS);
     const cached = this.actionLines.get(meta);
     if (cached?.hour === hour) return cached.line;
-    const line = JSON.stringify({ [this.action]: { _index: this.index.render(meta, time) } });
+    const line = Buffer.from(`${JSON.stringify({ [this.action]: { _index: this.index.render(meta, time) } })}\n`);
     this.actionLines.set(meta, { hour, line });
     return line;
   }
