@@ -12,18 +12,30 @@ export interface FileRecords {
   ends: number[];
 }
 
+const ascii = (text: string): Uint8Array => new Uint8Array(Buffer.from(text, 'latin1'));
+const RECORD_START = ascii('{"log":"');
+const ESCAPED_NEWLINE = ascii('\\n');
+const NEWLINE = ascii('\n');
+const CRI_TAGS = { partial: ascii('P '), full: ascii('F ') };
+/** Below this many bytes a copy by hand beats TypedArray.set. */
+const SMALL_COPY = 32;
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
-const HEX = '0123456789abcdef';
-/** JSON's short escapes; other control characters become \u00XX. */
-const SHORT_ESCAPES: Record<number, string> = { 0x08: '\\b', 0x09: '\\t', 0x0a: '\\n', 0x0c: '\\f', 0x0d: '\\r' };
+/** What a byte becomes inside a JSON string, for those that cannot stand for themselves. */
+const JSON_ESCAPES: (Uint8Array | undefined)[] = Array.from({ length: 256 }, (_, byte) => {
+  const short: Record<number, string> = { 0x08: '\\b', 0x09: '\\t', 0x0a: '\\n', 0x0c: '\\f', 0x0d: '\\r', [QUOTE]: '\\"', [BACKSLASH]: '\\\\' };
+  if (short[byte] !== undefined) return ascii(short[byte]);
+  return byte < 0x20 ? ascii(`\\u${byte.toString(16).padStart(4, '0')}`) : undefined;
+});
+/** 1 for the bytes JSON_ESCAPES has: a typed array is the cheaper lookup in the per-byte loop. */
+const NEEDS_ESCAPE = Uint8Array.from(JSON_ESCAPES, (escape) => (escape === undefined ? 0 : 1));
 
 /** What each record of a stream repeats, encoded once per metadata object. */
 interface StreamParts {
   /** docker_json: `","stream":"stdout","time":"`; cri: ` stdout `. */
-  afterLine: Buffer;
+  afterLine: Uint8Array;
   /** docker_json: `","attrs":{...}}` plus the newline. */
-  afterTime: Buffer;
+  afterTime: Uint8Array;
 }
 
 /**
@@ -36,7 +48,7 @@ export class RecordEncoder {
   private at = 0;
   private readonly parts = new WeakMap<StreamMetadata, StreamParts>();
   private lastTime = NaN;
-  private lastStamp = '';
+  private lastStamp: Uint8Array = new Uint8Array(0);
 
   constructor(private readonly format: FileFormat) {}
 
@@ -53,18 +65,18 @@ export class RecordEncoder {
       const line = batch.utf8(i);
       const partial = batch.partials[i] === 1;
       if (this.format === 'docker_json') {
-        this.put('{"log":"');
+        this.putBytes(RECORD_START);
         this.putJsonString(line);
-        if (!partial) this.put('\\n');
+        if (!partial) this.putBytes(ESCAPED_NEWLINE);
         this.putBytes(parts.afterLine);
-        this.put(this.stamp(time));
+        this.putBytes(this.stamp(time));
         this.putBytes(parts.afterTime);
       } else {
-        this.put(this.stamp(time));
+        this.putBytes(this.stamp(time));
         this.putBytes(parts.afterLine);
-        this.put(partial ? 'P ' : 'F ');
+        this.putBytes(partial ? CRI_TAGS.partial : CRI_TAGS.full);
         this.putBytes(line);
-        this.put('\n');
+        this.putBytes(NEWLINE);
       }
       run.ends.push(this.at - run.start);
     }
@@ -75,12 +87,12 @@ export class RecordEncoder {
    * RFC 3339 with nine fractional digits in UTC, as Docker's json-file writes it; CRI readers take any number of
    * digits (Go's RFC3339Nano), so both formats use it.
    */
-  private stamp(time: number): string {
+  private stamp(time: number): Uint8Array {
     if (time === this.lastTime) return this.lastStamp;
     const ms = Math.floor(time);
     const nanos = String(Math.round((time - ms) * 1e6)).padStart(6, '0');
     this.lastTime = time;
-    this.lastStamp = `${new Date(ms).toISOString().slice(0, 23)}${nanos}Z`;
+    this.lastStamp = ascii(`${new Date(ms).toISOString().slice(0, 23)}${nanos}Z`);
     return this.lastStamp;
   }
 
@@ -91,41 +103,46 @@ export class RecordEncoder {
         // Docker's own `attrs` (log-opt labels and env) is a map of strings, and Filebeat decodes it as one.
         const { stream: _, ...attrs } = flatRecordFields(meta);
         parts = {
-          afterLine: Buffer.from(`","stream":"${meta.stream}","time":"`),
-          afterTime: Buffer.from(`","attrs":${JSON.stringify(attrs)}}\n`),
+          afterLine: ascii(`","stream":"${meta.stream}","time":"`),
+          afterTime: new Uint8Array(Buffer.from(`","attrs":${JSON.stringify(attrs)}}\n`)),
         };
       } else {
-        parts = { afterLine: Buffer.from(` ${meta.stream} `), afterTime: Buffer.alloc(0) };
+        parts = { afterLine: ascii(` ${meta.stream} `), afterTime: new Uint8Array(0) };
       }
       this.parts.set(meta, parts);
     }
     return parts;
   }
 
-  /** A line's UTF-8 bytes as the inside of a JSON string: `"`, `\` and control characters escaped. */
+  /** A line's UTF-8 bytes as the inside of a JSON string: `"`, `\\` and control characters escaped. */
   private putJsonString(line: Uint8Array): void {
-    let from = 0;
-    for (let i = 0; i < line.length; i++) {
+    let clean = 0;
+    while (clean < line.length && NEEDS_ESCAPE[line[clean]] === 0) clean++;
+    if (clean === line.length) return this.putBytes(line);
+    // Six bytes at most per byte (\u00XX).
+    this.reserve(line.length * 6);
+    const out = this.out;
+    out.set(line.subarray(0, clean), this.at);
+    let at = this.at + clean;
+    for (let i = clean; i < line.length; i++) {
       const byte = line[i];
-      if (byte >= 0x20 && byte !== QUOTE && byte !== BACKSLASH) continue;
-      this.putBytes(line.subarray(from, i));
-      from = i + 1;
-      if (byte === QUOTE) this.put('\\"');
-      else if (byte === BACKSLASH) this.put('\\\\');
-      else this.put(SHORT_ESCAPES[byte] ?? `\\u00${HEX[byte >> 4]}${HEX[byte & 15]}`);
+      if (NEEDS_ESCAPE[byte] === 0) {
+        out[at++] = byte;
+        continue;
+      }
+      const escape = JSON_ESCAPES[byte]!;
+      for (let k = 0; k < escape.length; k++) out[at++] = escape[k];
     }
-    this.putBytes(line.subarray(from));
-  }
-
-  private put(ascii: string): void {
-    this.reserve(ascii.length);
-    this.at += this.out.write(ascii, this.at, 'latin1');
+    this.at = at;
   }
 
   private putBytes(bytes: Uint8Array): void {
-    this.reserve(bytes.length);
-    this.out.set(bytes, this.at);
-    this.at += bytes.length;
+    const length = bytes.length;
+    this.reserve(length);
+    const { out, at } = this;
+    if (length < SMALL_COPY) for (let i = 0; i < length; i++) out[at + i] = bytes[i];
+    else out.set(bytes, at);
+    this.at = at + length;
   }
 
   private reserve(bytes: number): void {
