@@ -8,6 +8,7 @@ import { chunks, numberedLines } from './helpers/data.js';
 import { agentEnv } from './helpers/env.js';
 import type { HttpReceiver } from './helpers/http-receiver.js';
 import { otlpReceiver, otlpRecords, partialSuccessBody, statusBody, type OtlpRecord } from './helpers/otlp-receiver.js';
+import { endAndSummarize, expectEveryLineAccounted, OUTAGES, startHelperWithSink, streamWithOutages } from './helpers/outage.js';
 import { makeSandbox } from './helpers/sandbox.js';
 import { expectSummaryAddsUp, spawnLogger, type Diagnostic, type PipedProcess } from './helpers/spawn.js';
 import { waitFor } from './helpers/wait.js';
@@ -30,12 +31,12 @@ async function startReceiver(label: string): Promise<HttpReceiver> {
 }
 
 /** A Mesos sandbox path (so the ids come from it) and a config with one otlp sink named `otlp`. */
-function setup(stream: 'stdout' | 'stderr', sink: Record<string, unknown>, work = makeSandbox().dir) {
+function setup(stream: 'stdout' | 'stderr', sink: Record<string, unknown>, work = makeSandbox().dir, shutdownMs = SHUTDOWN_MS) {
   const logFilename = join(work, 'slaves/S1/frameworks/F1/executors/E1/runs/C1', stream);
   mkdirSync(dirname(logFilename), { recursive: true });
   const configFile = join(work, `config-${stream}.yaml`);
   // JSON is YAML; enrichment is off so every line carries the path's metadata.
-  const config = { agent: { enrich: false }, lines: { max_line_bytes: '1KB' }, shutdown_timeout_ms: SHUTDOWN_MS, sinks: { otlp: { type: 'otlp', ...sink } } };
+  const config = { agent: { enrich: false }, lines: { max_line_bytes: '1KB' }, shutdown_timeout_ms: shutdownMs, sinks: { otlp: { type: 'otlp', ...sink } } };
   writeFileSync(configFile, JSON.stringify(config));
   return { logFilename, configFile, work };
 }
@@ -231,5 +232,32 @@ describe('otlp sink in the helper', () => {
     expect(summary).toMatchObject({ linesIn: 100, linesSent: 93, linesDropped: 7, droppedBy: { rejected: { lines: 7, bytes: 7 * WIDTH } }, failedSends: 0 });
     const logged = helper.diagnostics().find((d) => d.msg.startsWith('collector took a batch but refused'));
     expect(logged).toMatchObject({ sink: 'otlp', rejected: 7, records: 100, err: 'seven records too large' });
+  });
+
+  it('a collector that never answers: the helper exits at the shutdown deadline, the lines counted buffered', async () => {
+    const receiver = await startReceiver('stall');
+    receiver.queue({ status: 200, delayMs: 30_000 });
+    const { logFilename, configFile } = setup('stdout', { url: receiver.url }, makeSandbox().dir, 1000);
+    const helper = await start(logFilename, configFile);
+    await helper.write(numberedLines(100, WIDTH, 'stall'));
+    await waitFor(() => receiver.requests.length > 0, { what: 'the first request' });
+    await helper.end();
+    const exit = await helper.exited;
+    expect(exit.code, helper.stderr()).toBe(0);
+    expect(exit.afterEndMs).toBeLessThan(5000);
+    const summary = helper.diagnostics().find((d) => d.msg === 'sink summary');
+    expect(summary).toMatchObject({ linesIn: 100, linesSent: 0, bufferedLines: 100 });
+    expectSummaryAddsUp(summary, helper.written());
+  });
+
+  it.each([1, 2, 3])('random collector outages (seed %i): every line arrives or is counted dropped, first arrivals in order', async (seed) => {
+    const receiver = await startReceiver('outage');
+    // 4 MB: inside the 8 MB buffer, so no outage may cost a line.
+    const plan = { seed, lines: 40_000, lineBytes: 100, label: 'outage', maxPauseMs: 20, ...OUTAGES };
+    const helper = await startHelperWithSink({ type: 'otlp', url: receiver.url });
+    const run = await streamWithOutages(helper, receiver, plan);
+    const summary = await endAndSummarize(helper);
+    expectEveryLineAccounted(summary, receiver.received(), run, plan.lines);
+    expectAllInOrder(receiver, 'outage', plan.lines);
   });
 });
