@@ -284,16 +284,19 @@ describe('DiskSpool', () => {
     const total = 200 * 1000; // 200k lines of 1001 bytes
     let peak = 0;
     const sample = (): void => void (peak = Math.max(peak, process.memoryUsage().rss));
-    global.gc?.();
     const base = process.memoryUsage().rss;
+    const writeStart = performance.now();
     for (let n = 0; n < total; ) {
       const batch = batchOf(Array.from({ length: batchLines }, (_, i) => ({ text: `${n + i} ${line}` })));
       if (spool.append(batch) === 'spooled') n += batchLines;
       else await spool.writable();
       sample();
     }
-    await waitFor(() => spool.stats.pendingBytes === 0, { what: 'the writes', timeoutMs: 60_000 });
-    expect(spool.stats.bytesOnDisk).toBeGreaterThan(200e6);
+    await waitFor(() => spool.stats.pendingBytes === 0, { what: 'the writes', timeoutMs: 60_000, intervalMs: 5 });
+    const writeMs = performance.now() - writeStart;
+    const onDisk = spool.stats.bytesOnDisk;
+    expect(onDisk).toBeGreaterThan(200e6);
+    const drainStart = performance.now();
     let expected = 0;
     for (let batch = await spool.take(1024, 1 << 20); batch !== undefined; batch = await spool.take(1024, 1 << 20)) {
       const first = Buffer.from(batch.raw(0)).toString();
@@ -303,7 +306,13 @@ describe('DiskSpool', () => {
       sample();
     }
     expect(expected).toBe(total);
+    const drainMs = performance.now() - drainStart;
     await spool.close();
+    const mbps = (ms: number): string => (onDisk / 1e6 / (ms / 1000)).toFixed(0);
+    console.log(
+      `spool backlog: ${(onDisk / 1e6).toFixed(0)} MB on disk, written at ${mbps(writeMs)} MB/s, read back and acknowledged at ` +
+        `${mbps(drainMs)} MB/s; peak RSS ${((peak - base) / 2 ** 20).toFixed(1)} MiB over the start`,
+    );
     // A whole segment (12.5 MB here) or the backlog in memory would show; the bound is the write backlog (4 MiB),
     // the read chunk and a batch, plus the GC's slack.
     expect(peak - base).toBeLessThan(96 << 20);
@@ -311,7 +320,6 @@ describe('DiskSpool', () => {
 
   it('a process SIGKILLed while appending leaves a spool that gives back a prefix of what it wrote, nothing damaged', async () => {
     const dir = tempDir();
-    const script = join(dir, 'appender.mjs');
     buildSync({
       stdin: {
         contents: `
