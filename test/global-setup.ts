@@ -28,10 +28,11 @@ export default function setup(project: TestProject): () => void {
   for (let attempt = 1; ; attempt++) {
     execFileSync(process.execPath, ['scripts/build.mjs'], { cwd: ROOT, stdio: 'inherit' });
     mkdirSync(dir, { recursive: true, mode: 0o755 });
-    copyFileSync(join(ROOT, 'dist/mesos-log-splitter.mjs'), join(dir, 'mesos-log-splitter.mjs'));
+    // The bundle and the kafka client it imports from beside itself (scripts/build.mjs).
+    for (const file of ['mesos-log-splitter.mjs', 'kafka-client.mjs']) copyFileSync(join(ROOT, 'dist', file), join(dir, file));
     try {
       // A build running elsewhere at the same moment may have left a half-written file.
-      execFileSync(process.execPath, ['--check', join(dir, 'mesos-log-splitter.mjs')], { stdio: 'ignore' });
+      for (const file of ['mesos-log-splitter.mjs', 'kafka-client.mjs']) execFileSync(process.execPath, ['--check', join(dir, file)], { stdio: 'ignore' });
       break;
     } catch (err) {
       if (attempt === 3) throw err;

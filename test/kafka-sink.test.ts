@@ -128,7 +128,7 @@ describe('kafka sink in the helper', () => {
     const input = numberedLines(5000, 64, 'late');
     const helper = await start(logFilename, configFile);
     await writeAll(helper, input);
-    await sleep(700);
+    await waitFor(() => helper.diagnostics().some((d) => d.msg === 'sink send failed; will retry'), { timeoutMs: 15_000, what: 'a failed send' });
     await broker.start();
     await waitFor(() => broker!.records('late').length >= 5000, { timeoutMs: 20_000, what: '5000 records' });
     const summary = await finish(helper, logFilename, input);
@@ -191,6 +191,23 @@ describe('kafka sink in the helper', () => {
     expect(summary.failedSends).toBeGreaterThan(0);
     const rejected = helper.diagnostics().find((d) => d.msg.startsWith('peer rejected a batch'));
     expect(rejected?.err).toMatch(/MESSAGE_TOO_LARGE: test broker refused: code 10/);
+  });
+
+  it('a broker that never acknowledges: at EOF the helper exits within the shutdown timeout, the lines counted buffered', async () => {
+    broker = await startKafkaBroker();
+    broker.delayAcks(60_000);
+    const { logFilename, configFile } = setup('stdout', { brokers: [broker.bootstrap], topic: 'withheld' });
+    const input = numberedLines(2000, 64, 'withheld');
+    const helper = await start(logFilename, configFile);
+    await writeAll(helper, input);
+    await waitFor(() => broker!.produceRequests() > 0, { what: 'a produce request' });
+    await helper.end();
+    const exit = await helper.exited;
+    expect(exit.code, helper.stderr()).toBe(0);
+    expect(exit.afterEndMs).toBeLessThan(SHUTDOWN_MS + 2000);
+    const summary = helper.diagnostics().find((d) => d.msg === 'sink summary' && d.sink === 'k');
+    expect(summary).toMatchObject({ linesIn: 2000, linesSent: 0, bufferedLines: 2000 });
+    expectSummaryAddsUp(summary, helper.written());
   });
 
   it("librdkafka's mock cluster (kcat) speaks protocol versions older than the client's: sends fail and are retried, nothing is rejected", async () => {
