@@ -15,6 +15,12 @@ import {
 } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { createDiagnostics } from '../src/diagnostics.js';
+import { LineBatch } from '../src/lines/line-batch.js';
+import { metadataFromPath, type StreamMetadata } from '../src/mesos/metadata.js';
+import { NodeFiles } from '../src/sinks/file/node-files.js';
+import { NodePath } from '../src/sinks/file/node-path.js';
+import { RecordEncoder } from '../src/sinks/file/records.js';
 import { numberedLines } from './helpers/data.js';
 import { agentEnv } from './helpers/env.js';
 import { makeSandbox } from './helpers/sandbox.js';
@@ -314,6 +320,51 @@ describe('file sink in the helper', () => {
       const value = JSON.stringify(Object.values(keys)[0] instanceof Object ? 0 : Object.values(keys)[0]);
       expect(result.stderr).toContain(`${key}: ${value}`);
       expect(result.stderr).toMatch(why);
+    }
+  });
+
+  it('a batch holding lines of several streams (a shared sink) puts each line in its own stream\'s file, in order', async () => {
+    const work = dirname(makeSandbox().dir);
+    const metas: StreamMetadata[] = ['C1/stdout', 'C1/stderr', 'C2/stdout'].map((tail) =>
+      metadataFromPath(join(work, 'slaves/S1/frameworks/F1/executors/E1/runs', tail)),
+    );
+    // Lines of the three streams interleaved, runs of 1 to 3 lines each, as a shared sink's batch takes them.
+    const lines: { meta: StreamMetadata; text: string }[] = [];
+    for (let i = 0; i < 300; i++) {
+      const meta = metas[i % 3];
+      for (let k = 0; k <= i % 3; k++) lines.push({ meta, text: `${meta.container_id} ${meta.stream} ${i}.${k}` });
+    }
+    const data = Buffer.from(lines.map((line) => `${line.text}\n`).join(''));
+    const starts: number[] = [];
+    const stops: number[] = [];
+    for (let at = 0, i = 0; i < lines.length; i++, at = stops.at(-1)! + 1) {
+      starts.push(at);
+      stops.push(at + lines[i].text.length);
+    }
+    const count = lines.length;
+    const batch = new LineBatch(
+      data,
+      Uint32Array.from(starts),
+      Uint32Array.from(stops),
+      new Uint8Array(count),
+      new Float64Array(count).fill(Date.now()),
+      lines.map((line) => line.meta),
+      true,
+      count,
+    );
+    const paths = new NodePath('path', `${work}/node/{container_id}-{stream}.log`);
+    const runs = new RecordEncoder('docker_json').encode(batch, (meta, time) => paths.render(meta, time));
+    expect(runs.length).toBe(300);
+    const files = new NodeFiles(paths, { maxSize: 4096, maxFiles: 100, mode: 0o640 }, createDiagnostics({}));
+    await files.write(runs, { run: 0, offset: 0 });
+    await files.close();
+    for (const meta of metas) {
+      const log = join(work, `node/${meta.container_id}-${meta.stream}.log`);
+      expect(generations(log).length).toBeGreaterThan(1);
+      const { lines: written, records } = dockerLines(generations(log));
+      expect(written).toEqual(lines.filter((line) => line.meta === meta).map((line) => line.text));
+      const whose = records.map((record) => `${(record.attrs as Record<string, string>).container_id} ${record.stream}`);
+      expect(new Set(whose)).toEqual(new Set([`${meta.container_id} ${meta.stream}`]));
     }
   });
 });
