@@ -1,7 +1,7 @@
 import type { LineBatch } from '../../lines/line-batch.js';
 import type { StreamMetadata } from '../../mesos/metadata.js';
 import { recordFields } from '../../mesos/record-fields.js';
-import type { BodyWriter } from './body-writer.js';
+import type { ByteWriter } from '../../lines/byte-writer.js';
 
 /** `log.level` of a stream, the names of SEVERITY's 6 and 3 (info for stdout, error for stderr). */
 const LEVEL = { stdout: 'info', stderr: 'error' } as const;
@@ -40,7 +40,7 @@ export class DocumentEncoder {
   private stamp = Buffer.alloc(0);
 
   /** Writes line i's document, without a newline. */
-  write(out: BodyWriter, batch: LineBatch, i: number): void {
+  write(out: ByteWriter, batch: LineBatch, i: number): void {
     const meta = batch.metas[i];
     let members = this.members.get(meta);
     if (members === undefined) {

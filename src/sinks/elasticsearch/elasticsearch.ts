@@ -1,5 +1,6 @@
 import type { ConfigReader } from '../../config-reader.js';
 import { RateLimitedLog } from '../../diagnostics.js';
+import { ByteWriter } from '../../lines/byte-writer.js';
 import type { LineBatch } from '../../lines/line-batch.js';
 import type { StreamMetadata } from '../../mesos/metadata.js';
 import { authorizationHeader, parseAuth, type HttpAuth } from '../../net/http-auth.js';
@@ -10,7 +11,6 @@ import { RejectedBatch, type RejectedLines } from '../send-outcome.js';
 import { Sink, type SinkContext } from '../sink.js';
 import type { SinkType } from '../sink-type.js';
 import { BatchProgress } from './batch-progress.js';
-import { BodyWriter } from './body-writer.js';
 import { BULK_FILTER_PATH, readBulkResponse } from './bulk-response.js';
 import { DocumentEncoder } from './document.js';
 import { compileIndexName, type IndexNameTemplate } from './index-name.js';
@@ -141,7 +141,7 @@ class ElasticsearchSink extends Sink {
 
   /** The NDJSON body: an action line and a document per line, each ending in a newline. */
   private encode(batch: LineBatch, lines: number[]): Buffer {
-    const body = new BodyWriter(lines.length * ESTIMATED_DOCUMENT_BYTES + batch.bytes);
+    const body = new ByteWriter(lines.length * ESTIMATED_DOCUMENT_BYTES + batch.bytes);
     for (const i of lines) {
       body.bytes(this.actionLine(batch.metas[i], batch.times[i]));
       this.documents.write(body, batch, i);
