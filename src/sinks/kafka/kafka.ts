@@ -5,7 +5,7 @@ import { parseTls, type TlsOptions } from '../../net/tls-options.js';
 import { parseBatch, type BatchOptions } from '../batch-options.js';
 import { Sink, type SinkContext } from '../sink.js';
 import type { SinkType } from '../sink-type.js';
-import { COMPRESSIONS, KafkaProducer, SASL_MECHANISMS, type Compression, type SaslOptions } from './producer.js';
+import { brokerAddress, COMPRESSIONS, KafkaProducer, SASL_MECHANISMS, type Compression, type SaslOptions } from './producer.js';
 import { FORMATS, HEADER_FIELDS, KEYS, RecordEncoder, type Format, type HeaderField, type KeyChoice } from './record.js';
 
 const TRANSPORTS = ['tcp', 'tls'] as const;
@@ -45,12 +45,8 @@ const zstdAvailable = (): boolean => {
 function parseBrokers(reader: ConfigReader): string[] {
   const brokers = reader.stringList('brokers');
   if (brokers === undefined) throw new ConfigError(reader.key('brokers'), undefined, 'is required: a list of host:port');
-  for (const broker of brokers) {
-    const port = /^(?:\[[^\]]+\]|[^:\s]+):(\d+)$/.exec(broker)?.[1];
-    if (port === undefined || Number(port) < 1 || Number(port) > 65_535) {
-      throw new ConfigError(reader.key('brokers'), brokers, `has ${JSON.stringify(broker)}; each must be host:port`);
-    }
-  }
+  const bad = brokers.find((broker) => brokerAddress(broker) === undefined);
+  if (bad !== undefined) throw new ConfigError(reader.key('brokers'), brokers, `has ${JSON.stringify(bad)}; each must be host:port`);
   return brokers;
 }
 

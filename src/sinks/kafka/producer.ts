@@ -77,6 +77,17 @@ function describe(err: ClientError): string {
   return `${err.message}${leaf}${detail.length === 0 ? '' : ` (${detail.join(': ')})`}`;
 }
 
+/**
+ * `host:port`, or `[v6 address]:port`, as a host and a port (undefined if it is neither). Given to the client as
+ * such: it splits a string at the first colon, which breaks IPv6 addresses.
+ */
+export function brokerAddress(text: string): { host: string; port: number } | undefined {
+  const match = /^(?:\[([^\]]+)\]|([^:\s[\]]+)):(\d+)$/.exec(text);
+  const port = Number(match?.[3]);
+  if (match === null || port < 1 || port > 65_535) return undefined;
+  return { host: match[1] ?? match[2], port };
+}
+
 type KafkaModule = typeof import('@platformatic/kafka');
 
 /** Java's partitioner (murmur2 of the key, positive), so a key lands where other clients put it. */
@@ -123,7 +134,7 @@ export class KafkaProducer {
     const { settings } = this;
     const options: ProducerOptions<Buffer, Buffer, Buffer, Buffer> = {
       clientId: settings.clientId,
-      bootstrapBrokers: settings.brokers,
+      bootstrapBrokers: settings.brokers.map((broker) => brokerAddress(broker)!),
       idempotent: true,
       acks: kafka.ProduceAcks.ALL,
       compression: settings.compression,
