@@ -6,6 +6,8 @@ import { OpenLine } from './lines/open-line.js';
 import type { StreamMetadata } from './mesos/metadata.js';
 import type { SandboxStats, SandboxWriter } from './sandbox/writer.js';
 import type { Sink, SinkHealth, SinkStats } from './sinks/sink.js';
+import { specKey, type SinkSet } from './sinks/sink-set.js';
+import type { StreamQueue } from './sinks/stream-queue.js';
 
 export interface StreamPipelineOptions {
   /** The task's stdout or stderr: the read end of the pipe the agent hands over. */
@@ -14,6 +16,11 @@ export interface StreamPipelineOptions {
   meta: StreamMetadata;
   config: SplitterConfig;
   log: Logger;
+  /**
+   * The process's shared sinks (a daemon worker): the stream attaches a queue to each. Without, the stream runs
+   * every sink itself (the standalone helper). Per-stream types (exec) always run per stream.
+   */
+  outputs?: SinkSet;
   /** How often drops are reported while they happen. */
   dropReportMs?: number;
 }
@@ -23,6 +30,10 @@ interface Route {
   /** Identity of the spec, to keep a running sink across a reload that did not change it. */
   key: string;
   sink: Sink;
+  /** This stream's lines waiting for the sink. */
+  queue: StreamQueue;
+  /** The sink is this stream's own: it stops when the stream ends. */
+  own: boolean;
   matches: (meta: StreamMetadata) => boolean;
   lastMeta?: StreamMetadata;
   lastMatch?: boolean;
@@ -31,7 +42,7 @@ interface Route {
   reportedDrops: number;
 }
 
-/** A running sink of one stream: its counters and health. */
+/** A sink of one stream: the stream's counters, and the sink's transport figures and health. */
 export type SinkReport = { sink: string; type: string } & SinkStats & SinkHealth;
 
 export interface PipelineSummary {
@@ -39,13 +50,10 @@ export interface PipelineSummary {
   sinks: Record<string, unknown>[];
 }
 
-const specKey = (spec: SinkSpec): string =>
-  JSON.stringify([spec.type.type, spec.options, spec.match, spec.buffer]);
-
 /**
  * One stream of one container: source -> sandbox files, and a tee -> sinks. Holds no process-wide state, so one
- * process can host many. The source is read only as fast as the sandbox takes it; sinks never slow it down: each
- * copies the chunk into its own bounded buffer and cuts lines from it when it sends.
+ * process can host many. The source is read only as fast as the sandbox takes it; sinks never slow it down: the
+ * stream copies each chunk into its own bounded queue per sink, and the sink cuts lines from it when it sends.
  */
 export class StreamPipeline {
   private meta: StreamMetadata;
@@ -64,7 +72,7 @@ export class StreamPipeline {
     this.meta = options.meta;
     this.config = options.config;
     this.openLine = new OpenLine(options.config.lines.maxLineBytes);
-    this.startSinks(options.config.sinks);
+    this.startRoutes(options.config.sinks);
   }
 
   /** Resolves when the source has ended, the sandbox is flushed and the sinks had their shutdown time. */
@@ -122,9 +130,10 @@ export class StreamPipeline {
   }
 
   /**
-   * Applies a reloaded config. Unchanged sinks keep running with their buffers; a removed or changed sink stops
-   * taking lines and keeps delivering what it holds, in the background, for up to the shutdown timeout. Returns
-   * false once the stream has ended: no line is left to route, and the sinks being stopped must keep their summaries.
+   * Applies a reloaded config (after the shared sinks, if any, applied it). Unchanged sinks keep running with their
+   * queues; a removed or changed sink stops taking this stream's lines and keeps delivering what it holds, in the
+   * background, for up to the shutdown timeout. Returns false once the stream has ended: no line is left to route,
+   * and the sinks being stopped must keep their summaries.
    */
   reconfigure(config: SplitterConfig): boolean {
     if (this.ending) return false;
@@ -135,38 +144,45 @@ export class StreamPipeline {
     const added: SinkSpec[] = [];
     for (const spec of config.sinks) {
       const route = keep.get(spec.name + specKey(spec));
-      if (route === undefined) added.push(spec);
+      if (route === undefined || !(route.own || this.options.outputs?.outputFor(spec) === route.sink)) added.push(spec);
       else {
-        route.sink.reconfigureLines(config.lines);
+        route.queue.reconfigureLines(config.lines);
         next.push(route);
         keep.delete(spec.name + route.key);
       }
     }
     for (const route of keep.values()) this.retire(route);
     this.routes = next;
-    this.startSinks(added);
+    this.startRoutes(added);
     return true;
   }
 
-  private startSinks(specs: SinkSpec[]): void {
+  private startRoutes(specs: SinkSpec[]): void {
     for (const spec of specs) {
-      try {
-        const sink = spec.type.create(spec.options, {
-          name: spec.name,
-          buffer: spec.buffer,
-          lines: this.config.lines,
-          log: this.options.log,
-          meta: this.meta,
-        });
-        sink.start();
-        this.routes.push({ spec, key: specKey(spec), sink, matches: compileMatch(spec.match), gap: true, reportedDrops: 0 });
-      } catch (err) {
-        this.options.log.error({ sink: spec.name, err: (err as Error).message }, 'sink could not start; skipping it');
-      }
+      const sink = this.sinkFor(spec);
+      if (sink === undefined) continue;
+      const own = sink !== this.options.outputs?.outputFor(spec);
+      const queue = sink.attach(this.config.lines);
+      this.routes.push({ spec, key: specKey(spec), sink, queue, own, matches: compileMatch(spec.match), gap: true, reportedDrops: 0 });
     }
   }
 
-  /** The chunk may be borrowed (pipe-source.ts): each sink copies what it keeps. */
+  /** The process's shared sink for `spec`, or one of this stream's own. */
+  private sinkFor(spec: SinkSpec): Sink | undefined {
+    const { outputs, log } = this.options;
+    // A shared sink that could not start was logged once by the set, not again per stream.
+    if (outputs !== undefined && !spec.type.perStream) return outputs.outputFor(spec);
+    try {
+      const sink = spec.type.create(spec.options, { name: spec.name, buffer: spec.buffer, log, meta: this.meta });
+      sink.start();
+      return sink;
+    } catch (err) {
+      log.error({ sink: spec.name, err: (err as Error).message }, 'sink could not start; skipping it');
+      return undefined;
+    }
+  }
+
+  /** The chunk may be borrowed (pipe-source.ts): each queue copies what it keeps. */
   private dispatch(chunk: Buffer): void {
     const time = Date.now();
     const meta = this.meta;
@@ -179,15 +195,15 @@ export class StreamPipeline {
         route.gap = true;
         continue;
       }
-      if (route.gap) route.sink.rejoin(this.openLine.current(), time, meta);
+      if (route.gap) route.queue.rejoin(this.openLine.current(), time, meta);
       route.gap = false;
-      route.sink.append(chunk, time, meta);
+      route.queue.append(chunk, time, meta);
     }
   }
 
   private retire(route: Route): void {
-    route.sink.detach();
-    const stopped = route.sink.stop(Date.now() + this.config.shutdownTimeoutMs).then(() => this.summarize(route));
+    route.queue.detach();
+    const stopped = this.finishRoute(route, Date.now() + this.config.shutdownTimeoutMs).then(() => this.summarize(route));
     this.retired.add(stopped);
     void stopped.then((summary) => {
       this.retired.delete(stopped);
@@ -195,11 +211,16 @@ export class StreamPipeline {
     });
   }
 
+  /** The stream is done with the sink: it delivers the stream's lines until `deadline`; the stream's own sink then stops. */
+  private finishRoute(route: Route, deadline: number): Promise<void> {
+    return route.own ? route.sink.stop(deadline) : route.queue.finish(deadline);
+  }
+
   private async shutdown(): Promise<PipelineSummary> {
     const deadline = Date.now() + this.config.shutdownTimeoutMs;
     await Promise.all([
       this.options.sandbox.end(),
-      ...this.routes.map((route) => route.sink.stop(deadline)),
+      ...this.routes.map((route) => this.finishRoute(route, deadline)),
       ...this.retired,
     ]);
     const sinks = [...this.retiredSummaries, ...this.routes.map((route) => this.summarize(route))];
@@ -212,12 +233,12 @@ export class StreamPipeline {
   }
 
   private report(route: Route): SinkReport {
-    return { sink: route.spec.name, type: route.spec.type.type, ...route.sink.stats, ...route.sink.status() };
+    return { sink: route.spec.name, type: route.spec.type.type, ...route.queue.stats, ...route.sink.transportStats(), ...route.sink.status() };
   }
 
   private reportDrops(): void {
     for (const route of this.routes) {
-      const dropped = route.sink.droppedLines();
+      const dropped = route.queue.droppedLines();
       if (dropped === route.reportedDrops) continue;
       route.reportedDrops = dropped;
       this.options.log.warn(this.summarize(route), 'sink is dropping lines');

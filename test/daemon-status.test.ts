@@ -193,8 +193,10 @@ describe('status', () => {
     expect(() => promtoolCheck(text)).not.toThrow();
     const labels = 'agent_id="S1",framework_id="F1",executor_id="web\\"v1\\\\n",container_id="C1",stream="stdout"';
     expect(text).toContain(`mesos_log_splitter_stream_bytes_in_total{${labels}} ${2000 * 100}`);
-    expect(text).toMatch(new RegExp(`mesos_log_splitter_sink_dropped_lines_total\\{sink="relay",type="syslog",${escapeRe(labels)},reason="buffer_full"\\} \\d+`));
+    expect(text).toMatch(new RegExp(`mesos_log_splitter_stream_sink_dropped_lines_total\\{sink="relay",type="syslog",${escapeRe(labels)},reason="buffer_full"\\} \\d+`));
+    expect(text).toMatch(/mesos_log_splitter_sink_dropped_lines_total\{sink="relay",type="syslog",reason="buffer_full"\} [1-9]/);
     expect(text).toMatch(/# TYPE mesos_log_splitter_sink_buffered_bytes gauge/);
+    expect(text).toMatch(/# TYPE mesos_log_splitter_stream_sink_buffered_bytes gauge/);
     expect(text).toContain('mesos_log_splitter_streams{state="running"} 2');
     expect(text).toContain('mesos_log_splitter_streams{state="worker not answering"} 0');
     expect(text).toContain('mesos_log_splitter_workers{state="ready"} 1');
@@ -250,13 +252,13 @@ describe('a real Prometheus', () => {
     const selector = '{container_id="C2",stream="stdout",sink="relay"}';
     const dropped = await waitFor(
       async () => {
-        const result = await prometheus.query(`mesos_log_splitter_sink_dropped_lines_total${selector}`);
+        const result = await prometheus.query(`mesos_log_splitter_stream_sink_dropped_lines_total${selector}`);
         return result.length === 1 && Number(result[0].value[1]) > 0 && result[0];
       },
       { timeoutMs: 20_000, intervalMs: 250, what: 'the dropped series in Prometheus' },
     );
     expect(dropped.metric).toMatchObject({ reason: 'buffer_full', job: 'mesos-log-splitter', executor_id: 'api', agent_id: 'S1' });
-    const buffered = await prometheus.query(`mesos_log_splitter_sink_buffered_bytes${selector}`);
+    const buffered = await prometheus.query(`mesos_log_splitter_stream_sink_buffered_bytes${selector}`);
     expect(buffered.length).toBe(1);
     expect(Number(buffered[0].value[1])).toBeGreaterThan(0);
     const up = await prometheus.query('up{job="mesos-log-splitter"}');
@@ -270,7 +272,7 @@ describe('a real Prometheus', () => {
       intervalMs: 250,
       what: "the ended stream's series to vanish",
     });
-    expect(await prometheus.query(`mesos_log_splitter_sink_buffered_bytes${selector}`)).toEqual([]);
+    expect(await prometheus.query(`mesos_log_splitter_stream_sink_buffered_bytes${selector}`)).toEqual([]);
   });
 });
 

@@ -19,6 +19,7 @@ import {
   writeScript,
 } from './helpers/exec.js';
 import { captureLog } from './helpers/log.js';
+import { withOneStream } from './helpers/one-stream.js';
 import { expectCountersAddUp, feed, streamBytes } from './helpers/feed.js';
 import { makeSandbox } from './helpers/sandbox.js';
 import { waitFor } from './helpers/wait.js';
@@ -59,13 +60,7 @@ afterEach(async () => {
 function makeSink(config: Record<string, unknown>, meta: StreamMetadata, maxBytes = 8 << 20) {
   const options = execSink.parse(new ConfigReader('sinks.fwd', config));
   const { log, entries } = captureLog();
-  const sink = execSink.create(options, {
-    name: 'fwd',
-    buffer: { maxBytes, whenFull: 'drop_oldest' },
-    lines: DEFAULT_CONFIG.lines,
-    log,
-    meta,
-  });
+  const sink = withOneStream(execSink.create(options, { name: 'fwd', buffer: { maxBytes, whenFull: 'drop_oldest' }, log, meta }));
   sinks.push(sink);
   sink.start();
   return { sink, entries, options };

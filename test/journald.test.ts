@@ -11,6 +11,7 @@ import type { Sink } from '../src/sinks/sink.js';
 import { expectCountersAddUp, feed, streamBytes } from './helpers/feed.js';
 import { TestJournald, type JournalEntry } from './helpers/journald.js';
 import { captureLog } from './helpers/log.js';
+import { withOneStream, type OneStream } from './helpers/one-stream.js';
 import { isRoot } from './helpers/tmpfs.js';
 import { sleep, waitFor } from './helpers/wait.js';
 
@@ -50,11 +51,11 @@ function makeSink(
   log = captureLog().log,
   maxBytes = 1 << 20,
   lines: LineOptions = DEFAULT_CONFIG.lines,
-): Sink {
+): Sink & OneStream {
   const reader = new ConfigReader('sinks.j', options);
   const parsed = journaldSink.parse(reader);
   reader.done();
-  const sink = journaldSink.create(parsed, { name: 'j', buffer: { maxBytes, whenFull: 'drop_oldest' }, lines, log, meta });
+  const sink = withOneStream(journaldSink.create(parsed, { name: 'j', buffer: { maxBytes, whenFull: 'drop_oldest' }, log, meta }), lines);
   sink.start();
   created.push(sink);
   return sink;
@@ -332,7 +333,7 @@ describe.skipIf(!isRoot())('journald sink faults', () => {
    * Kills journald with `queued` unread in its socket queue, after a warm-up line it did read: the kernel took the
    * queued lines, so the sink counted them sent.
    */
-  async function killWithUnread(sink: Sink, meta: StreamMetadata, queued: string[]): Promise<void> {
+  async function killWithUnread(sink: Sink & OneStream, meta: StreamMetadata, queued: string[]): Promise<void> {
     feed(sink, meta, ['warm-up']);
     await journald.waitForEntries({ EXECUTOR_ID: meta.executor_id! }, 1);
     journald.pause();

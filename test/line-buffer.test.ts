@@ -7,8 +7,10 @@ import {
   LineBuffer,
   type BufferConfig,
   type LineOptions,
+  type Taken,
 } from '../src/lines/line-buffer.js';
 import type { LineBatch } from '../src/lines/line-batch.js';
+import { BatchBuilder } from '../src/lines/batch-builder.js';
 import { utf8Bytes, type LogRecord } from '../src/lines/record.js';
 import { metadataFromPath, type StreamMetadata } from '../src/mesos/metadata.js';
 
@@ -28,10 +30,20 @@ const bytes = (chunk: string | Buffer): Buffer => (typeof chunk === 'string' ? B
 
 const put = (b: LineBuffer, chunk: string | Buffer, time = T, meta = META): void => b.append(bytes(chunk), time, meta);
 
+/**
+ * One take() as a batch of its own, as a sink with one stream builds it; with `into`, in reused memory. The batch
+ * carries what settle() needs.
+ */
+function take(b: LineBuffer, maxLines: number, maxBytes: number, now: number, into?: Buffer): (LineBatch & Taken) | undefined {
+  const builder = new BatchBuilder(into);
+  const taken = b.take(builder, maxLines, maxBytes, now);
+  return taken && Object.assign(builder.build(), { own: taken.own });
+}
+
 /** Takes and settles batches until nothing more is due at `now`: what a sink that keeps up would send. */
 function drain(b: LineBuffer, now = T, maxLines = 1024, maxBytes = 1 << 20): LogRecord[] {
   const records: LogRecord[] = [];
-  for (let batch = b.take(maxLines, maxBytes, now); batch; batch = b.take(maxLines, maxBytes, now)) {
+  for (let batch = take(b, maxLines, maxBytes, now); batch; batch = take(b, maxLines, maxBytes, now)) {
     records.push(...batch.records);
     b.settle(batch);
   }
@@ -69,7 +81,7 @@ describe('LineBuffer: cutting lines', () => {
   it('joins lines across chunk boundaries, and holds a line until its newline comes', () => {
     const b = make();
     put(b, 'ab');
-    expect(b.take(1024, 1 << 20, T)).toBeUndefined();
+    expect(take(b, 1024, 1 << 20, T)).toBeUndefined();
     const records: LogRecord[] = [];
     for (const chunk of ['c\nde', 'f', '\ng\n', 'h\ni\n']) {
       put(b, chunk);
@@ -127,7 +139,7 @@ describe('LineBuffer: cutting lines', () => {
   it('a batch gives each line as a view of its bytes; utf8() replaces only the lines that need it', () => {
     const b = make();
     put(b, Buffer.concat([Buffer.from('grüße\r\n'), Buffer.from([0x61, 0xff, 0x0a]), Buffer.from('ok\n')]));
-    const batch = b.take(1024, 1 << 20, T)!;
+    const batch = take(b, 1024, 1 << 20, T)!;
     expect(batch.validUtf8).toBe(false);
     expect(batch.count).toBe(3);
     expect(Buffer.from(batch.raw(0)).toString()).toBe('grüße');
@@ -264,7 +276,7 @@ describe('LineBuffer: cutting lines', () => {
     const started = performance.now();
     for (let i = 0; i < 512; i++) {
       put(b, chunk, T + i);
-      expect(b.take(1024, 1 << 20, T + i)).toBeUndefined();
+      expect(take(b, 1024, 1 << 20, T + i)).toBeUndefined();
     }
     put(b, '\n', T + 512);
     const records = drain(b, T + 512);
@@ -301,7 +313,7 @@ describe('LineBuffer: idle flush and end of stream', () => {
     put(b, 'done\nprogress', T);
     expect(texts(drain(b, T))).toEqual(['done']);
     expect(b.flushDueAt()).toBe(T + 150);
-    expect(b.take(1024, 1 << 20, T + 149)).toBeUndefined();
+    expect(take(b, 1024, 1 << 20, T + 149)).toBeUndefined();
     const flushed = drain(b, T + 150);
     expect(flushed.map((r) => [r.bytes.toString(), r.partial, r.time])).toEqual([['progress', true, T]]);
     expect(b.flushDueAt()).toBeUndefined();
@@ -433,7 +445,7 @@ describe('LineBuffer: order, metadata, joining, reconfiguring', () => {
         put(b, input.subarray(at, at + size), now);
         at += size;
         if (random() < 0.5) {
-          const batch = b.take(1 + Math.floor(random() * 50), 1 + Math.floor(random() * 4096), now);
+          const batch = take(b, 1 + Math.floor(random() * 50), 1 + Math.floor(random() * 4096), now);
           if (batch) {
             records.push(...batch.records);
             b.settle(batch);
@@ -582,7 +594,7 @@ describe('LineBuffer: segments and take()', () => {
         at += size;
       }
       for (let k = Math.floor(random() * 30); k > 0; k--) {
-        const batch = b.take(1 + Math.floor(random() * 40), 1 << 20, now);
+        const batch = take(b, 1 + Math.floor(random() * 40), 1 << 20, now);
         if (!batch) break;
         records.push(...batch.records);
         b.settle(batch);
@@ -601,14 +613,14 @@ describe('LineBuffer: segments and take()', () => {
   it('take() respects maxLines and stops after the line that reaches maxBytes, always taking one', () => {
     const b = make();
     for (let i = 0; i < 10; i++) put(b, `${String(i).repeat(9)}\n`);
-    const first = b.take(3, 1 << 20, T)!;
+    const first = take(b, 3, 1 << 20, T)!;
     expect(texts(first.records)).toEqual(['000000000', '111111111', '222222222']);
     expect([first.lines, first.bytes]).toEqual([3, 30]);
     // Lines are taken while fewer than maxBytes were: 0, 10 and 20 bytes before each.
-    const second = b.take(100, 25, T)!;
+    const second = take(b, 100, 25, T)!;
     expect(texts(second.records)).toEqual(['333333333', '444444444', '555555555']);
     expect([second.lines, second.bytes]).toEqual([3, 30]);
-    const third = b.take(100, 1, T)!;
+    const third = take(b, 100, 1, T)!;
     expect(texts(third.records)).toEqual(['666666666']);
     expect(b.buffered()).toEqual({ lines: 10, bytes: 100 });
     for (const batch of [first, second, third]) b.settle(batch);
@@ -617,57 +629,67 @@ describe('LineBuffer: segments and take()', () => {
     expect(b.counters.bytesSent).toBe(70);
   });
 
-  it('take(..., into) reuses memory: bytes go into `into` when they fit, arrays are views of its scratch', () => {
+  it('a builder with reused memory: bytes go there when they fit, arrays are views of its scratch', () => {
     const b = make();
     const into = Buffer.alloc(12);
+    const builder = new BatchBuilder(into);
     put(b, 'one\ntwo\nthree\nfour and more\nfive\n');
-    const first = b.take(2, 1 << 20, T, into)!;
+    const took = b.take(builder, 2, 1 << 20, T)!;
+    const first = builder.build();
+    expect(took.own).toBe(false);
     expect(first.data.buffer).toBe(into.buffer);
     expect(first.data.toString()).toBe('one\ntwo\n');
     expect(texts(first.records)).toEqual(['one', 'two']);
-    b.settle(first);
-    const second = b.take(2, 1 << 20, T, into)!;
+    b.settle(took);
+    builder.reset();
+    const tookAgain = b.take(builder, 2, 1 << 20, T)!;
+    const second = builder.build();
+    expect(tookAgain.own).toBe(true);
     expect(second.data.buffer).not.toBe(into.buffer);
     expect(texts(second.records)).toEqual(['three', 'four and more']);
     expect(second.starts.buffer).toBe(first.starts.buffer);
-    b.settle(second);
-    // Without `into`, a batch owns all it holds.
-    const third = b.take(2, 1 << 20, T)!;
+    b.settle(tookAgain);
+    // Without reused memory, a batch owns all it holds.
+    const third = take(b, 2, 1 << 20, T)!;
     expect(third.starts.buffer).not.toBe(second.starts.buffer);
     expect(texts(third.records)).toEqual(['five']);
   });
 
-  it('the most of the reused buffer a batch took counts against max_bytes for good; a batch of its own until settled', () => {
+  it('a batch in its own memory counts against max_bytes until settled; one in reused memory is for the sink to count', () => {
     // max_bytes 64: an arrival costs 32, so an empty buffer has room for 32 bytes, less what stays pinned.
     const line = `${'y'.repeat(24)}\n`;
-    const reused = make({}, { maxBytes: 64 });
-    put(reused, 'one\ntwo\n');
-    reused.settle(reused.take(10, 1 << 20, T, Buffer.alloc(16))!);
-    put(reused, line);
-    expect(reused.counters.linesDropped).toBe(1);
     const own = make({}, { maxBytes: 64 });
     put(own, 'one\ntwo\n');
-    own.settle(own.take(10, 1 << 20, T)!);
+    const inFlight = take(own, 10, 1 << 20, T)!;
     put(own, line);
-    expect(own.counters.linesDropped).toBe(0);
-    expect(texts(drain(own))).toEqual(['y'.repeat(24)]);
+    expect(own.counters.linesDropped).toBe(1);
+    own.settle(inFlight);
+    put(own, line);
+    expect(own.counters.linesDropped).toBe(1);
+    const reused = make({}, { maxBytes: 64 });
+    put(reused, 'one\ntwo\n');
+    const reusedInFlight = take(reused, 10, 1 << 20, T, Buffer.alloc(16))!;
+    put(reused, line);
+    expect(reused.counters.linesDropped).toBe(0);
+    reused.settle(reusedInFlight);
+    expect(texts(drain(reused))).toEqual(['y'.repeat(24)]);
   });
 
   it('take() counts the pieces of a long line against maxLines, and the line when its last piece goes', () => {
     const b = make({ maxLineBytes: 64 });
     put(b, `${'x'.repeat(150)}\r\nok\n`);
-    const pieces = b.take(2, 1 << 20, T)!;
+    const pieces = take(b, 2, 1 << 20, T)!;
     expect(pieces.records.map((r) => [r.size, r.partial])).toEqual([
       [64, true],
       [64, true],
     ]);
     expect([pieces.lines, pieces.bytes]).toEqual([0, 128]);
-    const rest = b.take(1, 1, T)!;
+    const rest = take(b, 1, 1, T)!;
     expect(rest.records.map((r) => [r.bytes.toString(), r.partial])).toEqual([['x'.repeat(22), false]]);
     expect([rest.lines, rest.bytes]).toEqual([1, 24]);
-    const last = b.take(1, 1, T)!;
+    const last = take(b, 1, 1, T)!;
     expect(texts(last.records)).toEqual(['ok']);
-    expect(b.take(1, 1, T)).toBeUndefined();
+    expect(take(b, 1, 1, T)).toBeUndefined();
   });
 });
 
@@ -719,7 +741,7 @@ describe('LineBuffer: when_full drop_oldest', () => {
   it('never evicts the batch in flight; its bytes count against max_bytes until settled', () => {
     const b = make({}, { maxBytes: 1000, whenFull: 'drop_oldest' });
     for (let k = 0; k < 5; k++) put(b, tenLines(k * 10), T);
-    const inFlight = b.take(20, 1 << 20, T)!;
+    const inFlight = take(b, 20, 1 << 20, T)!;
     expect(inFlight.bytes).toBe(200);
     // Held: 300 bytes in one arrival; in flight 200. Room for new bytes: 1000 - 200 - 32 - 300 - 32 = 436.
     for (let k = 5; k < 15; k++) put(b, tenLines(k * 10), T + k);
@@ -760,7 +782,7 @@ describe('LineBuffer: when_full drop_oldest', () => {
     const b = make({}, { maxBytes: 332, whenFull: 'drop_oldest' });
     put(b, tenLines(0), T);
     put(b, tenLines(10), T);
-    const inFlight = b.take(10, 1 << 20, T)!;
+    const inFlight = take(b, 10, 1 << 20, T)!;
     // 100 bytes in flight: the new chunk alone may hold 332 - 100 - 32 = 200 bytes, so all held lines go as well.
     const chunk = Buffer.concat([tenLines(20), tenLines(30), tenLines(40)]);
     put(b, chunk, T + 1);
@@ -873,12 +895,12 @@ describe('LineBuffer: the max_bytes bound and counters', () => {
       const max = 100 * (1 + CHUNK_ENTRY_BYTES); // 100 one-byte arrivals
       const b = make({}, { maxBytes: max, whenFull });
       let outstanding = 0;
-      let inFlight: LineBatch | undefined;
+      let inFlight: (LineBatch & Taken) | undefined;
       const stream = Buffer.from('ab\n\nc\ndef\n'.repeat(100));
       for (let i = 0; i < stream.length; i++) {
         put(b, stream.subarray(i, i + 1), T + i);
         if (i === 200) {
-          inFlight = b.take(5, 1 << 20, T + i);
+          inFlight = take(b, 5, 1 << 20, T + i);
           outstanding = inFlight!.bytes;
         }
         if (i === 600) {
@@ -943,13 +965,13 @@ describe('LineBuffer: the max_bytes bound and counters', () => {
   it('a failed batch (not settled) stays counted as buffered; settling it counts it sent', () => {
     const b = make();
     put(b, 'a\nbb\nccc\n');
-    const failed = b.take(2, 1 << 20, T)!;
+    const failed = take(b, 2, 1 << 20, T)!;
     expect([failed.lines, failed.bytes]).toEqual([2, 5]);
     expect(b.buffered()).toEqual({ lines: 3, bytes: 9 });
     expect(b.counters.linesSent).toBe(0);
     // The sink retries the same batch; the buffer goes on with the lines after it.
     put(b, 'dddd\n');
-    const next = b.take(100, 1 << 20, T)!;
+    const next = take(b, 100, 1 << 20, T)!;
     expect(texts(next.records)).toEqual(['ccc', 'dddd']);
     expect(b.buffered()).toEqual({ lines: 4, bytes: 14 });
     b.settle(next);
@@ -973,7 +995,7 @@ describe('LineBuffer: the max_bytes bound and counters', () => {
         const input = Buffer.from(parts.join(''));
         let now = T;
         let written = 0;
-        const pending: LineBatch[] = [];
+        const pending: (LineBatch & Taken)[] = [];
         for (let at = 0; at < input.length; ) {
           const size = 1 + Math.floor(random() ** 2 * 600);
           const chunk = input.subarray(at, at + size);
@@ -984,7 +1006,7 @@ describe('LineBuffer: the max_bytes bound and counters', () => {
           written += newlines(chunk);
           const roll = random();
           if (roll < 0.4) {
-            const batch = b.take(1 + Math.floor(random() * 20), 1 + Math.floor(random() * 2000), now + Math.floor(random() * 100));
+            const batch = take(b, 1 + Math.floor(random() * 20), 1 + Math.floor(random() * 2000), now + Math.floor(random() * 100));
             if (batch) pending.push(batch);
           }
           // Settle in order, sometimes after a few failed attempts (left pending).

@@ -94,6 +94,7 @@ function spec(name: string, options: TestOptions = {}, match: MatchSpec = {}, bu
     options,
     match,
     buffer: { maxBytes: 8 << 20, whenFull: 'drop_oldest', ...buffer },
+    sharedMaxBytes: 64 << 20,
   };
 }
 
@@ -198,7 +199,7 @@ describe('StreamPipeline', () => {
     expect(all.metas[0].task_id).toBeUndefined();
     expect(all.metas[1]).toBe(enriched);
     expect(task.lines).toEqual(['after']);
-    expect(all.context.meta.hostname).toBe(hostname());
+    expect(all.context.meta?.hostname).toBe(hostname());
   });
 
   it('a sink that cannot start is skipped and logged; the others run', async () => {
@@ -218,7 +219,7 @@ describe('StreamPipeline', () => {
     await h.write(text(numbered(0, 100)));
     await waitFor(() => created[0].lines.length === 100, { what: 'the first lines' });
     const [same, oldChanging] = created;
-    expect(oldChanging.buffered().lines).toBe(100);
+    expect(oldChanging.stats.bufferedLines).toBe(100);
     h.pipeline.reconfigure(config([spec('same'), spec('changing', { generation: 2 })]));
     expect(created).toHaveLength(3);
     const newChanging = created[2];
@@ -263,7 +264,7 @@ describe('StreamPipeline', () => {
     const lines = { maxLineBytes: 100, partialFlushMs: 60_000 };
     const h = await harness(config([spec('s', { generation: 1 })], { lines }));
     await h.write('x'.repeat(300));
-    await waitFor(() => created[0].buffered().bytes > 0, { what: 'the long line taken' });
+    await waitFor(() => created[0].stats.bufferedBytes > 0, { what: 'the long line taken' });
     h.pipeline.reconfigure(config([spec('s', { generation: 2 })], { lines }));
     await h.write(`${'y'.repeat(50)}\nz\n`);
     h.end();
@@ -297,7 +298,7 @@ describe('StreamPipeline', () => {
   it('at EOF a sink that cannot deliver is given up at shutdown_timeout_ms; its lines stay counted as buffered', async () => {
     const h = await harness(config([spec('stuck', { stuck: true })], { shutdownTimeoutMs: 200 }));
     await h.write(text(numbered(0, 10)));
-    await waitFor(() => created[0]?.buffered().lines === 10, { what: 'the lines to be buffered' });
+    await waitFor(() => created[0]?.stats.bufferedLines === 10, { what: 'the lines to be buffered' });
     const started = Date.now();
     h.end();
     const [summary] = (await h.done).sinks;

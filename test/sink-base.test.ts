@@ -14,8 +14,10 @@ import type { LogRecord } from '../src/lines/record.js';
 import type { StreamMetadata } from '../src/mesos/metadata.js';
 import { ReplayWindow } from '../src/sinks/exec/replay-window.js';
 import { bufferBytesOf, Sink } from '../src/sinks/sink.js';
+import type { StreamQueue } from '../src/sinks/stream-queue.js';
 import { expectCountersAddUp, feed } from './helpers/feed.js';
 import { captureLog } from './helpers/log.js';
+import { withOneStream } from './helpers/one-stream.js';
 import { sleep, waitFor } from './helpers/wait.js';
 
 const META: StreamMetadata = { stream: 'stdout', hostname: hostname(), sandbox: '/s', executor_labels: {}, task_labels: {} };
@@ -51,15 +53,20 @@ class ScriptedSink extends Sink {
   /** Whether close() makes a held send fail (a well-behaved transport) or leaves it hanging. */
   closeSettlesSend = true;
   private kept: ReplayWindow | undefined;
+  /** The one stream it serves, as in the standalone helper. */
+  readonly queue: StreamQueue;
 
   constructor(buffer: Partial<BufferConfig> = {}, log = captureLog().log, lines: Partial<LineOptions> = {}) {
-    super({
-      name: 'test',
-      buffer: { maxBytes: 1024, whenFull: 'drop_oldest', ...buffer },
-      lines: { ...DEFAULT_CONFIG.lines, ...lines },
-      log,
-      meta: META,
-    });
+    super({ name: 'test', buffer: { maxBytes: 1024, whenFull: 'drop_oldest', ...buffer }, log, meta: META });
+    this.queue = this.attach({ ...DEFAULT_CONFIG.lines, ...lines });
+  }
+
+  append(chunk: Buffer, time: number, meta: StreamMetadata): void {
+    this.queue.append(chunk, time, meta);
+  }
+
+  buffered(): { lines: number; bytes: number } {
+    return this.queue.buffered();
   }
 
   /** Keeps delivered lines for replay as the exec sink does, up to `maxBytes`, held against max_bytes. */
@@ -295,7 +302,7 @@ describe('Sink base', () => {
 
   /** A 3000-byte line with no newline, written in six 500-byte chunks; its bytes say where they are. */
   const LONG = Array.from({ length: 3000 }, (_, i) => String.fromCharCode(97 + (i % 26))).join('');
-  const feedLong = (sink: Sink, time: number): void => {
+  const feedLong = (sink: ScriptedSink, time: number): void => {
     for (let k = 0; k < 6; k++) sink.append(Buffer.from(LONG.slice(k * 500, (k + 1) * 500)), time + k, META);
   };
 
@@ -362,8 +369,8 @@ describe('Sink base', () => {
     for (let i = 5; i < 10; i++) feed(sink, META, [line(i, 10)]);
     const started = Date.now();
     await waitFor(() => sink.stats.linesSent === 10, { what: 'delivery after retries' });
-    // Backoff: 100 ms, then 200 ms.
-    expect(Date.now() - started).toBeGreaterThanOrEqual(250);
+    // Backoff, jittered in the upper half: 50-100 ms, then 100-200 ms.
+    expect(Date.now() - started).toBeGreaterThanOrEqual(140);
     expect(sink.attempts.map((b) => b.map(num))).toEqual([[0, 1, 2], [0, 1, 2], [0, 1, 2], [3, 4, 5], [6, 7, 8], [9]]);
     expect(sink.delivered.map(num)).toEqual([...Array(10).keys()]);
     expect(sink.stats.failedSends).toBe(2);
@@ -577,7 +584,7 @@ class SocketSink extends Sink {
     private readonly path: string,
     buffer: BufferConfig,
   ) {
-    super({ name: 'socket', buffer, lines: DEFAULT_CONFIG.lines, log: captureLog().log, meta: META });
+    super({ name: 'socket', buffer, log: captureLog().log, meta: META });
     this.setBatch();
   }
 
@@ -640,7 +647,7 @@ describe('Sink base with a real unix socket peer', () => {
 
   it('a peer that accepts but never reads: the buffer bounds memory, drops are counted, stop() meets its deadline', async () => {
     const path = await listen((socket) => socket.pause());
-    const sink = new SocketSink(path, { maxBytes: 256 * 1024, whenFull: 'drop_oldest' });
+    const sink = withOneStream(new SocketSink(path, { maxBytes: 256 * 1024, whenFull: 'drop_oldest' }));
     sink.start();
     // Far more than the socket buffers hold.
     for (let i = 0; i < 4000; i++) {
@@ -674,7 +681,7 @@ describe('Sink base with a real unix socket peer', () => {
 
   it('a slow reader gets every line exactly once, in order; the counters add up all along', async () => {
     const { path, received } = await slowReader();
-    const sink = new SocketSink(path, { maxBytes: 64 << 20, whenFull: 'drop_newest' });
+    const sink = withOneStream(new SocketSink(path, { maxBytes: 64 << 20, whenFull: 'drop_newest' }));
     sink.start();
     const expected: string[] = [];
     for (let i = 0; i < 20_000; i++) {
@@ -697,7 +704,7 @@ describe('Sink base with a real unix socket peer', () => {
   it('a small buffer under drop_oldest: every line received is whole and in order', async () => {
     const { path, received } = await slowReader();
     // 20,000 lines of up to 300 bytes through 256 KiB, while batches are in flight: most are dropped, none is torn.
-    const sink = new SocketSink(path, { maxBytes: 256 << 10, whenFull: 'drop_oldest' });
+    const sink = withOneStream(new SocketSink(path, { maxBytes: 256 << 10, whenFull: 'drop_oldest' }));
     sink.start();
     const expected: string[] = [];
     for (let i = 0; i < 20_000; i++) {
@@ -737,7 +744,7 @@ describe('Sink base with a real unix socket peer', () => {
       // The first connection is cut after a while.
       if (connections === 1) setTimeout(() => socket.destroy(), 30);
     });
-    const sink = new SocketSink(path, { maxBytes: 64 << 20, whenFull: 'drop_newest' });
+    const sink = withOneStream(new SocketSink(path, { maxBytes: 64 << 20, whenFull: 'drop_newest' }));
     sink.start();
     for (let i = 0; i < 300; i++) {
       feed(sink, META, [line(i, 20)]);

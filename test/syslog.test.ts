@@ -6,7 +6,6 @@ import { join } from 'node:path';
 import { startStalledPeer, type StalledPeer } from './helpers/stalled-peer.js';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEFAULT_CONFIG } from '../src/config/config.js';
 import { ConfigReader } from '../src/config-reader.js';
 import type { WhenFull } from '../src/lines/line-buffer.js';
 import type { StreamMetadata } from '../src/mesos/metadata.js';
@@ -14,6 +13,7 @@ import type { Sink } from '../src/sinks/sink.js';
 import { syslogSink } from '../src/sinks/syslog/syslog.js';
 import { expectCountersAddUp, feed, streamBytes } from './helpers/feed.js';
 import { freeTcpPort, rsyslogForFile, type SyslogTransport } from './helpers/rsyslog.js';
+import { withOneStream, type OneStream } from './helpers/one-stream.js';
 import { SyslogReceiver } from './helpers/syslog-receiver.js';
 import { sleep, waitFor } from './helpers/wait.js';
 
@@ -51,7 +51,7 @@ const numbered = (label: string, from: number, to: number): string[] =>
   Array.from({ length: to - from }, (_, i) => `${label} ${from + i}`);
 
 interface TestSink {
-  sink: Sink;
+  sink: Sink & OneStream;
   logs: Record<string, unknown>[];
 }
 
@@ -61,13 +61,14 @@ function makeSink(config: Record<string, unknown>, buffer: { maxBytes?: number; 
   reader.done();
   const logs: Record<string, unknown>[] = [];
   const log = pino({ level: 'debug' }, { write: (line: string) => logs.push(JSON.parse(line) as Record<string, unknown>) });
-  const sink = syslogSink.create(options, {
-    name: 'syslog',
-    buffer: { maxBytes: buffer.maxBytes ?? 8 << 20, whenFull: buffer.whenFull ?? 'drop_oldest' },
-    lines: DEFAULT_CONFIG.lines,
-    log,
-    meta: META,
-  });
+  const sink = withOneStream(
+    syslogSink.create(options, {
+      name: 'syslog',
+      buffer: { maxBytes: buffer.maxBytes ?? 8 << 20, whenFull: buffer.whenFull ?? 'drop_oldest' },
+      log,
+      meta: META,
+    }),
+  );
   sink.start();
   return { sink, logs };
 }

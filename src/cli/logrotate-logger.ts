@@ -12,6 +12,7 @@ import { writeLogrotateConf } from '../sandbox/logrotate-conf.js';
 import { refusingAsRoot, refusingRootScripts, rootScriptsSetting } from '../sandbox/root-scripts.js';
 import { LogrotateRotation, NativeRotation, type Rotation } from '../sandbox/rotation.js';
 import { SandboxWriter } from '../sandbox/writer.js';
+import type { SinkSet } from '../sinks/sink-set.js';
 import { onSighup } from './sighup.js';
 import { isSessionLeader, pageSize, switchUser } from '../system.js';
 import { flagsExit, switchUserExit, type EarlyExit } from './early-exit.js';
@@ -96,9 +97,11 @@ export async function wireStream(
     ownEnrichment?: boolean;
     /** Bytes read ahead of the sandbox before reading pauses (SandboxWriter's default unless given). */
     sandboxHighWaterMark?: number;
+    /** The process's shared sinks (a daemon worker); without, the stream runs its own. */
+    outputs?: SinkSet;
   } = {},
 ): Promise<WiredStream> {
-  const { ownEnrichment = true, sandboxHighWaterMark } = options;
+  const { ownEnrichment = true, sandboxHighWaterMark, outputs } = options;
   const threshold = flags.maxSize - pageSize();
   let conf: FileHandle | undefined;
   try {
@@ -114,7 +117,7 @@ export async function wireStream(
     highWaterMark: sandboxHighWaterMark,
   });
   const meta = metadataFromPath(flags.logFilename, flags.user);
-  const pipeline = new StreamPipeline({ source: openSource(), sandbox, meta, config, log });
+  const pipeline = new StreamPipeline({ source: openSource(), sandbox, meta, config, log, outputs });
   const enrichment = new StreamEnrichment(meta, log, (enriched) => pipeline.updateMetadata(enriched));
   if (ownEnrichment) enrichment.configure(config.agent, config.sinks.length > 0);
   return {

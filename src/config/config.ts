@@ -17,8 +17,18 @@ export interface SinkSpec {
   type: SinkType;
   options: object;
   match: MatchSpec;
+  /** A per-stream instance's buffer (the standalone helper's, and per-stream types'). */
   buffer: BufferConfig;
+  /** A daemon worker's one shared instance's whole budget, for all its streams: max_bytes as written, else SHARED_MAX_BYTES. */
+  sharedMaxBytes: number;
 }
+
+/**
+ * A shared sink's default budget. It bounds what the sink may hold for a whole worker, however many streams: 400
+ * streams at the per-stream default (8 MB) could hold 3.2 GB. 64 MB lets one backlogged stream hold 8 times that
+ * default, and still 160 kB each for 400 backlogged at once, and covers a one-minute outage at 1 MB/s of logs.
+ */
+export const SHARED_MAX_BYTES = 64 * 1024 * 1024;
 
 export interface SplitterConfig {
   /** The file it came from, or undefined for the built-in default (sandbox only). */
@@ -84,6 +94,7 @@ function parseSink(name: string, reader: ConfigReader): SinkSpec {
   }
   const match = parseMatch(reader.child('match'));
   const bufferReader = reader.child('buffer');
+  const maxBytesSet = bufferReader.has('max_bytes');
   const buffer: BufferConfig = {
     maxBytes: bufferReader.bytes('max_bytes', 8 * 1024 * 1024, 1024),
     whenFull: bufferReader.oneOf('when_full', ['drop_oldest', 'drop_newest'] as const, 'drop_oldest'),
@@ -91,7 +102,7 @@ function parseSink(name: string, reader: ConfigReader): SinkSpec {
   bufferReader.done();
   const options = type.parse(reader);
   reader.done();
-  return { name, type, options, match, buffer };
+  return { name, type, options, match, buffer, sharedMaxBytes: maxBytesSet ? buffer.maxBytes : SHARED_MAX_BYTES };
 }
 
 /** Larger is not a config someone wrote: reading it could take the helper's memory. */

@@ -1,6 +1,7 @@
 import type { LoggerFlags } from '../cli/flags.js';
 import type { StreamReport } from '../cli/logrotate-logger.js';
 import type { StreamMetadata } from '../mesos/metadata.js';
+import type { SharedSinkReport } from '../sinks/sink-set.js';
 
 /** Daemon -> worker, over child_process IPC. `serve` comes with the pipe's handle. */
 export type ToWorker =
@@ -25,4 +26,5 @@ export type FromWorker =
   | { type: 'user-failed'; message: string }
   /** The stream reached EOF and everything is written. */
   | { type: 'ended'; id: number }
-  | { type: 'report'; request: number; streams: WorkerStreamReport[] };
+  /** Its streams, and its shared sinks over all of them. */
+  | { type: 'report'; request: number; streams: WorkerStreamReport[]; sinks: SharedSinkReport[] };

@@ -14,12 +14,20 @@ const FAMILIES = {
   workers: ['gauge', 'Worker processes (one per task user), by state.'],
   stream_bytes_in_total: ['counter', 'Bytes read from the task stream.'],
   stream_rotations_total: ['counter', 'Sandbox file rotations.'],
-  sink_sent_lines_total: ['counter', 'Lines the sink delivered.'],
-  sink_sent_bytes_total: ['counter', 'Bytes of the lines the sink delivered.'],
-  sink_dropped_lines_total: ['counter', 'Lines the sink dropped, by reason.'],
-  sink_dropped_bytes_total: ['counter', 'Bytes of the lines the sink dropped, by reason.'],
-  sink_buffered_lines: ['gauge', 'Lines taken in and neither sent nor dropped yet.'],
-  sink_buffered_bytes: ['gauge', 'Bytes the sink holds for lines not sent yet.'],
+  stream_sink_sent_lines_total: ['counter', "Lines of the stream the sink delivered."],
+  stream_sink_sent_bytes_total: ['counter', "Bytes of the stream's lines the sink delivered."],
+  stream_sink_dropped_lines_total: ['counter', 'Lines of the stream the sink dropped, by reason.'],
+  stream_sink_dropped_bytes_total: ['counter', "Bytes of the stream's lines the sink dropped, by reason."],
+  stream_sink_buffered_lines: ['gauge', 'Lines of the stream taken in and neither sent nor dropped yet.'],
+  stream_sink_buffered_bytes: ['gauge', "Bytes of the stream's lines the sink holds, not sent yet."],
+  sink_sent_lines_total: ['counter', 'Lines the sink delivered, all streams.'],
+  sink_sent_bytes_total: ['counter', 'Bytes of the lines the sink delivered, all streams.'],
+  sink_dropped_lines_total: ['counter', 'Lines the sink dropped, all streams, by reason.'],
+  sink_dropped_bytes_total: ['counter', 'Bytes of the lines the sink dropped, all streams, by reason.'],
+  sink_buffered_lines: ['gauge', 'Lines taken in and neither sent nor dropped yet, streams now served.'],
+  sink_buffered_bytes: ['gauge', 'Bytes of lines not sent yet, streams now served.'],
+  sink_held_bytes: ['gauge', 'What a shared sink holds against its budget: queues, batch memory, replay window.'],
+  sink_budget_bytes: ['gauge', "A shared sink's buffer budget (buffer.max_bytes less its working set), summed over workers."],
   sink_up: ['gauge', '1 while the sink delivers, 0 while it is down or starting.'],
 } as const;
 type FamilyName = keyof typeof FAMILIES;
@@ -51,16 +59,29 @@ export function renderMetrics(status: DaemonStatus): string {
     add('stream_rotations_total', labels, stream.rotations ?? 0);
     for (const sink of stream.sinks) {
       const sinkLabels = { sink: sink.sink, type: sink.type, ...labels };
-      add('sink_sent_lines_total', sinkLabels, sink.sent_lines);
-      add('sink_sent_bytes_total', sinkLabels, sink.sent_bytes);
+      add('stream_sink_sent_lines_total', sinkLabels, sink.sent_lines);
+      add('stream_sink_sent_bytes_total', sinkLabels, sink.sent_bytes);
       for (const [reason, dropped] of Object.entries(sink.dropped_by)) {
-        add('sink_dropped_lines_total', { ...sinkLabels, reason }, dropped.lines);
-        add('sink_dropped_bytes_total', { ...sinkLabels, reason }, dropped.bytes);
+        add('stream_sink_dropped_lines_total', { ...sinkLabels, reason }, dropped.lines);
+        add('stream_sink_dropped_bytes_total', { ...sinkLabels, reason }, dropped.bytes);
       }
-      add('sink_buffered_lines', sinkLabels, sink.buffered_lines);
-      add('sink_buffered_bytes', sinkLabels, sink.buffered_bytes);
-      add('sink_up', sinkLabels, sink.health === 'up' ? 1 : 0);
+      add('stream_sink_buffered_lines', sinkLabels, sink.buffered_lines);
+      add('stream_sink_buffered_bytes', sinkLabels, sink.buffered_bytes);
     }
+  }
+  for (const sink of status.sinks) {
+    const labels = { sink: sink.sink, type: sink.type };
+    add('sink_sent_lines_total', labels, sink.sent_lines);
+    add('sink_sent_bytes_total', labels, sink.sent_bytes);
+    for (const [reason, dropped] of Object.entries(sink.dropped_by)) {
+      add('sink_dropped_lines_total', { ...labels, reason }, dropped.lines);
+      add('sink_dropped_bytes_total', { ...labels, reason }, dropped.bytes);
+    }
+    add('sink_buffered_lines', labels, sink.buffered_lines);
+    add('sink_buffered_bytes', labels, sink.buffered_bytes);
+    if (sink.held_bytes !== undefined) add('sink_held_bytes', labels, sink.held_bytes);
+    if (sink.budget_bytes !== undefined) add('sink_budget_bytes', labels, sink.budget_bytes);
+    add('sink_up', labels, sink.health === 'up' ? 1 : 0);
   }
   let text = '';
   for (const [name, family] of samples) {

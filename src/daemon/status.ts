@@ -1,4 +1,5 @@
 import type { SinkReport } from '../pipeline.js';
+import type { SharedSinkReport } from '../sinks/sink-set.js';
 import type { WorkerReport } from './worker-pool.js';
 
 /** One sink of one stream, as `status --json` shows it. */
@@ -38,18 +39,28 @@ export interface StreamStatus {
   sinks: StreamSinkStatus[];
 }
 
-/** A configured sink over all its streams (each stream runs its own instance in this phase). */
+/**
+ * A configured sink over all its streams: a shared sink runs once per worker (its counters include streams that
+ * ended); a per-stream type (exec) once per stream (its counters are those of the streams now served).
+ */
 export interface SinkStatus {
   sink: string;
   type: string;
-  /** down if any stream's instance is down, else starting if any is, else up. */
+  /** down if any instance is down, else starting if any is, else up. */
   health: 'starting' | 'up' | 'down';
+  /** The streams it serves, by the health of the instance serving each. */
   streams: { up: number; down: number; starting: number };
   last_error?: string;
   sent_lines: number;
+  sent_bytes: number;
   dropped_lines: number;
+  /** Only reasons that dropped something. */
+  dropped_by: Record<string, { lines: number; bytes: number }>;
   buffered_lines: number;
   buffered_bytes: number;
+  /** A shared sink: what it holds against its budget (its queues, batch memory, replay window), and the budget. */
+  held_bytes?: number;
+  budget_bytes?: number;
 }
 
 export interface WorkerStatus {
@@ -98,7 +109,7 @@ export function buildStatus(daemon: DaemonStatus['daemon'], workers: WorkerRepor
       streams: worker.streams.length,
     })),
     streams,
-    sinks: summarizeSinks(streams),
+    sinks: summarizeSinks(streams, workers.flatMap((worker) => worker.sinks ?? [])),
   };
 }
 
@@ -122,23 +133,57 @@ function sinkOfStream(report: SinkReport): StreamSinkStatus {
   };
 }
 
-function summarizeSinks(streams: StreamStatus[]): SinkStatus[] {
+function summarizeSinks(streams: StreamStatus[], shared: SharedSinkReport[]): SinkStatus[] {
   const sinks = new Map<string, SinkStatus>();
+  const sinkNamed = (name: string, type: string): SinkStatus => {
+    let sink = sinks.get(name);
+    if (sink === undefined) {
+      sink = { sink: name, type, health: 'up', streams: { up: 0, down: 0, starting: 0 }, sent_lines: 0, sent_bytes: 0, dropped_lines: 0, dropped_by: {}, buffered_lines: 0, buffered_bytes: 0 };
+      sinks.set(name, sink);
+    }
+    return sink;
+  };
+  const health = new Map<string, SinkStatus['health'][]>();
+  const sharedNames = new Set(shared.map((one) => one.sink));
+  for (const one of shared) {
+    const sink = sinkNamed(one.sink, one.type);
+    health.set(one.sink, [...(health.get(one.sink) ?? []), one.state]);
+    if (one.state === 'down' && one.lastError !== undefined) sink.last_error = one.lastError;
+    addCounts(sink, { sent_lines: one.linesSent, sent_bytes: one.bytesSent, dropped_lines: one.linesDropped, buffered_lines: one.bufferedLines, buffered_bytes: one.bufferedBytes }, one.droppedBy);
+    sink.held_bytes = (sink.held_bytes ?? 0) + one.heldBytes;
+    sink.budget_bytes = (sink.budget_bytes ?? 0) + one.budgetBytes;
+  }
   for (const stream of streams) {
     for (const one of stream.sinks) {
-      let sink = sinks.get(one.sink);
-      if (sink === undefined) {
-        sink = { sink: one.sink, type: one.type, health: 'up', streams: { up: 0, down: 0, starting: 0 }, sent_lines: 0, dropped_lines: 0, buffered_lines: 0, buffered_bytes: 0 };
-        sinks.set(one.sink, sink);
-      }
+      const sink = sinkNamed(one.sink, one.type);
       sink.streams[one.health]++;
+      if (sharedNames.has(one.sink)) continue;
       if (one.last_error !== undefined) sink.last_error = one.last_error;
-      sink.sent_lines += one.sent_lines;
-      sink.dropped_lines += one.dropped_lines;
-      sink.buffered_lines += one.buffered_lines;
-      sink.buffered_bytes += one.buffered_bytes;
+      addCounts(sink, one, one.dropped_by);
     }
   }
-  for (const sink of sinks.values()) sink.health = sink.streams.down > 0 ? 'down' : sink.streams.starting > 0 ? 'starting' : 'up';
+  for (const sink of sinks.values()) {
+    const states = health.get(sink.sink) ?? [];
+    const down = sink.streams.down > 0 || states.includes('down');
+    sink.health = down ? 'down' : sink.streams.starting > 0 || states.includes('starting') ? 'starting' : 'up';
+  }
   return [...sinks.values()].sort((a, b) => a.sink.localeCompare(b.sink));
+}
+
+function addCounts(
+  sink: SinkStatus,
+  counts: Pick<SinkStatus, 'sent_lines' | 'sent_bytes' | 'dropped_lines' | 'buffered_lines' | 'buffered_bytes'>,
+  droppedBy: Partial<Record<string, { lines: number; bytes: number }>>,
+): void {
+  sink.sent_lines += counts.sent_lines;
+  sink.sent_bytes += counts.sent_bytes;
+  sink.dropped_lines += counts.dropped_lines;
+  sink.buffered_lines += counts.buffered_lines;
+  sink.buffered_bytes += counts.buffered_bytes;
+  for (const [reason, dropped] of Object.entries(droppedBy)) {
+    if (dropped === undefined) continue;
+    const total = (sink.dropped_by[reason] ??= { lines: 0, bytes: 0 });
+    total.lines += dropped.lines;
+    total.bytes += dropped.bytes;
+  }
 }

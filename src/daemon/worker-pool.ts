@@ -3,6 +3,7 @@ import type { Socket } from 'node:net';
 import type { LoggerFlags } from '../cli/flags.js';
 import type { Logger } from '../diagnostics.js';
 import type { StreamMetadata } from '../mesos/metadata.js';
+import type { SharedSinkReport } from '../sinks/sink-set.js';
 import type { FromWorker, ToWorker, WorkerStreamReport } from './messages.js';
 import type { WorkerRecords } from './worker-records.js';
 
@@ -41,8 +42,10 @@ interface Worker {
   /** Set while the worker has no stream: it is stopped when this fires. */
   idleTimer?: NodeJS.Timeout;
   /** Report requests this worker has not answered yet. */
-  reports: Map<number, (streams: WorkerStreamReport[]) => void>;
+  reports: Map<number, (answer: WorkerAnswer) => void>;
 }
+
+type WorkerAnswer = { streams: WorkerStreamReport[]; sinks: SharedSinkReport[] };
 
 /** What one worker said when asked for its streams' figures. */
 export interface WorkerReport {
@@ -52,6 +55,8 @@ export interface WorkerReport {
   state: 'ready' | 'starting' | 'not answering';
   /** The streams the daemon gave it, each with its figures when it answered. */
   streams: { stream: DaemonStream; report?: WorkerStreamReport }[];
+  /** Its shared sinks, when it answered. */
+  sinks?: SharedSinkReport[];
 }
 
 const RESTART_FIRST_MS = 100;
@@ -112,7 +117,7 @@ export class WorkerPool {
         const streams = [...worker.streams.values()];
         if (!worker.ready) return { ...base, state: 'starting', streams: streams.map((stream) => ({ stream })) };
         const request = this.nextReport++;
-        const answer = await new Promise<WorkerStreamReport[] | undefined>((resolve) => {
+        const answer = await new Promise<WorkerAnswer | undefined>((resolve) => {
           const timer = setTimeout(() => {
             worker.reports.delete(request);
             resolve(undefined);
@@ -125,8 +130,9 @@ export class WorkerPool {
           this.tell(worker, { type: 'report', request });
         });
         if (answer === undefined) return { ...base, state: 'not answering', streams: streams.map((stream) => ({ stream })) };
-        const byId = new Map(answer.map((report) => [report.id, report]));
-        return { ...base, state: 'ready', streams: streams.map((stream) => ({ stream, report: byId.get(stream.id) })) };
+        const byId = new Map(answer.streams.map((report) => [report.id, report]));
+        const reported = streams.map((stream) => ({ stream, report: byId.get(stream.id) }));
+        return { ...base, state: 'ready', streams: reported, sinks: answer.sinks };
       }),
     );
   }
@@ -188,7 +194,7 @@ export class WorkerPool {
         return this.events.ended(stream);
       }
       case 'report':
-        return worker.reports.get(message.request)?.(message.streams);
+        return worker.reports.get(message.request)?.({ streams: message.streams, sinks: message.sinks });
     }
   }
 

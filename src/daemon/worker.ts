@@ -5,6 +5,7 @@ import { onSighup } from '../cli/sighup.js';
 import { createDiagnostics } from '../diagnostics.js';
 import type { StreamMetadata } from '../mesos/metadata.js';
 import { openPipeHandle, type PipeHandle } from '../pipe-source.js';
+import { SinkSet } from '../sinks/sink-set.js';
 import { switchUser } from '../system.js';
 import type { FromWorker, ToWorker, WorkerStreamReport } from './messages.js';
 
@@ -39,20 +40,28 @@ export async function runDaemonWorker(argv: string[]): Promise<number> {
   process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection; carrying on'));
 
   let config = loadConfig(log);
+  // Each configured sink runs once here, for every stream of this worker (exec, per stream, excepted).
+  const outputs = new SinkSet(log, config);
   const streams = new Map<number, WiredStream>();
   /** Streams still being set up (their logrotate conf written): not yet in `streams`; metadata the daemon sent meanwhile. */
   const starting = new Map<number, StreamMetadata | undefined>();
   let stopping = false;
+  /** When a stopping worker's sinks must be done: the streams' shutdown timeout, from the stop. */
+  let stopDeadline = 0;
   let done: (code: number) => void = () => undefined;
   const finished = new Promise<number>((resolve) => (done = resolve));
   const exitWhenIdle = (): void => {
-    if (stopping && streams.size === 0 && starting.size === 0) done(0);
+    if (!stopping || streams.size > 0 || starting.size > 0) return;
+    // Every stream's queue is delivered (or its deadline passed): what the sinks still owe (acknowledgements, a
+    // replay) gets the shutdown timeout.
+    void outputs.stop(Math.max(Date.now(), stopDeadline)).then(() => done(0));
   };
   // The daemon said so, or it is gone (SIGKILL, crash): stop reading and write everything read. The daemon (or its
   // successor) holds the pipes and hands them to the next worker.
   const stop = (why: string): void => {
     if (stopping) return;
     stopping = true;
+    stopDeadline = Date.now() + config.shutdownTimeoutMs;
     log.info({ why, streams: streams.size }, 'worker stopping: writing what it read');
     for (const stream of streams.values()) stream.stop();
     exitWhenIdle();
@@ -68,7 +77,7 @@ export async function runDaemonWorker(argv: string[]): Promise<number> {
         else streams.get(message.id)?.updateMetadata(message.meta);
         return;
       case 'report':
-        return void send({ type: 'report', request: message.request, streams: report() });
+        return void send({ type: 'report', request: message.request, streams: report(), sinks: outputs.reports() });
       case 'reload':
         return reload();
       case 'stop':
@@ -87,6 +96,7 @@ export async function runDaemonWorker(argv: string[]): Promise<number> {
     const stream = await wireStream(flags, () => openPipeHandle(handle), config, streamLog, {
       ownEnrichment: false,
       sandboxHighWaterMark: WORKER_SANDBOX_HIGH_WATER_MARK,
+      outputs,
     });
     const found = starting.get(id);
     starting.delete(id);
@@ -113,7 +123,10 @@ export async function runDaemonWorker(argv: string[]): Promise<number> {
     } catch (err) {
       return log.error({ err: (err as Error).message }, 'config reload failed; keeping the running config');
     }
+    // Streams detach from replaced and removed sinks before those stop taking lines and deliver what they hold.
+    const retire = outputs.reconfigure(config);
     for (const stream of streams.values()) stream.reload(config);
+    retire();
   }
   onSighup(reload);
   await send({ type: 'ready' });

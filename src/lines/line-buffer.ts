@@ -1,6 +1,6 @@
-import { isUtf8 } from 'node:buffer';
 import type { StreamMetadata } from '../mesos/metadata.js';
-import { LineBatch } from './line-batch.js';
+import type { BatchBuilder } from './batch-builder.js';
+import { LineTally } from './line-tally.js';
 import { copyCountingNewlines, countNewlines } from './newline-count.js';
 
 export interface LineOptions {
@@ -27,6 +27,25 @@ export interface BufferConfig {
    */
   maxBytes: number;
   whenFull: WhenFull;
+}
+
+/**
+ * The rest of the budget a buffer shares with others: the queues of a sink's other streams and what the sink itself
+ * holds (its reused batch memory, a replay window).
+ */
+export interface SharedBudget {
+  /** What is held against max_bytes outside this buffer. */
+  heldOutside(buffer: LineBuffer): number;
+  /** An arrival needs `bytes` more room than there is: the others give up what they can before `when_full` applies here. */
+  makeRoom(buffer: LineBuffer, bytes: number): void;
+}
+
+/** What one take() moved out of the buffer: settle() it once delivered. */
+export interface Taken {
+  lines: number;
+  bytes: number;
+  /** The bytes are in a batch's own memory (not reused memory): they count against max_bytes until settled. */
+  own: boolean;
 }
 
 export interface LineCounters {
@@ -87,13 +106,8 @@ export class LineBuffer {
   private newlinesPassed = 0;
   /** Taken and not yet settled. */
   private outstandingBytes = 0;
-  /** Of those, the bytes of batches in their own buffer rather than the caller's reused one. */
+  /** Of those, the bytes of batches in their own memory rather than a reused one. */
   private outstandingOwnBytes = 0;
-  /** The caller's reused batch buffer (take's `into`), and the most of it one batch used: memory held for good. */
-  private reusedBuffer: ArrayBufferLike | undefined;
-  private reusedBytes = 0;
-  /** What the sink holds for these lines elsewhere (a replay window), counted against max_bytes too. */
-  private heldElsewhere = 0;
   private outstandingLines = 0;
   /** Settled, but not counted sent until the sink confirms them (the peer acknowledged them): still buffered. */
   private unconfirmedLines = 0;
@@ -105,31 +119,31 @@ export class LineBuffer {
   /** This buffer joined the stream mid-line: bytes up to the next newline are not its to take. */
   private unseenLine = false;
   private ended = false;
-  readonly counters: LineCounters = { bytesIn: 0, linesSent: 0, bytesSent: 0, linesDropped: 0, bytesDropped: 0 };
-  /** The drops, by reason; their sums are counters.linesDropped and bytesDropped. */
-  readonly droppedBy: Record<DropReason, { lines: number; bytes: number }> = {
-    buffer_full: { lines: 0, bytes: 0 },
-    rejected: { lines: 0, bytes: 0 },
-    detached: { lines: 0, bytes: 0 },
-    replay_overflow: { lines: 0, bytes: 0 },
-  };
-  // Scratch for take(): record positions relative to head and times, grown to the most records one batch took.
+  // Lines cut by the take() in progress: where they start and stop (from head), and whether they are partial.
   private starts = new Uint32Array(64);
   private stops = new Uint32Array(64);
   private partials = new Uint8Array(64);
-  private recordTimes = new Float64Array(64);
   private records = 0;
 
   constructor(
     private readonly limits: BufferConfig,
     private options: LineOptions,
-    /** Called when an arrival needs `bytes` more room: the sink may give up what it holds elsewhere first. */
-    private readonly makeRoom?: (bytes: number) => void,
+    /** Without one, the buffer has max_bytes to itself. */
+    private readonly budget?: SharedBudget,
+    readonly tally = new LineTally(),
   ) {}
+
+  get counters(): Readonly<LineCounters> {
+    return this.tally.counters;
+  }
+
+  get droppedBy(): Readonly<Record<DropReason, { lines: number; bytes: number }>> {
+    return this.tally.droppedBy;
+  }
 
   /** Copies a chunk in, never blocking. When it does not fit, `when_full` decides what is dropped. */
   append(chunk: Buffer, time: number, meta: StreamMetadata): void {
-    this.counters.bytesIn += chunk.length;
+    this.tally.taken(chunk.length);
     let start = 0;
     if (this.unseenLine) {
       // The rest of a line that started before this buffer joined: taken in and dropped, its newline with it.
@@ -148,8 +162,8 @@ export class LineBuffer {
     }
     if (start === chunk.length) return;
     let room = this.room();
-    if (chunk.length - start > room && this.makeRoom !== undefined) {
-      this.makeRoom(chunk.length - start - room);
+    if (chunk.length - start > room && this.budget !== undefined) {
+      this.budget.makeRoom(this, chunk.length - start - room);
       room = this.room();
     }
     if (chunk.length - start <= room) return this.copyIn(chunk, start, chunk.length, time, meta);
@@ -190,7 +204,7 @@ export class LineBuffer {
     // An idle-flushed line that no newline followed was the last line.
     if (this.owedNewline && this.head === this.tail) {
       this.owedNewline = false;
-      this.counters.linesSent++;
+      this.tally.sent(1, 0);
     }
   }
 
@@ -199,18 +213,14 @@ export class LineBuffer {
   }
 
   /**
-   * Cuts up to `maxLines` records and about `maxBytes` from the front: whole lines, full-size pieces of long lines,
-   * and an unterminated line once it has been idle for partial_flush_ms (or at end of stream).
-   *
-   * With `into`, the batch reuses memory and is valid only until the next take(): its bytes are copied into `into`
-   * when they fit (else into a new Buffer), and its arrays are views of this buffer's scratch. Without, it is its own.
+   * Cuts up to `maxLines` records and about `maxBytes` from the front into `into`: whole lines, full-size pieces of
+   * long lines, and an unterminated line once it has been idle for partial_flush_ms (or at end of stream).
    */
-  take(maxLines: number, maxBytes: number, now: number, into?: Buffer): LineBatch | undefined {
+  take(into: BatchBuilder, maxLines: number, maxBytes: number, now: number): Taken | undefined {
     if (this.owedNewline && this.head < this.tail) {
       this.owedNewline = false;
       if (this.byteAt(this.head) === LF) {
-        this.counters.linesSent++;
-        this.counters.bytesSent++;
+        this.tally.sent(1, 1);
         this.advanceHead(this.head + 1, 1);
       }
     }
@@ -244,68 +254,47 @@ export class LineBuffer {
     const count = this.records;
     if (count === 0) return undefined;
     const bytes = pos - this.head;
-    let copy: Buffer;
-    if (into !== undefined && bytes <= into.length) {
-      copy = into.subarray(0, bytes);
-      this.reusedBuffer = into.buffer;
-      this.reusedBytes = Math.max(this.reusedBytes, bytes);
-    } else {
-      copy = Buffer.allocUnsafe(bytes);
-      this.outstandingOwnBytes += bytes;
-    }
+    const offset = into.bytes;
+    const copy = into.space(bytes);
     this.copyOut(this.head, pos, copy);
-    const { ends, head, stops, partials, recordTimes } = this;
-    const metas = new Array<StreamMetadata>(count);
+    const { ends, head, starts, stops, partials } = this;
     let entry = this.first;
     for (let i = 0; i < count; i++) {
       // A whole line is stamped with its newline's arrival, a piece with its last byte's.
       const at = head + stops[i] - partials[i];
       while (ends[entry] <= at) entry++;
-      recordTimes[i] = this.times[entry];
-      metas[i] = this.metas[entry];
+      into.push(offset + starts[i], offset + stops[i], partials[i] as 0 | 1, this.times[entry], this.metas[entry]);
     }
-    const own = into === undefined;
-    const batch = new LineBatch(
-      copy,
-      own ? this.starts.slice(0, count) : this.starts.subarray(0, count),
-      own ? stops.slice(0, count) : stops.subarray(0, count),
-      own ? partials.slice(0, count) : partials.subarray(0, count),
-      own ? recordTimes.slice(0, count) : recordTimes.subarray(0, count),
-      metas,
-      // One UTF-8 check for the batch instead of one per line. Cuts fall between characters (cutPieces backs off),
-      // so each line of a valid batch is valid too.
-      isUtf8(copy),
-      lines,
-    );
+    into.endPart(copy, lines);
     this.advanceHead(pos, newlines);
+    const own = !into.inReusedMemory;
     this.outstandingBytes += bytes;
     this.outstandingLines += lines;
-    return batch;
+    if (own) this.outstandingOwnBytes += bytes;
+    return { lines, bytes, own };
   }
 
   /**
-   * A taken batch was delivered (a failed one stays outstanding and is sent again). Its lines count as sent now, or,
+   * Taken lines were delivered (a failed batch stays outstanding and is sent again). They count as sent now, or,
    * with `confirmLater`, once the sink confirms them (`confirm`); until then they count as buffered.
    */
-  settle(batch: LineBatch, confirmLater = false): void {
-    this.outstandingBytes -= batch.bytes;
-    if (batch.data.buffer !== this.reusedBuffer) this.outstandingOwnBytes -= batch.bytes;
-    this.outstandingLines -= batch.lines;
+  settle(taken: Taken, confirmLater = false): void {
+    this.outstandingBytes -= taken.bytes;
+    if (taken.own) this.outstandingOwnBytes -= taken.bytes;
+    this.outstandingLines -= taken.lines;
     if (confirmLater) {
-      this.unconfirmedLines += batch.lines;
-      this.unconfirmedBytes += batch.bytes;
+      this.unconfirmedLines += taken.lines;
+      this.unconfirmedBytes += taken.bytes;
       return;
     }
-    this.counters.linesSent += batch.lines;
-    this.counters.bytesSent += batch.bytes;
+    this.tally.sent(taken.lines, taken.bytes);
   }
 
   /** Lines of settled batches the peer now acknowledged: they count as sent. */
   confirm(lines: number, bytes: number): void {
     this.unconfirmedLines -= lines;
     this.unconfirmedBytes -= bytes;
-    this.counters.linesSent += lines;
-    this.counters.bytesSent += bytes;
+    this.tally.sent(lines, bytes);
   }
 
   /** Lines of settled batches that will never be confirmed: they count as dropped. */
@@ -317,8 +306,7 @@ export class LineBuffer {
 
   /** Lines counted sent were not delivered after all, and will not be sent again: they count as dropped instead. */
   unsend(reason: DropReason, lines: number, bytes: number): void {
-    this.counters.linesSent -= lines;
-    this.counters.bytesSent -= bytes;
+    this.tally.sent(-lines, -bytes);
     this.drop(reason, lines, bytes);
   }
 
@@ -342,9 +330,24 @@ export class LineBuffer {
     };
   }
 
-  /** Sets what the sink holds for these lines outside this buffer: it counts against max_bytes too. */
-  holdElsewhere(bytes: number): void {
-    this.heldElsewhere = bytes;
+  /** What this buffer holds that drops could free: the bytes not taken yet and their arrivals. */
+  held(): number {
+    return this.tail - this.head + (this.ends.length - this.first) * CHUNK_ENTRY_BYTES;
+  }
+
+  /** Nothing is held, taken and unsettled, or unconfirmed. */
+  get empty(): boolean {
+    const { lines, bytes } = this.buffered();
+    return lines === 0 && bytes === 0;
+  }
+
+  /**
+   * Another stream of the sink needs room and this one holds more: at least `bytes` of what it holds go (or all),
+   * whole lines, per `when_full`: its oldest lines, or its newest.
+   */
+  shed(bytes: number): void {
+    if (this.limits.whenFull === 'drop_oldest') this.evictOldest(Math.min(bytes, this.held()));
+    else this.dropNewestHeld(bytes);
   }
 
   /** Stream bytes one more arrival could bring without a drop. */
@@ -354,13 +357,20 @@ export class LineBuffer {
 
   /** What is held now, against max_bytes. */
   private cost(): number {
-    const entries = (this.ends.length - this.first) * CHUNK_ENTRY_BYTES;
-    return this.tail - this.head + this.pinned() + entries;
+    return this.held() + this.pinned();
   }
 
-  /** What drop_oldest cannot evict: batches in flight, the reused batch buffer, and what the sink holds elsewhere. */
+  /** What this buffer holds against max_bytes itself: what it holds, and its lines in flight in a batch's own memory. */
+  ownCost(): number {
+    return this.held() + this.outstandingOwnBytes;
+  }
+
+  /**
+   * What drop_oldest cannot evict: batches in flight in their own memory, and what is held outside this buffer
+   * (other streams' queues, the reused batch memory, a replay window).
+   */
   private pinned(): number {
-    return this.outstandingOwnBytes + this.reusedBytes + this.heldElsewhere;
+    return this.outstandingOwnBytes + (this.budget?.heldOutside(this) ?? 0);
   }
 
   private push(start: number, stop: number, partial: 0 | 1): void {
@@ -369,7 +379,6 @@ export class LineBuffer {
       this.starts = copyInto(new Uint32Array(grown), this.starts);
       this.stops = copyInto(new Uint32Array(grown), this.stops);
       this.partials = copyInto(new Uint8Array(grown), this.partials);
-      this.recordTimes = new Float64Array(grown);
     }
     this.starts[this.records] = start - this.head;
     this.stops[this.records] = stop - this.head;
@@ -412,7 +421,13 @@ export class LineBuffer {
       if (keep < chunk.length) this.copyIn(chunk, keep, chunk.length, time, meta);
       return;
     }
-    const over = this.cost() + incoming + CHUNK_ENTRY_BYTES - this.limits.maxBytes;
+    this.evictOldest(this.cost() + incoming + CHUNK_ENTRY_BYTES - this.limits.maxBytes);
+    this.copyIn(chunk, start, chunk.length, time, meta);
+  }
+
+  /** Evicts the oldest whole lines held, at least `over` bytes of cost (or all held). */
+  private evictOldest(over: number): void {
+    if (over <= 0 || this.head === this.tail) return;
     // The least to evict: bytes, less what the arrivals evicted whole give back.
     let target = this.tail;
     for (let e = this.first, freed = 0; e < this.ends.length; e++) {
@@ -435,7 +450,28 @@ export class LineBuffer {
       // No newline from there on (the buffer ends in one line longer than what goes): every held newline goes.
       this.evict(target, this.newlinesIn - this.newlinesPassed);
     }
-    this.copyIn(chunk, start, chunk.length, time, meta);
+  }
+
+  /**
+   * Drops the newest whole lines held, at least `bytes` of cost (or all held): first the start of an unterminated
+   * line (its rest is then dropped as it arrives), then complete lines from the end.
+   */
+  private dropNewestHeld(bytes: number): void {
+    const before = this.held();
+    const lineStart = Math.max(this.head, this.lineEnd);
+    if (this.tail > lineStart) {
+      this.drop('buffer_full', 0, this.tail - lineStart);
+      this.retractTail(lineStart);
+      this.droppingLine = true;
+    }
+    while (before - this.held() < bytes && this.lineEnd > this.head) {
+      // The line that ends at lineEnd starts just past the newline before it (or at head).
+      const from = this.newlineBefore(this.lineEnd - 1) + 1;
+      this.drop('buffer_full', 1, this.lineEnd - from);
+      this.newlinesIn--;
+      this.lineEnd = from;
+      this.retractTail(from);
+    }
   }
 
   /** Drops [head, to), which holds `newlines` newlines. */
@@ -477,22 +513,22 @@ export class LineBuffer {
   }
 
   private drop(reason: DropReason, lines: number, bytes: number): void {
-    this.counters.linesDropped += lines;
-    this.counters.bytesDropped += bytes;
-    this.droppedBy[reason].lines += lines;
-    this.droppedBy[reason].bytes += bytes;
+    this.tally.dropped(reason, lines, bytes);
   }
 
+  /** Moves tail back to `to`; newlinesIn already counts only the newlines before it. */
   private retractTail(to: number): void {
     this.tail = to;
-    // What goes holds no newline (it is past lineEnd): the running totals stand.
     while (this.ends.length - 1 > this.first && this.ends[this.ends.length - 2] >= to) {
       this.ends.pop();
       this.newlines.pop();
       this.times.pop();
       this.metas.pop();
     }
-    if (this.ends.length > this.first) this.ends[this.ends.length - 1] = to;
+    if (this.ends.length > this.first) {
+      this.ends[this.ends.length - 1] = to;
+      this.newlines[this.newlines.length - 1] = this.newlinesIn;
+    }
     if (to === this.head) this.advanceHead(to, 0);
   }
 
@@ -535,6 +571,19 @@ export class LineBuffer {
       if (found >= 0 && from + (found - within) < this.lineEnd) return from + (found - within);
       from += SEGMENT_BYTES - within;
     }
+  }
+
+  /** The last newline before `from` (head <= from < tail), or head - 1 when none is held there. */
+  private newlineBefore(from: number): number {
+    for (let at = from; at > this.head; ) {
+      const offset = at - 1 - this.base;
+      const within = offset & SEGMENT_MASK;
+      const segmentStart = at - 1 - within;
+      const found = this.segments[offset >> SEGMENT_SHIFT].lastIndexOf(LF, within);
+      if (found >= 0 && segmentStart + found >= this.head) return segmentStart + found;
+      at = segmentStart;
+    }
+    return this.head - 1;
   }
 
   /**

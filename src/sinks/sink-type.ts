@@ -7,6 +7,11 @@ import type { Sink, SinkContext } from './sink.js';
  */
 export interface SinkType<Options extends object = object> {
   readonly type: string;
+  /**
+   * One instance per stream (its contract is per-stream, as exec's environment), not one per process shared by
+   * every stream. Each instance then has max_bytes to itself.
+   */
+  readonly perStream?: boolean;
   parse(reader: ConfigReader): Options;
   create(options: Options, context: SinkContext): Sink;
 }

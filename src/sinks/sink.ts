@@ -1,37 +1,29 @@
 import type { Logger } from '../diagnostics.js';
 import { RateLimitedLog } from '../diagnostics.js';
+import { BatchBuilder } from '../lines/batch-builder.js';
 import type { LineBatch } from '../lines/line-batch.js';
-import {
-  LineBuffer,
-  type BufferConfig,
-  type DropReason,
-  type LineCounters,
-  type LineOptions,
-} from '../lines/line-buffer.js';
+import type { BufferConfig, DropReason, LineBuffer, LineOptions, SharedBudget, Taken } from '../lines/line-buffer.js';
+import { LineTally } from '../lines/line-tally.js';
 import type { StreamMetadata } from '../mesos/metadata.js';
 import { Backoff } from './backoff.js';
 import { RejectedBatch, RetryLater, type RejectedLines } from './send-outcome.js';
+import { StreamQueue, type LineStats } from './stream-queue.js';
 
-/** What a sink instance is built with, for one stream. */
+/** What a sink instance is built with. */
 export interface SinkContext {
   /** The sink's name: its key under `sinks:`. */
   name: string;
+  /** The sink's whole budget: the queues of all the streams it serves share it. */
   buffer: BufferConfig;
-  /** How the stream is cut into lines (the config's `lines:`); a reload applies new values via reconfigureLines. */
-  lines: LineOptions;
   log: Logger;
-  /** Metadata known at start; each record carries the metadata current when its bytes arrived. */
-  meta: StreamMetadata;
+  /**
+   * A per-stream sink's (SinkType.perStream) stream, as known at start; each line carries the metadata current when
+   * its bytes arrived. A shared sink serves many streams and has none.
+   */
+  meta?: StreamMetadata;
 }
 
-export interface SinkStats extends LineCounters {
-  /** Derived: sent + dropped + buffered, the held lines counted at the time of asking. */
-  linesIn: number;
-  /** Taken in, neither sent nor dropped (held or in flight). */
-  bufferedLines: number;
-  bufferedBytes: number;
-  /** Lines and bytes dropped, by reason; only reasons that dropped something. */
-  droppedBy: Partial<Record<DropReason, { lines: number; bytes: number }>>;
+export interface SinkStats extends LineStats {
   reconnects: number;
   failedSends: number;
 }
@@ -41,6 +33,19 @@ export interface SinkHealth {
   lastError?: string;
   /** ms since the epoch of the last successful send. */
   lastSent?: number;
+}
+
+/** Lines of one queue awaiting confirmation, or sent and still in reach of a replay window. */
+interface Part {
+  queue: StreamQueue;
+  lines: number;
+  bytes: number;
+}
+
+/** Lines of one queue in the batch being sent. */
+interface BatchPart {
+  queue: StreamQueue;
+  taken: Taken;
 }
 
 /**
@@ -56,12 +61,18 @@ const MIN_BUFFER_BYTES = 3 << 20;
 export const bufferBytesOf = (maxBytes: number): number =>
   Math.max(maxBytes - SINK_WORKING_BYTES, Math.min(maxBytes, MIN_BUFFER_BYTES));
 
+
 /**
- * A forwarder for one stream. The base class owns what every sink shares: a bounded buffer (LineBuffer) filled
- * without ever blocking the caller, one delivery loop that retries a failed batch with exponential backoff (at least
- * once, in order), counters and health. A subclass supplies `send` (resolve when the peer or kernel took the batch,
- * reject to retry it, reject with RejectedBatch to drop it, with RetryLater to wait as the peer asks) and `close`,
- * and may supply `drain`.
+ * One configured output: its encoder and transport (in the subclass), one delivery loop that retries a failed batch
+ * with exponential backoff (at least once, in order), counters and health. A daemon worker runs one per configured
+ * sink for all its streams (a per-stream type runs one per stream); each stream feeds it through its own StreamQueue
+ * (`attach`), and the loop builds each batch from the queues in turn, so a flooding stream cannot hold back a quiet
+ * one, and each stream's lines stay in order. The queues share one budget (`buffer.max_bytes`); when it is full, the
+ * stream holding the most gives up lines first.
+ *
+ * A subclass supplies `send` (resolve when the peer or kernel took the batch, reject to retry it, reject with
+ * RejectedBatch to drop it, with RetryLater to wait as the peer asks) and `close`, and may supply `drain`. A batch may
+ * hold lines of several streams: `batch.metas[i]` says whose line i is.
  */
 export abstract class Sink {
   readonly name: string;
@@ -79,7 +90,7 @@ export abstract class Sink {
   private batchWaitSince: number | undefined;
   /**
    * The sink keeps nothing of a batch once its send settled (it copies or encodes the lines). Then every batch
-   * reuses the same memory, one buffer for its bytes and the buffer's scratch arrays, instead of new allocations
+   * reuses the same memory, one buffer for its bytes and the builder's scratch arrays, instead of new allocations
    * that only a GC frees: at full speed those dead batches were ~2 MB of the helper's peak RSS.
    */
   protected reuseBatches = false;
@@ -88,10 +99,26 @@ export abstract class Sink {
    * acknowledged them), not when `send` resolved; until then they count as buffered.
    */
   protected confirmsDelivery = false;
-  private batchBytes: Buffer | undefined;
+  private readonly limits: BufferConfig;
+  private readonly budget: SharedBudget;
+  private readonly tally = new LineTally();
+  private queues: StreamQueue[] = [];
+  /** Where the next batch starts taking lines: just past the queue the last one started with. */
+  private cursor = 0;
+  private builder: BatchBuilder | undefined;
   /** With reuseBatches, a batch takes at most an eighth of max_bytes: the reused buffer counts against it for good. */
   private readonly reusedBatchBytesCap: number;
-  private readonly lineBuffer: LineBuffer;
+  /** The most of the reused batch buffer one batch used: held for good. */
+  private reusedBytes = 0;
+  /** What the sink holds for lines already sent (a replay window), counted against the budget too. */
+  private heldElsewhere = 0;
+  /** The parts of the batch being sent, in batch order. */
+  private parts: BatchPart[] = [];
+  /** Settled lines awaiting confirmation (confirmsDelivery), oldest first: confirmations come in send order. */
+  private readonly unconfirmed: Part[] = [];
+  /** Sent lines, newest last, as far back as a replay window may take them back (`unsend`). */
+  private readonly sentHistory: Part[] = [];
+  private sentHistoryBytes = 0;
   private reconnects = 0;
   private failedSends = 0;
   private wake: (() => void) | undefined;
@@ -103,10 +130,13 @@ export abstract class Sink {
     this.name = context.name;
     // Every message of a sink names it, once: sinks log through this child, not context.log.
     this.log = context.log.child({ sink: context.name });
-    const buffer = { ...context.buffer, maxBytes: bufferBytesOf(context.buffer.maxBytes) };
-    this.lineBuffer = new LineBuffer(buffer, context.lines, (bytes) => this.makeRoom(bytes));
+    this.limits = { ...context.buffer, maxBytes: bufferBytesOf(context.buffer.maxBytes) };
     this.reusedBatchBytesCap = Math.max(1, Math.floor(context.buffer.maxBytes / 8));
     this.errors = new RateLimitedLog(this.log);
+    this.budget = {
+      heldOutside: (buffer) => this.heldOutside(buffer),
+      makeRoom: (buffer, bytes) => this.makeRoomFor(buffer, bytes),
+    };
   }
 
   /**
@@ -126,33 +156,17 @@ export abstract class Sink {
     return Promise.resolve();
   }
 
-  /**
-   * Takes a chunk of the stream (copied; the caller may reuse it) without blocking. When the buffer is full,
-   * `when_full` decides which lines are dropped.
-   */
-  append(chunk: Buffer, time: number, meta: StreamMetadata): void {
-    this.lineBuffer.append(chunk, time, meta);
-    this.wake?.();
-  }
-
-  /**
-   * The sink (re)joins a running stream: the stream went on without it, or it was just added. An unterminated line
-   * it holds never ends here and is dropped. `openLine` is the stream's current line so far (it is taken first,
-   * so that line arrives whole); undefined when unknown, and then the rest of the current line is skipped.
-   */
-  rejoin(openLine: Buffer | undefined, time: number, meta: StreamMetadata): void {
-    this.lineBuffer.dropUnterminated('detached');
-    if (openLine === undefined) this.lineBuffer.skipToNextLine();
-    else if (openLine.length > 0) this.append(openLine, time, meta);
-  }
-
-  /** The stream goes on without this sink (a reload removed or replaced it): an unterminated line it holds is dropped. */
-  detach(): void {
-    this.lineBuffer.dropUnterminated('detached');
-  }
-
-  reconfigureLines(options: LineOptions): void {
-    this.lineBuffer.reconfigure(options);
+  /** A queue for one more stream, with the stream's `lines` options. */
+  attach(lines: LineOptions): StreamQueue {
+    const queue = new StreamQueue(
+      { wake: () => this.wake?.(), release: (done) => this.forget(done) },
+      this.limits,
+      lines,
+      this.budget,
+      this.tally,
+    );
+    this.queues.push(queue);
+    return queue;
   }
 
   start(): void {
@@ -160,11 +174,11 @@ export abstract class Sink {
   }
 
   /**
-   * The stream ended for this sink: delivers what is buffered (an unterminated last line too) until `deadline`
+   * The sink goes: its queues end, and it delivers what they hold (an unterminated last line too) until `deadline`
    * (ms since the epoch), then closes. Undelivered lines stay counted as buffered.
    */
   async stop(deadline: number): Promise<void> {
-    this.lineBuffer.end();
+    for (const queue of this.queues) queue.end();
     this.stopping = true;
     this.wake?.();
     const timer = setTimeout(() => this.abort(), Math.max(0, deadline - Date.now()));
@@ -173,33 +187,47 @@ export abstract class Sink {
     await this.close().catch(() => undefined);
   }
 
-  /** The counters; buffered lines are counted by scanning what is held, once per call. */
+  /**
+   * The counters over every stream the sink served; buffered lines are those of the streams it still serves,
+   * counted by scanning what they hold.
+   */
   get stats(): SinkStats {
-    const counters = this.lineBuffer.counters;
-    const buffered = this.lineBuffer.buffered();
+    const counters = this.tally.counters;
+    let bufferedLines = 0;
+    let bufferedBytes = 0;
+    for (const queue of this.queues) {
+      const buffered = queue.buffered();
+      bufferedLines += buffered.lines;
+      bufferedBytes += buffered.bytes;
+    }
     return {
-      linesIn: counters.linesSent + counters.linesDropped + buffered.lines,
+      linesIn: counters.linesSent + counters.linesDropped + bufferedLines,
       ...counters,
-      bufferedLines: buffered.lines,
-      bufferedBytes: buffered.bytes,
-      droppedBy: Object.fromEntries(
-        Object.entries(this.lineBuffer.droppedBy)
-          .filter(([, dropped]) => dropped.bytes > 0)
-          .map(([reason, dropped]) => [reason, { ...dropped }]),
-      ),
-      reconnects: this.reconnects,
-      failedSends: this.failedSends,
+      bufferedLines,
+      bufferedBytes,
+      droppedBy: this.tally.droppedByReason(),
+      ...this.transportStats(),
     };
   }
 
-  /** Lines dropped so far (cheap, unlike `stats`). */
-  droppedLines(): number {
-    return this.lineBuffer.counters.linesDropped;
+  /** How the transport fared: connections made after the first, and failed sends. */
+  transportStats(): { reconnects: number; failedSends: number } {
+    return { reconnects: this.reconnects, failedSends: this.failedSends };
   }
 
-  /** Lines and bytes taken in but neither sent nor dropped: in = sent + dropped + buffered. */
-  buffered(): { lines: number; bytes: number } {
-    return this.lineBuffer.buffered();
+  /** Streams whose queues the sink drains now. */
+  get streams(): number {
+    return this.queues.length;
+  }
+
+  /** What the sink holds against its budget: its queues, batches in their own memory, its reused batch memory and replay window. */
+  heldBytes(): number {
+    return this.heldOutside(undefined);
+  }
+
+  /** The budget its queues share (max_bytes less the sink's working set). */
+  get budgetBytes(): number {
+    return this.limits.maxBytes;
   }
 
   status(): SinkHealth {
@@ -207,45 +235,129 @@ export abstract class Sink {
   }
 
   /**
-   * What the sink holds besides its buffer for lines already delivered (a replay window): it counts against
-   * max_bytes, so the buffer holds that much less.
+   * What the sink holds besides its queues for lines already delivered (a replay window): it counts against the
+   * budget, so the queues hold that much less.
    */
   protected holdElsewhere(bytes: number): void {
-    this.lineBuffer.holdElsewhere(bytes);
+    this.heldElsewhere = bytes;
+    this.trimSentHistory();
   }
 
   /**
-   * New lines need `bytes` more room than the buffer has: a sink gives up what it holds elsewhere (lines already
-   * delivered once) before `when_full` drops lines not delivered yet.
+   * New lines need `bytes` more room than the budget has: a sink gives up what it holds elsewhere (lines already
+   * delivered once) before lines not delivered yet are dropped.
    */
   protected makeRoom(_bytes: number): void {}
 
   /**
    * Lines counted sent that the sink can no longer vouch for (a lost connection may not have delivered them) nor
-   * send again: they count as dropped for `reason` instead.
+   * send again: they count as dropped for `reason` instead. They are the newest lines sent.
    */
   protected unsend(reason: DropReason, lines: number, bytes: number): void {
-    this.lineBuffer.unsend(reason, lines, bytes);
+    const history = this.sentHistory;
+    while ((lines > 0 || bytes > 0) && history.length > 0) {
+      const part = history[history.length - 1];
+      const l = Math.min(lines, part.lines);
+      const b = Math.min(bytes, part.bytes);
+      part.queue.lines.unsend(reason, l, b);
+      part.lines -= l;
+      part.bytes -= b;
+      this.sentHistoryBytes -= b;
+      lines -= l;
+      bytes -= b;
+      if (part.lines === 0 && part.bytes === 0) history.pop();
+    }
   }
 
-  /** Lines of sent batches the peer acknowledged (with `confirmsDelivery`): they count as sent. */
+  /** Lines of sent batches the peer acknowledged (with `confirmsDelivery`), the oldest first: they count as sent. */
   protected confirmSent(lines: number, bytes: number): void {
-    this.lineBuffer.confirm(lines, bytes);
+    this.takeUnconfirmed(lines, bytes, (queue, l, b) => {
+      queue.lines.confirm(l, b);
+      this.remember(queue, l, b);
+    });
   }
 
   /** Lines of sent batches that will never be confirmed (with `confirmsDelivery`): they count as dropped for `reason`. */
   protected dropUnconfirmed(reason: DropReason, lines: number, bytes: number): void {
-    this.lineBuffer.dropUnconfirmed(reason, lines, bytes);
-  }
-
-  /** Lines of a settled batch the peer refused for good: no longer counted as sent (or to be confirmed) but dropped. */
-  private dropRejectedPart(rejected: RejectedLines): void {
-    if (this.confirmsDelivery) this.lineBuffer.dropUnconfirmed('rejected', rejected.lines, rejected.bytes);
-    else this.lineBuffer.unsend('rejected', rejected.lines, rejected.bytes);
+    this.takeUnconfirmed(lines, bytes, (queue, l, b) => queue.lines.dropUnconfirmed(reason, l, b));
   }
 
   protected countReconnect(): void {
     this.reconnects++;
+  }
+
+  private forget(queue: StreamQueue): void {
+    this.queues = this.queues.filter((q) => q !== queue);
+  }
+
+  /** Everything held against the budget but `buffer`'s own: the other queues and the sink's own memory. */
+  private heldOutside(buffer: LineBuffer | undefined): number {
+    let held = this.heldElsewhere + this.reusedBytes;
+    for (const queue of this.queues) if (queue.lines !== buffer) held += queue.lines.ownCost();
+    return held;
+  }
+
+  /** The replay window goes first; then the streams that hold more than the one that needs room shed lines, the largest first. */
+  private makeRoomFor(buffer: LineBuffer, bytes: number): void {
+    const before = this.heldElsewhere;
+    this.makeRoom(bytes);
+    let needed = bytes - (before - this.heldElsewhere);
+    while (needed > 0) {
+      let largest: StreamQueue | undefined;
+      let most = buffer.held();
+      for (const queue of this.queues) {
+        const held = queue.lines.held();
+        if (queue.lines !== buffer && held > most) {
+          largest = queue;
+          most = held;
+        }
+      }
+      if (largest === undefined) return;
+      largest.lines.shed(Math.min(needed, most - buffer.held()));
+      largest.checkDelivered();
+      const freed = most - largest.lines.held();
+      if (freed <= 0) return;
+      needed -= freed;
+    }
+  }
+
+  private takeUnconfirmed(lines: number, bytes: number, apply: (queue: StreamQueue, lines: number, bytes: number) => void): void {
+    const fifo = this.unconfirmed;
+    while ((lines > 0 || bytes > 0) && fifo.length > 0) {
+      const part = fifo[0];
+      const l = Math.min(lines, part.lines);
+      const b = Math.min(bytes, part.bytes);
+      apply(part.queue, l, b);
+      part.queue.checkDelivered();
+      part.lines -= l;
+      part.bytes -= b;
+      lines -= l;
+      bytes -= b;
+      if (part.lines === 0 && part.bytes === 0) fifo.shift();
+    }
+  }
+
+  /** Sent lines a replay window may still take back (`unsend`). */
+  private remember(queue: StreamQueue, lines: number, bytes: number): void {
+    const last = this.sentHistory.at(-1);
+    if (last?.queue === queue) {
+      last.lines += lines;
+      last.bytes += bytes;
+    } else this.sentHistory.push({ queue, lines, bytes });
+    this.sentHistoryBytes += bytes;
+    this.trimSentHistory();
+  }
+
+  /**
+   * A replay window holds its lines encoded, never in fewer bytes than the stream had (a header per line at least):
+   * history covering twice its size is enough.
+   */
+  private trimSentHistory(): void {
+    const history = this.sentHistory;
+    while (history.length > 1 && this.sentHistoryBytes - history[0].bytes >= 2 * this.heldElsewhere) {
+      this.sentHistoryBytes -= history[0].bytes;
+      history.shift();
+    }
   }
 
   private abort(): void {
@@ -265,17 +377,16 @@ export abstract class Sink {
           continue;
         }
       }
-      batch ??= this.lineBuffer.take(this.maxBatchLines, this.batchBytesLimit(), Date.now(), this.reusableBatchBytes());
+      batch ??= this.takeBatch(Date.now());
       if (batch !== undefined) this.batchWaitSince = undefined;
       if (batch === undefined && !this.stopping) {
-        await this.idle(this.lineBuffer.flushDueAt());
+        await this.idle(this.flushDueAt());
         continue;
       }
       try {
         if (batch === undefined) return await this.drain();
         const rejected = await this.send(batch);
-        this.lineBuffer.settle(batch, this.confirmsDelivery);
-        if (rejected !== undefined) this.dropRejectedPart(rejected);
+        this.settleParts(rejected || undefined);
         batch = undefined;
         this.health.state = 'up';
         this.health.lastSent = Date.now();
@@ -288,9 +399,8 @@ export abstract class Sink {
           break;
         }
         if (err instanceof RejectedBatch && batch !== undefined) {
-          // The peer answered: it is up, and this batch will never be taken. Retrying it would block the stream.
-          this.lineBuffer.settle(batch, true);
-          this.lineBuffer.dropUnconfirmed('rejected', batch.lines, batch.bytes);
+          // The peer answered: it is up, and this batch will never be taken. Retrying it would block the streams.
+          this.settleParts({ lines: batch.lines, bytes: batch.bytes });
           this.errors.error({ err: err.message, status: err.status, lines: batch.lines }, 'peer rejected a batch; its lines are dropped (rejected), not retried');
           batch = undefined;
           this.health.state = 'up';
@@ -306,24 +416,109 @@ export abstract class Sink {
     }
   }
 
+  /**
+   * One batch from the queues in turn, starting past the one the last batch started with: each queue with lines
+   * due gets an equal share of what is left of the batch's bytes, then those that had more share the rest, until
+   * the batch is full or every queue is empty. A flooding stream thus takes at most its share of each batch, and a
+   * quiet stream's lines go out in the next batch.
+   */
+  private takeBatch(now: number): LineBatch | undefined {
+    const queues = this.queues;
+    const n = queues.length;
+    if (n === 0) return undefined;
+    const builder = (this.builder ??= new BatchBuilder(this.reuseBatches ? Buffer.allocUnsafeSlow(this.batchBytesLimit()) : undefined));
+    builder.reset();
+    const maxLines = this.maxBatchLines;
+    const maxBytes = this.batchBytesLimit();
+    this.parts = [];
+    let active = Array.from({ length: n }, (_, i) => queues[(this.cursor + i) % n]);
+    let first: StreamQueue | undefined;
+    while (active.length > 0 && builder.count < maxLines && builder.bytes < maxBytes) {
+      const share = Math.ceil((maxBytes - builder.bytes) / active.length);
+      const more: StreamQueue[] = [];
+      for (const queue of active) {
+        if (builder.count >= maxLines || builder.bytes >= maxBytes) break;
+        const taken = queue.lines.take(builder, maxLines - builder.count, share, now);
+        if (taken === undefined) continue;
+        first ??= queue;
+        this.addPart(queue, taken);
+        more.push(queue);
+      }
+      active = more;
+    }
+    if (first === undefined) return undefined;
+    this.cursor = (queues.indexOf(first) + 1) % n;
+    if (builder.inReusedMemory) this.reusedBytes = Math.max(this.reusedBytes, builder.bytes);
+    return builder.build();
+  }
+
+  private addPart(queue: StreamQueue, taken: Taken): void {
+    const last = this.parts.at(-1);
+    if (last?.queue === queue && last.taken.own === taken.own) {
+      last.taken.lines += taken.lines;
+      last.taken.bytes += taken.bytes;
+    } else this.parts.push({ queue, taken });
+  }
+
+  /**
+   * The batch was delivered, but for `rejected`, which the peer refused for good: those count as dropped. A peer
+   * that says only how many (not which) refused is charged from the batch's end.
+   */
+  private settleParts(rejected: RejectedLines | undefined): void {
+    let refusedLines = rejected?.lines ?? 0;
+    let refusedBytes = rejected?.bytes ?? 0;
+    const refusals = this.parts.map(() => ({ lines: 0, bytes: 0 }));
+    for (let i = this.parts.length - 1; i >= 0 && (refusedLines > 0 || refusedBytes > 0); i--) {
+      const { taken } = this.parts[i];
+      refusals[i] = { lines: Math.min(refusedLines, taken.lines), bytes: Math.min(refusedBytes, taken.bytes) };
+      refusedLines -= refusals[i].lines;
+      refusedBytes -= refusals[i].bytes;
+    }
+    this.parts.forEach(({ queue, taken }, i) => {
+      const refused = refusals[i];
+      const anyRefused = refused.lines > 0 || refused.bytes > 0;
+      queue.lines.settle(taken, this.confirmsDelivery || anyRefused);
+      if (anyRefused) queue.lines.dropUnconfirmed('rejected', refused.lines, refused.bytes);
+      const lines = taken.lines - refused.lines;
+      const bytes = taken.bytes - refused.bytes;
+      if (this.confirmsDelivery) this.unconfirmed.push({ queue, lines, bytes });
+      else {
+        if (anyRefused) queue.lines.confirm(lines, bytes);
+        this.remember(queue, lines, bytes);
+      }
+      queue.checkDelivered();
+    });
+    this.parts = [];
+  }
+
   /** While a small batch should wait for more lines: until when. */
   private batchDue(): number | undefined {
-    const waiting = this.lineBuffer.waiting();
-    if (waiting.bytes === 0 || waiting.lines >= this.maxBatchLines || waiting.bytes >= this.batchBytesLimit()) return undefined;
+    let lines = 0;
+    let bytes = 0;
+    for (const queue of this.queues) {
+      const waiting = queue.lines.waiting();
+      lines += waiting.lines;
+      bytes += waiting.bytes;
+    }
+    if (bytes === 0 || lines >= this.maxBatchLines || bytes >= this.batchBytesLimit()) return undefined;
     const now = Date.now();
     this.batchWaitSince ??= now;
     const due = this.batchWaitSince + this.batchDelayMs;
     return due > now ? due : undefined;
   }
 
-  private batchBytesLimit(): number {
-    return this.reuseBatches ? Math.min(this.maxBatchBytes, this.reusedBatchBytesCap) : this.maxBatchBytes;
+  /** When the first unterminated line held is due to be flushed, if one is. */
+  private flushDueAt(): number | undefined {
+    let due: number | undefined;
+    for (const queue of this.queues) {
+      const at = queue.lines.flushDueAt();
+      if (at !== undefined && (due === undefined || at < due)) due = at;
+    }
+    return due;
   }
 
-  /** Allocated on first use; pages a batch never reached stay untouched, so they cost no memory. */
-  private reusableBatchBytes(): Buffer | undefined {
-    if (!this.reuseBatches) return undefined;
-    return (this.batchBytes ??= Buffer.allocUnsafeSlow(this.batchBytesLimit()));
+  private batchBytesLimit(): number {
+    return this.reuseBatches ? Math.min(this.maxBatchBytes, this.reusedBatchBytesCap) : this.maxBatchBytes;
   }
 
   /** Waits for new input, or until an unterminated line is due to be flushed. */

@@ -49,19 +49,16 @@ class ExecSink extends Sink {
     context: SinkContext,
   ) {
     super(context);
+    if (context.meta === undefined) throw new Error('the exec sink serves one stream: its metadata is required');
     this.meta = context.meta;
     this.replay = new ReplayWindow(options.replay_bytes);
     this.restartDelay = options.restart_backoff_ms.min;
     this.exits = new RateLimitedLog(this.log);
   }
 
-  /** Notes the newest metadata (agent enrichment arrives after the start): the next restart's environment uses it. */
-  override append(chunk: Buffer, time: number, meta: StreamMetadata): void {
-    this.meta = meta;
-    super.append(chunk, time, meta);
-  }
-
   protected async send(batch: LineBatch): Promise<void> {
+    // The newest metadata (agent enrichment arrives after the start): the next start's environment uses it.
+    this.meta = batch.metas[batch.count - 1];
     const incarnation = await this.running();
     if (!(await incarnation.started)) throw new Error(`exec process ${describeExit(await incarnation.exited)}`);
     const written = encodeLines(batch);
@@ -256,6 +253,7 @@ function parseEnv(reader: ConfigReader): Record<string, string> {
 
 export const execSink: SinkType<ExecOptions> = {
   type: 'exec',
+  perStream: true,
   parse(reader: ConfigReader): ExecOptions {
     const backoff = reader.child('restart_backoff_ms');
     const min = backoff.integer('min', 100, 1, 3_600_000);
