@@ -6,6 +6,7 @@ import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseConfig } from '../src/config/config.js';
+import { validIndexName } from '../src/sinks/elasticsearch/index-name.js';
 import { BulkReceiver, ITEM_429, ITEM_MAPPER_400, type BulkReceiverOptions } from './helpers/bulk-receiver.js';
 import { chunks, numberedLines } from './helpers/data.js';
 import { agentEnv } from './helpers/env.js';
@@ -211,6 +212,7 @@ describe('elasticsearch sink in the helper', () => {
       { reset: 'at-headers' },
       { reset: 'after-body' },
       { status: 503, body: 'unavailable', delayMs: 300 },
+      { status: 200, body: '<html>a proxy page</html>' },
     );
     const { helper } = await start({ es: { type: 'elasticsearch', url: es.url, batch: { max_lines: 300, max_delay_ms: 10 } } });
     const total = 3000;
@@ -224,7 +226,9 @@ describe('elasticsearch sink in the helper', () => {
     expect(answered[after429 + 1].at - answered[after429].at).toBeGreaterThanOrEqual(950);
     const summary = summaries.get('es')!;
     expect(summary).toMatchObject({ linesIn: total, linesSent: total, linesDropped: 0, bufferedLines: 0 });
-    expect(summary.failedSends).toBeGreaterThanOrEqual(5);
+    expect(summary.failedSends).toBeGreaterThanOrEqual(6);
+    // The 2xx that was not a _bulk answer was the last failure: retried too.
+    expect(summary.lastError).toBe('the answer is not a _bulk answer (not JSON): <html>a proxy page</html>');
     expectSummaryAddsUp(summary, helper.written());
   });
 
@@ -317,6 +321,17 @@ describe('elasticsearch sink config', () => {
     });
     const index = parseConfig({ sinks: { es: { type: 'elasticsearch', mode: 'index' } } }, undefined);
     expect(index.sinks[0].options).toMatchObject({ mode: 'index', index: 'mesos-logs-{date}' });
+  });
+
+  it('rendered names are made valid index names', () => {
+    expect(validIndexName('Mesos-Web Shop/API#1')).toBe('mesos-web_shop_api_1');
+    expect(validIndexName('_-x')).toBe('mesos-_-x');
+    expect(validIndexName('.hidden')).toBe('mesos-.hidden');
+    expect(validIndexName('')).toBe('mesos-');
+    // 2 + 2 x 200 bytes, cut at 255 inside an é: that character goes.
+    const long = validIndexName(`ab${'é'.repeat(200)}`);
+    expect(Buffer.byteLength(long)).toBe(254);
+    expect(long.endsWith('é')).toBe(true);
   });
 
   it.each([
