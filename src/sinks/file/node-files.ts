@@ -52,6 +52,8 @@ export class NodeFiles {
   /** Files that may end in a torn record (cutting it back failed): the next write first ends that line. */
   private readonly torn = new Set<string>();
   private readonly uid = process.geteuid!();
+  /** A file at a stream's name owned by anyone else is replaced, not written into. */
+  private readonly owners = new Set([this.uid]);
   private readonly sweep: NodeJS.Timeout;
   /** Settles (never rejects) when the write in progress has. */
   private writing: Promise<void> | undefined;
@@ -151,7 +153,7 @@ export class NodeFiles {
     let opened: Awaited<ReturnType<typeof openLiveFile>>;
     try {
       await this.makeDirectories(path);
-      opened = await openLiveFile(path, { mode: this.options.mode, owners: new Set([this.uid]) });
+      opened = await openLiveFile(path, { mode: this.options.mode, owners: this.owners });
     } catch (err) {
       // Checked again on the next try: a directory may have been removed or replaced meanwhile.
       for (const directory of this.paths.directoriesOf(path)) this.checkedDirectories.delete(directory);
@@ -159,7 +161,8 @@ export class NodeFiles {
       throw err;
     }
     if (opened.replaced !== undefined) {
-      this.log.warn({ file: path, was: opened.replaced }, 'file sink: removed what was at a node file path (not followed) and created the file');
+      const message = 'file sink: removed what was at a node file path (not followed) and created the file';
+      this.log.warn({ file: path, was: opened.replaced }, message);
     }
     const file = { fd: opened.fd, size: opened.size, lastUsed: Date.now() };
     this.files.set(path, file);
@@ -198,6 +201,8 @@ export class NodeFiles {
   /** Docker json-file's rotation: path.(n-1) -> path.n from the oldest down, path -> path.1; the last is overwritten. */
   private async rotate(path: string): Promise<void> {
     await this.closeFile(path);
+    // A torn record is in the file that becomes path.1; the new file starts clean.
+    this.torn.delete(path);
     const { maxFiles } = this.options;
     for (let n = maxFiles - 1; n >= 1; n--) await renameIfPresent(n === 1 ? path : `${path}.${n - 1}`, `${path}.${n}`);
     // One file kept: the live one goes; a collector reading it keeps what it opened.
@@ -216,7 +221,10 @@ export class NodeFiles {
     if (this.writing !== undefined) return;
     const idleSince = Date.now() - IDLE_CLOSE_MS;
     for (const [path, file] of this.files) {
-      if (file.lastUsed < idleSince) void this.closeFile(path).catch((err: Error) => this.log.warn({ file: path, err: err.message }, 'file sink: closing an idle node file failed'));
+      if (file.lastUsed >= idleSince) continue;
+      void this.closeFile(path).catch((err: Error) =>
+        this.log.warn({ file: path, err: err.message }, 'file sink: closing an idle node file failed'),
+      );
     }
   }
 }

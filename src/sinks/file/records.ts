@@ -21,10 +21,19 @@ const CRI_TAGS = { partial: ascii('P '), full: ascii('F ') };
 const SMALL_COPY = 32;
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
+/** JSON's two-character escapes. */
+const SHORT_ESCAPES: Record<number, string> = {
+  0x08: '\\b',
+  0x09: '\\t',
+  0x0a: '\\n',
+  0x0c: '\\f',
+  0x0d: '\\r',
+  [QUOTE]: '\\"',
+  [BACKSLASH]: '\\\\',
+};
 /** What a byte becomes inside a JSON string, for those that cannot stand for themselves. */
 const JSON_ESCAPES: (Uint8Array | undefined)[] = Array.from({ length: 256 }, (_, byte) => {
-  const short: Record<number, string> = { 0x08: '\\b', 0x09: '\\t', 0x0a: '\\n', 0x0c: '\\f', 0x0d: '\\r', [QUOTE]: '\\"', [BACKSLASH]: '\\\\' };
-  if (short[byte] !== undefined) return ascii(short[byte]);
+  if (SHORT_ESCAPES[byte] !== undefined) return ascii(SHORT_ESCAPES[byte]);
   return byte < 0x20 ? ascii(`\\u${byte.toString(16).padStart(4, '0')}`) : undefined;
 });
 /** 1 for the bytes JSON_ESCAPES has: a typed array is the cheaper lookup in the per-byte loop. */
