@@ -2,8 +2,8 @@
 // a Kafka broker: a spec-faithful one in the test (test/helpers/kafka-broker.ts) that decodes the record batches
 // itself and misbehaves on request, and librdkafka's mock cluster (kcat) for what it can show.
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { hostname } from 'node:os';
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { chunks, numberedLines } from './helpers/data.js';
@@ -11,7 +11,7 @@ import { agentEnv } from './helpers/env.js';
 import { KAFKA_ERRORS, startKafkaBroker, type KafkaBroker, type StoredRecord } from './helpers/kafka-broker.js';
 import { startKafkaMock } from './helpers/kafka-mock.js';
 import { makeSandbox } from './helpers/sandbox.js';
-import { expectSummaryAddsUp, LAUNCHER_DIR, spawnLogger, type Diagnostic, type PipedProcess } from './helpers/spawn.js';
+import { expectSummaryAddsUp, LAUNCHER_DIR, LOGGER_BIN, loggerArgv, spawnLogger, spawnPiped, type Diagnostic, type PipedProcess } from './helpers/spawn.js';
 import { sleep, waitFor } from './helpers/wait.js';
 
 const SHUTDOWN_MS = 3000;
@@ -222,6 +222,30 @@ describe('kafka sink in the helper', () => {
       expect(summary.lastError).toMatch(/ApiVersions\(v3\).*UNSUPPORTED_VERSION/);
     } finally {
       await mock.stop();
+    }
+  });
+
+  it('installed as a release is, without node_modules (WebAssembly CRC32C): every line arrives', async () => {
+    broker = await startKafkaBroker();
+    const { logFilename, configFile } = setup('stdout', { brokers: [broker.bootstrap], topic: 'installed' });
+    const launcherDir = mkdtempSync(join(tmpdir(), 'mls-libexec-'));
+    try {
+      for (const file of ['mesos-log-splitter.mjs', 'kafka-client.mjs']) copyFileSync(join(LAUNCHER_DIR, file), join(launcherDir, file));
+      copyFileSync(LOGGER_BIN, join(launcherDir, 'mesos-logrotate-logger'));
+      chmodSync(launcherDir, 0o755);
+      chmodSync(join(launcherDir, 'mesos-logrotate-logger'), 0o755);
+      const helper = await spawnPiped(join(launcherDir, 'mesos-logrotate-logger'), loggerArgv({ log_filename: logFilename, max_size: '64MB' }), {
+        argv0: 'mesos-logrotate-logger',
+        cwd: '/',
+        env: agentEnv({ LOG_SPLITTER_CONFIG: configFile }),
+      });
+      const input = numberedLines(5000, 100, 'installed');
+      await writeAll(helper, input);
+      const summary = await finish(helper, logFilename, input);
+      expect(summary).toMatchObject({ linesIn: 5000, linesSent: 5000, linesDropped: 0 });
+      expect(numbers(broker.records('installed'), 'installed')).toEqual(range(5000));
+    } finally {
+      rmSync(launcherDir, { recursive: true, force: true });
     }
   });
 
