@@ -22,7 +22,8 @@ export interface FluentOptions {
   tag: string;
   compression: 'none' | 'gzip';
   require_ack: boolean;
-  ack_timeout_ms: number;
+  /** With require_ack only. */
+  ack_timeout_ms?: number;
   connect_timeout_ms: number;
   batch: BatchOptions;
   security?: SecurityOptions;
@@ -65,7 +66,7 @@ function parse(reader: ConfigReader): FluentOptions {
     tag,
     compression: reader.oneOf('compression', ['none', 'gzip'] as const, 'none'),
     require_ack: requireAck,
-    ack_timeout_ms: reader.integer('ack_timeout_ms', 30_000, 1, 3_600_000),
+    ...(requireAck && { ack_timeout_ms: reader.integer('ack_timeout_ms', 30_000, 1, 3_600_000) }),
     connect_timeout_ms: reader.integer('connect_timeout_ms', 5000, 1, 600_000),
     batch: parseBatch(reader.child('batch'), DEFAULT_BATCH),
   };
@@ -137,7 +138,7 @@ class FluentSink extends Sink {
     const delivered: Promise<void>[] = [];
     for (const message of unsent) {
       if (message.chunk !== undefined) {
-        const acked = connection.acknowledged(message.chunk, this.options.ack_timeout_ms);
+        const acked = connection.acknowledged(message.chunk, this.options.ack_timeout_ms!);
         delivered.push(acked.then(() => void pending.acknowledged.add(message)));
       }
       delivered.push(connection.write(message.bytes));
