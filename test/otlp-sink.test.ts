@@ -167,8 +167,9 @@ describe('otlp sink in the helper', () => {
   it('500, 429 with Retry-After, resets before and after the body, a slow answer: every line at least once, in order', async () => {
     const receiver = await startReceiver('fault');
     const total = 20_000;
-    const { logFilename, configFile } = setup('stdout', { url: receiver.url, timeout_ms: 1000 });
-    // A success between faults resets the backoff, so the retries stay within the test's time.
+    const { logFilename, configFile } = setup('stdout', { url: receiver.url, timeout_ms: 1000, batch: { max_lines: 1024 } });
+    // Batches of 1024 lines make 20 requests, more than the answers queued. A success between faults resets the
+    // backoff, so the retries stay within the test's time.
     const ok = { status: 200 };
     receiver.queue(
       { status: 500, body: 'collector broke' },

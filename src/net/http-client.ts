@@ -6,8 +6,8 @@ import { RejectedBatch, RetryLater } from '../sinks/send-outcome.js';
 import { tlsConnectOptions, type TlsOptions } from './tls-options.js';
 
 /** node:zlib is loaded by the first gzipped request, not by every helper that could send one (docs/performance.md). */
-const gzip = (body: Buffer): Promise<Buffer> =>
-  promisify((createRequire(import.meta.url)('node:zlib') as typeof import('node:zlib')).gzip)(body);
+const gzip = (body: Buffer, level: number | undefined): Promise<Buffer> =>
+  promisify((createRequire(import.meta.url)('node:zlib') as typeof import('node:zlib')).gzip)(body, { level });
 
 export interface HttpClientOptions {
   /** Where requests go; a path given to post() replaces this URL's path. */
@@ -20,6 +20,8 @@ export interface HttpClientOptions {
   timeoutMs: number;
   /** gzip request bodies (Content-Encoding: gzip). */
   gzip: boolean;
+  /** zlib's compression level, 1 (fastest) to 9; default zlib's (6). */
+  gzipLevel?: number;
   /** A longer response body is cut: it is only read for errors and per-item results. */
   maxResponseBytes?: number;
 }
@@ -59,7 +61,7 @@ export class HttpClient {
   /** POSTs `body`; resolves with any response, rejects on a network error or the timeout. */
   async post(body: Buffer, headers: Record<string, string> = {}, path?: string): Promise<HttpResponse> {
     const { url, timeoutMs } = this.options;
-    const payload = this.options.gzip ? await gzip(body) : body;
+    const payload = this.options.gzip ? await gzip(body, this.options.gzipLevel) : body;
     // Closed while compressing: a request now would open a new connection that close() can no longer end.
     if (this.closed) throw new Error('the HTTP client is closed');
     const requestOptions: RequestOptions = {

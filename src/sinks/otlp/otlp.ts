@@ -20,7 +20,10 @@ export interface OtlpOptions extends HttpEndpointOptions {
 /** An OpenTelemetry Collector's OTLP/HTTP receiver on this host, at its default port. */
 const DEFAULT_URL = 'http://127.0.0.1:4318';
 const LOGS_PATH = 'v1/logs';
-const DEFAULT_BATCH: BatchOptions = { max_lines: 1024, max_bytes: 1 << 20, max_delay_ms: 200 };
+/** Requests of up to 1 MiB: fewer, larger requests are what lets one request in flight keep up (docs/sinks/otlp.md). */
+const DEFAULT_BATCH: BatchOptions = { max_lines: 8192, max_bytes: 1 << 20, max_delay_ms: 200 };
+/** zlib's fastest level: twice the speed of its default for a quarter more bytes (docs/sinks/otlp.md#throughput). */
+const GZIP_LEVEL = 1;
 
 function parse(reader: ConfigReader): OtlpOptions {
   const endpoint = parseHttpEndpoint(reader, { url: DEFAULT_URL, compression: 'gzip' });
@@ -58,6 +61,7 @@ class OtlpSink extends Sink {
       tls: options.tls,
       timeoutMs: options.timeout_ms,
       gzip: options.compression === 'gzip',
+      gzipLevel: GZIP_LEVEL,
     });
     this.partialLog = new RateLimitedLog(this.log);
   }
