@@ -68,7 +68,15 @@ export class ByteWriter {
 const SMALL_COPY = 32;
 /** What a byte becomes inside a JSON string, for those that cannot stand for themselves. */
 const JSON_ESCAPES: (Uint8Array | undefined)[] = Array.from({ length: 256 }, (_, byte) => {
-  const short: Record<number, string> = { 0x08: '\\b', 0x09: '\\t', 0x0a: '\\n', 0x0c: '\\f', 0x0d: '\\r', 0x22: '\\"', 0x5c: '\\\\' };
+  const short: Record<number, string> = {
+    0x08: '\\b',
+    0x09: '\\t',
+    0x0a: '\\n',
+    0x0c: '\\f',
+    0x0d: '\\r',
+    0x22: '\\"',
+    0x5c: '\\\\',
+  };
   if (short[byte] !== undefined) return new Uint8Array(Buffer.from(short[byte], 'latin1'));
   return byte < 0x20 ? new Uint8Array(Buffer.from(`\\u${byte.toString(16).padStart(4, '0')}`, 'latin1')) : undefined;
 });

@@ -24,7 +24,7 @@ export class BatchProgress {
     return out;
   }
 
-  /** Whether part of the batch was already delivered or refused (a later whole-request refusal then covers only the rest). */
+  /** Whether part of the batch is settled already (a whole-request refusal then covers only the rest). */
   get started(): boolean {
     return this.delivered > 0 || this.refused.lines + this.refused.bytes > 0;
   }

@@ -6,6 +6,8 @@ import { peerMessage } from '../../net/http-client.js';
  */
 export const BULK_FILTER_PATH = 'errors,items.*.status,items.*.error.type,items.*.error.reason';
 
+const MAX_ERROR_CHARS = 512;
+
 /** What became of one document. */
 export type ItemOutcome = 'delivered' | 'retry' | 'rejected';
 
@@ -53,7 +55,9 @@ export function readBulkResponse(body: Buffer, count: number): ItemResult[] | 'a
     // Each item is keyed by its action: {"create": {"status": 201}}.
     const item = (entry !== null && typeof entry === 'object' ? Object.values(entry)[0] : undefined) as BulkItem | undefined;
     const status = typeof item?.status === 'number' ? item.status : 0;
-    const error = item?.error === undefined ? undefined : `${String(item.error.type)}: ${String(item.error.reason)}`;
+    // A reason may quote the document's field (a preview of the value): kept short for the log.
+    const error =
+      item?.error === undefined ? undefined : `${String(item.error.type)}: ${String(item.error.reason)}`.slice(0, MAX_ERROR_CHARS);
     return { outcome: status === 0 ? 'retry' : itemOutcome(status), status, ...(error === undefined ? {} : { error }) };
   });
 }

@@ -14,7 +14,7 @@ const LEVEL = { stdout: 'info', stderr: 'error' } as const;
 const dedot = (labels: Record<string, string>): Record<string, string> =>
   Object.fromEntries(Object.entries(labels).map(([key, value]) => [key.replaceAll('.', '_'), value]));
 
-/** The fields every line of one metadata shares, as JSON members after `message`: `,"stream":...}`, closing brace included. */
+/** The fields every line of one metadata shares, as the JSON after `message`: `,"stream":...}`, closing brace included. */
 function metadataMembers(meta: StreamMetadata): string {
   const fields: Record<string, unknown> = { ...recordFields(meta), log: { level: LEVEL[meta.stream] } };
   if (fields.task_labels !== undefined) fields.task_labels = dedot(meta.task_labels);

@@ -11,7 +11,7 @@ import { RejectedBatch, type RejectedLines } from '../send-outcome.js';
 import { Sink, type SinkContext } from '../sink.js';
 import type { SinkType } from '../sink-type.js';
 import { BatchProgress } from './batch-progress.js';
-import { BULK_FILTER_PATH, readBulkResponse } from './bulk-response.js';
+import { BULK_FILTER_PATH, readBulkResponse, type ItemResult } from './bulk-response.js';
 import { DocumentEncoder } from './document.js';
 import { compileIndexName, type IndexNameTemplate } from './index-name.js';
 
@@ -84,7 +84,12 @@ class ElasticsearchSink extends Sink {
     this.path = bulkPath(options.url);
     this.client = new HttpClient({
       url: new URL(options.url),
-      headers: { ...options.headers, 'content-type': 'application/x-ndjson', accept: 'application/json', ...(options.auth === undefined ? {} : { authorization: authorizationHeader(options.auth) }) },
+      headers: {
+        ...options.headers,
+        'content-type': 'application/x-ndjson',
+        accept: 'application/json',
+        ...(options.auth === undefined ? {} : { authorization: authorizationHeader(options.auth) }),
+      },
       tls: options.tls,
       timeoutMs: options.timeout_ms,
       gzip: options.compression === 'gzip',
@@ -103,14 +108,18 @@ class ElasticsearchSink extends Sink {
       // Part of the batch is already in: the refusal covers only the rest.
       if (!(err instanceof RejectedBatch) || !progress.started) throw err;
       for (const i of pending) progress.settle(i, 'rejected');
-      this.refusals.error({ err: err.message, status: err.status, documents: pending.length }, 'elasticsearch refused the rest of a batch; its lines are dropped (rejected), not retried');
+      const message = 'elasticsearch refused the rest of a batch; its lines are dropped (rejected), not retried';
+      this.refusals.error({ err: err.message, status: err.status, documents: pending.length }, message);
       return progress.rejected();
     }
     const results = readBulkResponse(response.body, pending.length);
-    if (results === 'all delivered') {
-      for (const i of pending) progress.settle(i, 'delivered');
-      return progress.rejected();
-    }
+    if (results === 'all delivered') for (const i of pending) progress.settle(i, 'delivered');
+    else this.settleItems(progress, pending, results);
+    return progress.rejected();
+  }
+
+  /** Settles the documents stored or refused for good; throws (to be retried) when some are to be sent again. */
+  private settleItems(progress: BatchProgress, pending: number[], results: ItemResult[]): void {
     let retry: string | undefined;
     let retries = 0;
     let refused: string | undefined;
@@ -129,10 +138,12 @@ class ElasticsearchSink extends Sink {
       }
     });
     if (refusals > 0) {
-      this.refusals.error({ err: refused, documents: refusals }, 'elasticsearch refused documents; their lines are dropped (rejected), not retried');
+      const message = 'elasticsearch refused documents; their lines are dropped (rejected), not retried';
+      this.refusals.error({ err: refused, documents: refusals }, message);
     }
-    if (retries > 0) throw new Error(`elasticsearch did not take ${retries} of ${pending.length} documents (${retry}); retrying them`);
-    return progress.rejected();
+    if (retries > 0) {
+      throw new Error(`elasticsearch did not take ${retries} of ${pending.length} documents (${retry}); retrying them`);
+    }
   }
 
   protected async close(): Promise<void> {

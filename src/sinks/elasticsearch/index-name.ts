@@ -24,19 +24,22 @@ export interface IndexNameTemplate {
 
 export function compileIndexName(key: string, source: string): IndexNameTemplate {
   const template = compileTemplate(key, source);
-  const literal = source.replace(/\{[^{}]*\}/g, '');
-  const why =
-    source === ''
-      ? 'must not be empty'
-      : literal !== literal.toLowerCase()
-        ? 'must be lowercase (Elasticsearch index names are)'
-        : literal.match(FORBIDDEN) !== null
-          ? `must not contain ${JSON.stringify(literal.match(FORBIDDEN)![0])}: index names exclude \\ / * ? " < > | , # : and spaces`
-          : BAD_START.test(source)
-            ? 'must not start with -, _, + or .'
-            : undefined;
+  const why = literalProblem(source);
   if (why !== undefined) throw new ConfigError(key, source, why);
   return { render: (meta, time) => validIndexName(template.render(meta, time)) };
+}
+
+/** What is wrong with a template's own text (its placeholders left out), if anything. */
+function literalProblem(source: string): string | undefined {
+  if (source === '') return 'must not be empty';
+  const literal = source.replace(/\{[^{}]*\}/g, '');
+  if (literal !== literal.toLowerCase()) return 'must be lowercase (Elasticsearch index names are)';
+  const forbidden = literal.match(FORBIDDEN);
+  if (forbidden !== null) {
+    return `must not contain ${JSON.stringify(forbidden[0])}: index names exclude \\ / * ? " < > | , # : and spaces`;
+  }
+  if (BAD_START.test(source)) return 'must not start with -, _, + or .';
+  return undefined;
 }
 
 /** `name` made acceptable as an index or data stream name. */
