@@ -8,13 +8,14 @@ import {
   mkdirSync,
   readdirSync,
   readFileSync,
+  readlinkSync,
   rmSync,
   statSync,
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { createDiagnostics } from '../src/diagnostics.js';
 import { LineBatch } from '../src/lines/line-batch.js';
 import { metadataFromPath, type StreamMetadata } from '../src/mesos/metadata.js';
@@ -365,6 +366,48 @@ describe('file sink in the helper', () => {
       expect(written).toEqual(lines.filter((line) => line.meta === meta).map((line) => line.text));
       const whose = records.map((record) => `${(record.attrs as Record<string, string>).container_id} ${record.stream}`);
       expect(new Set(whose)).toEqual(new Set([`${meta.container_id} ${meta.stream}`]));
+    }
+  });
+
+  it('keeps at most 64 node files open, closes files idle for 30 s, and all of them at close', async () => {
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval', 'Date'] });
+    try {
+      const work = dirname(makeSandbox().dir);
+      const node = join(work, 'node');
+      const openHere = (): number =>
+        readdirSync('/proc/self/fd').filter((fd) => {
+          try {
+            return readlinkSync(`/proc/self/fd/${fd}`).startsWith(node);
+          } catch {
+            return false;
+          }
+        }).length;
+      const paths = new NodePath('path', `${node}/{container_id}-{stream}.log`);
+      const files = new NodeFiles(paths, { maxSize: 1 << 20, maxFiles: 2, mode: 0o640 }, createDiagnostics({}));
+      const encoder = new RecordEncoder('cri');
+      const writeTo = async (containers: string[]): Promise<void> => {
+        const metas = containers.map((c) => metadataFromPath(join(work, 'slaves/S1/frameworks/F1/executors/E1/runs', c, 'stdout')));
+        const data = Buffer.from(containers.map((c) => `${c}\n`).join(''));
+        const starts = Uint32Array.from(containers.map((_, i) => containers.slice(0, i).join('').length + i));
+        const stops = Uint32Array.from(containers.map((c, i) => starts[i] + c.length));
+        const n = containers.length;
+        const batch = new LineBatch(data, starts, stops, new Uint8Array(n), new Float64Array(n).fill(Date.now()), metas, true, n);
+        await files.write(encoder.encode(batch, (meta, time) => paths.render(meta, time)), { run: 0, offset: 0 });
+      };
+      await writeTo(Array.from({ length: 70 }, (_, i) => `C${i}`));
+      expect(openHere()).toBe(64);
+      vi.advanceTimersByTime(20_000);
+      await writeTo(['C0', 'C1']);
+      vi.advanceTimersByTime(30_000);
+      // The sweep (every 15 s) at 45 s closed the 62 files last written at 0 s; C0 and C1, written at 20 s, stay.
+      // (Date is faked: waitFor's deadline would never come.)
+      for (let tries = 0; tries < 500 && openHere() !== 2; tries++) await sleep(10);
+      expect(openHere()).toBe(2);
+      await files.close();
+      expect(openHere()).toBe(0);
+      expect(readFileSync(join(node, 'C0-stdout.log'), 'utf8')).toMatch(/^\S+ stdout F C0\n\S+ stdout F C0\n$/);
+    } finally {
+      vi.useRealTimers();
     }
   });
 });
