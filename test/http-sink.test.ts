@@ -99,14 +99,14 @@ describe('http sink', () => {
   it('through 500s, 429s, resets and slow answers: every line at least once, in order, counters add up', async () => {
     const total = 20_000;
     const peer = await startReceiver({ linesOf: (r) => ndjsonRecords(r.body).map((rec) => rec.message as string), label: 'f' });
-    peer.queue(...faultBurst({ timeoutMs: 500 }), ...faultBurst(), ...faultBurst());
+    peer.queue(...faultBurst({ timeoutMs: 2000 }), ...faultBurst(), ...faultBurst());
     const input = numberedLines(total, 100, 'f');
     const { helper, logFilename } = await startHelper(
-      { type: 'http', url: peer.url, timeout_ms: 500, batch: { max_lines: 700, max_delay_ms: 20 } },
+      { type: 'http', url: peer.url, timeout_ms: 2000, batch: { max_lines: 700, max_delay_ms: 20 } },
       20_000,
     );
     await writeArrivals(helper, input);
-    await waitFor(() => new Set(peer.received()).size >= total, { timeoutMs: 30_000, what: 'every line' });
+    await waitFor(() => new Set(peer.received()).size >= total, { timeoutMs: 60_000, intervalMs: 50, what: 'every line' });
     const summary = await finish(helper, logFilename, input);
     expectAllInOrder(peer.received(), total);
     expect(summary).toMatchObject({ linesIn: total, linesSent: total, linesDropped: 0, bufferedLines: 0 });
@@ -123,7 +123,7 @@ describe('http sink', () => {
       const next = peer.requests[peer.requests.indexOf(request) + 1];
       expect(next.body.equals(request.body)).toBe(true);
     }
-  });
+  }, 120_000);
 
   it('honours Retry-After: the next try waits as long as the peer asked', async () => {
     const peer = await startReceiver();

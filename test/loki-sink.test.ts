@@ -93,14 +93,14 @@ describe('loki sink', () => {
   it('through 500s, 429s, resets and slow answers: every line at least once, in order; a resent body is identical', async () => {
     const total = 20_000;
     const peer = await startReceiver({ respond: () => NO_CONTENT, linesOf: lokiLines, label: 'k' });
-    peer.queue(...faultBurst({ timeoutMs: 500 }), ...faultBurst());
+    peer.queue(...faultBurst({ timeoutMs: 2000 }), ...faultBurst());
     const input = numberedLines(total, 100, 'k');
     const { helper, logFilename } = await startHelper(
-      { type: 'loki', url: peer.url, timeout_ms: 500, batch: { max_lines: 700, max_delay_ms: 20 } },
+      { type: 'loki', url: peer.url, timeout_ms: 2000, batch: { max_lines: 700, max_delay_ms: 20 } },
       20_000,
     );
     await writeArrivals(helper, input);
-    await waitFor(() => new Set(peer.received()).size >= total, { timeoutMs: 30_000, what: 'every line' });
+    await waitFor(() => new Set(peer.received()).size >= total, { timeoutMs: 60_000, intervalMs: 50, what: 'every line' });
     const summary = await finish(helper, logFilename, input);
     expectAllInOrder(peer.received(), total);
     expect(summary).toMatchObject({ linesIn: total, linesSent: total, linesDropped: 0, bufferedLines: 0 });
@@ -118,7 +118,7 @@ describe('loki sink', () => {
       }
     }
     for (let n = 1; n < total; n++) expect(firsts.get(n)! > firsts.get(n - 1)!).toBe(true);
-  });
+  }, 120_000);
 
   it('a 400 push is rejected: counted, logged with Loki\'s message, never resent', async () => {
     const peer = await startReceiver({

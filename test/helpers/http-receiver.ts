@@ -78,6 +78,7 @@ export class HttpReceiver implements KillableReceiver {
   private readonly sockets = new Set<Socket>();
   private port: number;
   private readonly pattern: RegExp | undefined;
+  private readonly decoded = new WeakMap<ReceivedRequest, string[]>();
 
   constructor(private readonly options: HttpReceiverOptions = {}) {
     this.port = options.port ?? 0;
@@ -103,7 +104,12 @@ export class HttpReceiver implements KillableReceiver {
   lines(): string[] {
     const linesOf = this.options.linesOf;
     if (linesOf === undefined) throw new Error('HttpReceiver: no linesOf decoder given');
-    return this.accepted().flatMap(linesOf);
+    return this.accepted().flatMap((request) => {
+      // Decoded once: tests poll this while the sender is still sending.
+      let lines = this.decoded.get(request);
+      if (lines === undefined) this.decoded.set(request, (lines = linesOf(request)));
+      return lines;
+    });
   }
 
   /** The sequence numbers of the accepted lines that start with the label, duplicates included. */

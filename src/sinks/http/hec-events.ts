@@ -1,12 +1,17 @@
 import { join } from 'node:path';
+import { ByteWriter } from '../../lines/byte-writer.js';
 import type { LineBatch } from '../../lines/line-batch.js';
 import type { StreamMetadata } from '../../mesos/metadata.js';
 import { flatRecordFields } from '../../mesos/record-fields.js';
 import type { Template } from '../../mesos/template.js';
-import { lineJson } from './line-text.js';
 
 /** Where HEC takes JSON events, when the url names no path. */
 export const HEC_EVENT_PATH = '/services/collector/event';
+
+/** Per line, besides the line's own bytes, about this much JSON around it (time, host, source, fields). */
+const EVENT_OVERHEAD = 500;
+const PARTIAL_END = Buffer.from(',"partial":"true"}}\n');
+const END = Buffer.from('}}\n');
 
 export interface HecMetadata {
   /** Default: the stream's sandbox file (`<sandbox>/stdout`), as a file input would name it. */
@@ -17,10 +22,10 @@ export interface HecMetadata {
   index?: Template;
 }
 
-/** What every event of one metadata shares, serialized: the members before `event`, and `fields` without its `}`. */
+/** What every event of one metadata shares, serialized: the members up to `event`'s string, and `fields` without its `}`. */
 interface EventParts {
-  head: string;
-  fields: string;
+  head: Buffer;
+  fields: Buffer;
 }
 
 /**
@@ -31,18 +36,28 @@ interface EventParts {
  */
 export class HecEvents {
   private readonly parts = new WeakMap<StreamMetadata, EventParts>();
+  /** Lines of one millisecond share the formatted time. */
+  private stampTime = Number.NaN;
+  private stamp = Buffer.alloc(0);
 
   constructor(private readonly metadata: HecMetadata) {}
 
   encode(batch: LineBatch): Buffer {
-    let body = '';
+    const out = new ByteWriter(batch.bytes + batch.count * EVENT_OVERHEAD);
     for (let i = 0; i < batch.count; i++) {
       const { head, fields } = this.partsOf(batch.metas[i]);
-      const time = (batch.times[i] / 1000).toFixed(3);
-      const partial = batch.partials[i] === 1 ? ',"partial":"true"' : '';
-      body += `{"time":${time},${head},"event":${lineJson(batch, i)},"fields":${fields}${partial}}}\n`;
+      const time = batch.times[i];
+      if (time !== this.stampTime) {
+        this.stampTime = time;
+        this.stamp = Buffer.from(`{"time":${(time / 1000).toFixed(3)},`);
+      }
+      out.bytes(this.stamp);
+      out.bytes(head);
+      out.jsonString(batch.utf8(i));
+      out.bytes(fields);
+      out.bytes(batch.partials[i] === 1 ? PARTIAL_END : END);
     }
-    return Buffer.from(body, 'utf8');
+    return out.contents();
   }
 
   private partsOf(meta: StreamMetadata): EventParts {
@@ -56,7 +71,10 @@ export class HecEvents {
         ...(sourcetype === undefined ? {} : { sourcetype: sourcetype.render(meta, 0) }),
         ...(index === undefined ? {} : { index: index.render(meta, 0) }),
       };
-      parts = { head: JSON.stringify(head).slice(1, -1), fields: JSON.stringify(flatRecordFields(meta)).slice(0, -1) };
+      parts = {
+        head: Buffer.from(`${JSON.stringify(head).slice(1, -1)},"event":"`),
+        fields: Buffer.from(`","fields":${JSON.stringify(flatRecordFields(meta)).slice(0, -1)}`),
+      };
       this.parts.set(meta, parts);
     }
     return parts;

@@ -1,7 +1,7 @@
+import { ByteWriter } from '../../lines/byte-writer.js';
 import type { LineBatch } from '../../lines/line-batch.js';
 import type { StreamMetadata } from '../../mesos/metadata.js';
 import { flatRecordFields } from '../../mesos/record-fields.js';
-import { lineJson } from '../http/line-text.js';
 import { EntryClock } from './entry-clock.js';
 
 /** Where Loki takes pushes, when the url names no path. */
@@ -22,13 +22,18 @@ export interface PushEncoderOptions {
   structuredMetadata: boolean;
 }
 
+/** Per line, besides the line's own bytes, about this much JSON around it (timestamp, metadata). */
+const ENTRY_OVERHEAD = 300;
+const COMMA = Buffer.from(',');
+const END_STREAM = Buffer.from(']}');
+
 /** What every entry of one metadata shares: its stream's labels (serialized: also the stream's key) and metadata. */
 interface StreamParts {
   labels: string;
-  /** `,{...}` after the line, or empty. */
-  metadata: string;
+  /** What follows the line's string: `",{...}]`, or just `"]`. */
+  metadata: Buffer;
   /** The same with `partial: "true"` added. */
-  partialMetadata: string;
+  partialMetadata: Buffer;
 }
 
 /**
@@ -43,21 +48,32 @@ export class PushEncoder {
   constructor(private readonly options: PushEncoderOptions) {}
 
   encode(batch: LineBatch): Buffer {
-    const streams = new Map<string, string[]>();
+    // The lines of each label set, in arrival order, each with its own writer's parts (writers may share labels).
+    const streams = new Map<string, { lines: number[]; parts: StreamParts[] }>();
     for (let i = 0; i < batch.count; i++) {
       const parts = this.partsOf(batch.metas[i]);
-      let values = streams.get(parts.labels);
-      if (values === undefined) streams.set(parts.labels, (values = []));
-      const metadata = batch.partials[i] === 1 ? parts.partialMetadata : parts.metadata;
-      values.push(`["${this.clock.stamp(parts.labels, batch.times[i])}",${lineJson(batch, i)}${metadata}]`);
+      let stream = streams.get(parts.labels);
+      if (stream === undefined) streams.set(parts.labels, (stream = { lines: [], parts: [] }));
+      stream.lines.push(i);
+      stream.parts.push(parts);
     }
-    let body = '{"streams":[';
-    let first = true;
-    for (const [labels, values] of streams) {
-      body += `${first ? '' : ','}{"stream":${labels},"values":[${values.join(',')}]}`;
-      first = false;
+    const out = new ByteWriter(batch.bytes + batch.count * ENTRY_OVERHEAD);
+    out.bytes(Buffer.from('{"streams":['));
+    let firstStream = true;
+    for (const [labels, { parts, lines }] of streams) {
+      if (!firstStream) out.bytes(COMMA);
+      firstStream = false;
+      out.bytes(Buffer.from(`{"stream":${labels},"values":[`));
+      for (let n = 0; n < lines.length; n++) {
+        const i = lines[n];
+        out.bytes(Buffer.from(`${n === 0 ? '' : ','}["${this.clock.stamp(labels, batch.times[i])}","`, 'latin1'));
+        out.jsonString(batch.utf8(i));
+        out.bytes(batch.partials[i] === 1 ? parts[n].partialMetadata : parts[n].metadata);
+      }
+      out.bytes(END_STREAM);
     }
-    return Buffer.from(`${body}]}`, 'utf8');
+    out.bytes(END_STREAM);
+    return out.contents();
   }
 
   private partsOf(meta: StreamMetadata): StreamParts {
@@ -70,8 +86,8 @@ export class PushEncoder {
         if (value !== undefined && value !== '') labels[name] = value;
         delete fields[field];
       }
-      const metadata = (extra: Record<string, string>): string =>
-        this.options.structuredMetadata ? `,${JSON.stringify({ ...fields, ...extra })}` : '';
+      const metadata = (extra: Record<string, string>): Buffer =>
+        Buffer.from(this.options.structuredMetadata ? `",${JSON.stringify({ ...fields, ...extra })}]` : '"]');
       parts = { labels: JSON.stringify(labels), metadata: metadata({}), partialMetadata: metadata({ partial: 'true' }) };
       this.parts.set(meta, parts);
     }
