@@ -15,7 +15,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { describe, expect, it, vi } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { createDiagnostics } from '../src/diagnostics.js';
 import { LineBatch } from '../src/lines/line-batch.js';
 import { metadataFromPath, type StreamMetadata } from '../src/mesos/metadata.js';
@@ -23,6 +23,7 @@ import { NodeFiles } from '../src/sinks/file/node-files.js';
 import { NodePath } from '../src/sinks/file/node-path.js';
 import { RecordEncoder } from '../src/sinks/file/records.js';
 import { numberedLines } from './helpers/data.js';
+import { killDaemons, makeDaemon } from './helpers/daemon.js';
 import { agentEnv } from './helpers/env.js';
 import { makeSandbox } from './helpers/sandbox.js';
 import { expectSummaryAddsUp, LAUNCHER_DIR, spawnLogger, type Diagnostic, type PipedProcess } from './helpers/spawn.js';
@@ -162,6 +163,8 @@ function criLines(file: string): { lines: string[]; tags: string[] } {
   if (open !== '') lines.push(open);
   return { lines, tags };
 }
+
+afterAll(killDaemons);
 
 describe('file sink in the helper', () => {
   it('docker_json: one JSON object per line, every line in order, ids in attrs, partial pieces without newline', async () => {
@@ -410,4 +413,45 @@ describe('file sink in the helper', () => {
       vi.useRealTimers();
     }
   });
+});
+
+describe('file sink in the daemon', () => {
+  it('one shared sink for 20 streams: each stream its own file, every line once and in order', async () => {
+    const work = dirname(makeSandbox().dir);
+    const node = join(work, 'node');
+    const config = join(work, 'config.yaml');
+    writeFileSync(
+      config,
+      JSON.stringify({ agent: { enrich: false }, sinks: { node: { type: 'file', path: `${node}/{container_id}-{stream}.log`, max_size: '256KB' } } }),
+    );
+    const daemon = makeDaemon({ LOG_SPLITTER_CONFIG: config });
+    await daemon.start();
+    const streams = Array.from({ length: 10 }, (_, k) => ['stdout', 'stderr'].map((stream) => ({ k, stream }))).flat();
+    const helpers = await Promise.all(
+      streams.map(({ k, stream }) => {
+        const log = join(work, `slaves/S1/frameworks/F1/executors/E${k}/runs/C${k}`, stream);
+        mkdirSync(dirname(log), { recursive: true });
+        return spawnLogger({ log_filename: log }, { env: daemon.shimEnv('daemon') });
+      }),
+    );
+    const LINES = 3000;
+    for (let part = 0; part < LINES / 500; part++) {
+      await Promise.all(helpers.map((helper, i) => helper.write(numberedLines(500, 100, `s${i}`, part * 500))));
+    }
+    await Promise.all(helpers.map((helper) => helper.end()));
+    for (const helper of helpers) expect((await helper.exited).code).toBe(0);
+    const expected = (i: number): string[] => linesOf(numberedLines(LINES, 100, `s${i}`));
+    const fileOf = (i: number): string => join(node, `C${streams[i].k}-${streams[i].stream}.log`);
+    await waitFor(() => streams.every((_, i) => existsSync(fileOf(i)) && dockerLines(generations(fileOf(i))).lines.length === LINES), {
+      timeoutMs: 20_000,
+      what: 'every line in the node files',
+    });
+    for (let i = 0; i < streams.length; i++) {
+      const { lines, records } = dockerLines(generations(fileOf(i)));
+      expect(lines, fileOf(i)).toEqual(expected(i));
+      expect(new Set(records.map((r) => `${(r.attrs as Record<string, string>).container_id} ${r.stream}`))).toEqual(
+        new Set([`C${streams[i].k} ${streams[i].stream}`]),
+      );
+    }
+  }, 120_000);
 });
