@@ -1,5 +1,5 @@
 import type { LoggerFlags } from '../cli/flags.js';
-import type { StreamReport } from '../cli/logrotate-logger.js';
+import type { StreamReport } from '../stream/wire-stream.js';
 import type { StreamMetadata } from '../mesos/metadata.js';
 import type { SharedSinkReport } from '../sinks/sink-set.js';
 

@@ -1,6 +1,7 @@
 import type { LoggerFlags } from '../cli/flags.js';
 import { loadConfigFromEnv } from '../config/config.js';
-import { loadConfig, wireStream, type WiredStream } from '../cli/logrotate-logger.js';
+import { loadConfig } from '../config/load.js';
+import { wireStream, type WiredStream } from '../stream/wire-stream.js';
 import { onSighup } from '../cli/sighup.js';
 import { createDiagnostics } from '../diagnostics.js';
 import type { StreamMetadata } from '../mesos/metadata.js';
