@@ -1,4 +1,5 @@
 import { closeSync, constants, fstatSync, openSync, readFileSync } from 'node:fs';
+import { isAbsolute, join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { ConfigError, ConfigReader } from '../config-reader.js';
 import type { BufferConfig, LineOptions } from '../lines/line-buffer.js';
@@ -21,6 +22,8 @@ export interface SinkSpec {
   buffer: BufferConfig;
   /** A daemon worker's one shared instance's whole budget, for all its streams: max_bytes as written, else SHARED_MAX_BYTES. */
   sharedMaxBytes: number;
+  /** `buffer.type: disk` (daemon mode only): the spool's bound and directory (docs/spool.md). */
+  disk?: { path: string; maxBytes: number };
 }
 
 /**
@@ -29,6 +32,12 @@ export interface SinkSpec {
  * default, and still 160 kB each for 400 backlogged at once, and covers a one-minute outage at 1 MB/s of logs.
  */
 export const SHARED_MAX_BYTES = 64 * 1024 * 1024;
+
+const DEFAULT_MEMORY_MAX_BYTES = 8 * 1024 * 1024;
+/** A disk buffer's bound when max_bytes is not set. */
+const DEFAULT_SPOOL_MAX_BYTES = 1024 * 1024 * 1024;
+/** Where a disk buffer's spool goes when buffer.path is not set: a directory per sink under it. */
+const DEFAULT_SPOOL_DIR = '/var/lib/mesos-log-splitter/spool';
 
 export interface SplitterConfig {
   /** The file it came from, or undefined for the built-in default (sandbox only). */
@@ -96,13 +105,37 @@ function parseSink(name: string, reader: ConfigReader): SinkSpec {
   const bufferReader = reader.child('buffer');
   const maxBytesSet = bufferReader.has('max_bytes');
   const buffer: BufferConfig = {
-    maxBytes: bufferReader.bytes('max_bytes', 8 * 1024 * 1024, 1024),
+    maxBytes: bufferReader.bytes('max_bytes', DEFAULT_MEMORY_MAX_BYTES, 1024),
     whenFull: bufferReader.oneOf('when_full', ['drop_oldest', 'drop_newest'] as const, 'drop_oldest'),
   };
+  const disk = bufferReader.oneOf('type', ['memory', 'disk'] as const, 'memory') === 'disk';
+  const path = bufferReader.optionalString('path');
+  if (path !== undefined && !disk) throw new ConfigError(bufferReader.key('path'), path, 'applies to buffer.type: disk only');
+  if (path !== undefined && !isAbsolute(path)) throw new ConfigError(bufferReader.key('path'), path, 'must be an absolute path');
+  if (disk && type.perStream) {
+    throw new ConfigError(bufferReader.key('type'), 'disk', `is not available for ${typeName} sinks (an instance per stream, no spool to resume)`);
+  }
   bufferReader.done();
   const options = type.parse(reader);
   reader.done();
+  if (disk) {
+    // max_bytes bounds the spool on disk; the memory part (the queues in front of it) keeps the memory defaults.
+    const spool = { path: path ?? join(DEFAULT_SPOOL_DIR, name), maxBytes: maxBytesSet ? buffer.maxBytes : DEFAULT_SPOOL_MAX_BYTES };
+    return { name, type, options, match, buffer: { ...buffer, maxBytes: DEFAULT_MEMORY_MAX_BYTES }, sharedMaxBytes: SHARED_MAX_BYTES, disk: spool };
+  }
   return { name, type, options, match, buffer, sharedMaxBytes: maxBytesSet ? buffer.maxBytes : SHARED_MAX_BYTES };
+}
+
+/**
+ * The standalone helper buffers in memory only: a disk buffer (`buffer.type: disk`) belongs to the per-agent daemon,
+ * which owns the spool directory and resumes spools after a restart.
+ */
+export function standaloneConfig(config: SplitterConfig): SplitterConfig {
+  const disk = config.sinks.find((sink) => sink.disk !== undefined);
+  if (disk !== undefined) {
+    throw new ConfigError(`sinks.${disk.name}.buffer.type`, 'disk', 'needs the per-agent daemon; the standalone helper buffers in memory only (buffer.type: memory)');
+  }
+  return config;
 }
 
 /** Larger is not a config someone wrote: reading it could take the helper's memory. */
@@ -168,7 +201,11 @@ export function describeConfig(config: SplitterConfig): object {
           type: sink.type.type,
           ...sink.options,
           match: sink.match,
-          buffer: { max_bytes: sink.buffer.maxBytes, when_full: sink.buffer.whenFull },
+          buffer: {
+            ...(sink.disk === undefined ? {} : { type: 'disk', path: sink.disk.path }),
+            max_bytes: sink.disk?.maxBytes ?? sink.buffer.maxBytes,
+            when_full: sink.buffer.whenFull,
+          },
         },
       ]),
     ),
