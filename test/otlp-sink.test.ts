@@ -3,8 +3,9 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { chunks, numberedLines } from './helpers/data.js';
+import { killDaemons, makeDaemon } from './helpers/daemon.js';
 import { agentEnv } from './helpers/env.js';
 import type { HttpReceiver } from './helpers/http-receiver.js';
 import { otlpReceiver, otlpRecords, partialSuccessBody, statusBody, type OtlpRecord } from './helpers/otlp-receiver.js';
@@ -17,6 +18,8 @@ const SHUTDOWN_MS = 10_000;
 /** A pipe read's worth: how a task's output reaches the helper under load. */
 const PIPE_WRITE = 64 * 1024;
 const WIDTH = 150;
+
+afterAll(killDaemons);
 
 const receivers: HttpReceiver[] = [];
 afterEach(async () => {
@@ -261,4 +264,59 @@ describe('otlp sink in the helper', () => {
     expectEveryLineAccounted(summary, receiver.received(), run, plan.lines);
     expectAllInOrder(receiver, 'outage', plan.lines);
   });
+});
+
+describe('otlp sink shared by the daemon', () => {
+  it("stdout and stderr of 4 tasks into one sink: requests mix streams, one ResourceLogs per task, each stream's lines once and in order", async () => {
+    const receiver = await startReceiver('shared');
+    const work = makeSandbox().dir;
+    const configFile = join(work, 'config.yaml');
+    writeFileSync(configFile, JSON.stringify({ agent: { enrich: false }, shutdown_timeout_ms: SHUTDOWN_MS, sinks: { otlp: { type: 'otlp', url: receiver.url } } }));
+    const daemon = makeDaemon({ LOG_SPLITTER_CONFIG: configFile });
+    await daemon.start();
+    const TASKS = 4;
+    const LINES = 3000;
+    const streams = Array.from({ length: TASKS }, (_, t) => (['stdout', 'stderr'] as const).map((stream) => ({ t, stream, label: `t${t}${stream}` }))).flat();
+    const helpers = await Promise.all(
+      streams.map(({ t, stream }) => {
+        const logFilename = join(work, `slaves/S1/frameworks/F1/executors/E${t}/runs/C${t}`, stream);
+        mkdirSync(dirname(logFilename), { recursive: true });
+        return spawnLogger({ log_filename: logFilename, max_size: '64MB' }, { env: daemon.shimEnv('daemon') });
+      }),
+    );
+    // Interleaved 64 KiB-sized writes, as concurrent tasks write.
+    const inputs = streams.map(({ label }) => numberedLines(LINES, WIDTH, label));
+    for (let at = 0; at < LINES * WIDTH; at += PIPE_WRITE) {
+      await Promise.all(helpers.map((helper, k) => helper.write(inputs[k].subarray(at, at + PIPE_WRITE))));
+    }
+    await Promise.all(helpers.map((helper) => helper.end()));
+    for (const helper of helpers) expect((await helper.exited).code, helper.stderr()).toBe(0);
+    await waitFor(() => streams.every(({ label }) => acceptedRecords(receiver).filter((r) => numberOf(label, r.body) !== undefined).length >= LINES), {
+      timeoutMs: 30_000,
+      intervalMs: 500,
+      what: 'every line of every stream',
+    });
+    const records = acceptedRecords(receiver);
+    for (const { t, stream, label } of streams) {
+      const mine = records.filter((r) => numberOf(label, r.body) !== undefined);
+      expect(mine.map((r) => numberOf(label, r.body)), label).toEqual(Array.from({ length: LINES }, (_, i) => i));
+      const wrong = mine.filter(
+        (r) => r.resource['mesos.executor.id'] !== `E${t}` || r.resource['mesos.container.id'] !== `C${t}` || r.attributes['log.iostream'] !== stream,
+      );
+      expect(wrong, label).toEqual([]);
+    }
+    // Batches hold lines of several streams: within one request, a task's stdout and stderr share its ResourceLogs,
+    // and each task has one.
+    const mixed = receiver.accepted().map(otlpRecords).filter((request) => new Set(request.map((r) => r.resource['mesos.executor.id'])).size > 1);
+    expect(mixed.length).toBeGreaterThan(0);
+    for (const request of mixed) {
+      const indexByTask = new Map<unknown, Set<number>>();
+      for (const record of request) {
+        const task = record.resource['mesos.executor.id'];
+        if (!indexByTask.has(task)) indexByTask.set(task, new Set());
+        indexByTask.get(task)!.add(record.resourceIndex);
+      }
+      expect([...indexByTask.values()].every((indexes) => indexes.size === 1)).toBe(true);
+    }
+  }, 120_000);
 });
