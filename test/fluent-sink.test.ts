@@ -3,8 +3,9 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { numberedLines } from './helpers/data.js';
+import { killDaemons, makeDaemon } from './helpers/daemon.js';
 import { agentEnv } from './helpers/env.js';
 import { FluentReceiver, type ForwardMessage, type ReceiverSecurity } from './helpers/fluent-receiver.js';
 import { freeTcpPort, makeCerts } from './helpers/rsyslog.js';
@@ -16,6 +17,7 @@ const SHUTDOWN_MS = 2000;
 const WRITE_BYTES = 64 * 1024;
 
 let receiver: FluentReceiver | undefined;
+afterAll(killDaemons);
 afterEach(async () => {
   await receiver?.close();
   receiver = undefined;
@@ -274,4 +276,43 @@ describe('fluent sink in the helper', () => {
     expect(fluent.messages.every((m: ForwardMessage) => m.option.chunk === undefined)).toBe(true);
     expectAllInOrder(numbers(fluent, 'noack'), total);
   });
+});
+
+describe('fluent sink shared by the daemon', () => {
+  it("stdout and stderr of 4 tasks into one sink, a tag per stream: one message per tag, each stream's lines once and in order", async () => {
+    const fluent = await startReceiver();
+    const work = makeSandbox().dir;
+    const configFile = join(work, 'config.yaml');
+    const sinks = { fwd: { type: 'fluent', port: fluent.port, tag: 'mesos.{executor_id}.{stream}' } };
+    writeFileSync(configFile, JSON.stringify({ agent: { enrich: false }, shutdown_timeout_ms: SHUTDOWN_MS, sinks }));
+    const daemon = makeDaemon({ LOG_SPLITTER_CONFIG: configFile });
+    await daemon.start();
+    const LINES = 3000;
+    const streams = [0, 1, 2, 3].flatMap((t) => (['stdout', 'stderr'] as const).map((stream) => ({ t, stream, label: `t${t}${stream}` })));
+    const helpers = await Promise.all(
+      streams.map(({ t, stream }) => {
+        const logFilename = join(work, `slaves/S1/frameworks/F1/executors/E${t}/runs/C${t}`, stream);
+        mkdirSync(dirname(logFilename), { recursive: true });
+        return spawnLogger({ log_filename: logFilename, max_size: '64MB' }, { env: daemon.shimEnv('daemon') });
+      }),
+    );
+    // Interleaved 64 KiB writes, as concurrent tasks write.
+    const inputs = streams.map(({ label }) => numberedLines(LINES, 100, label));
+    for (let at = 0; at < LINES * 100; at += WRITE_BYTES) {
+      await Promise.all(helpers.map((helper, k) => helper.write(inputs[k].subarray(at, at + WRITE_BYTES))));
+    }
+    await Promise.all(helpers.map((helper) => helper.end()));
+    for (const helper of helpers) expect((await helper.exited).code, helper.stderr()).toBe(0);
+    await waitFor(() => streams.every(({ label }) => new Set(numbers(fluent, label)).size >= LINES), {
+      timeoutMs: 30_000,
+      intervalMs: 200,
+      what: 'every line of every stream',
+    });
+    for (const { t, stream, label } of streams) {
+      expect(numbers(fluent, label), label).toEqual(Array.from({ length: LINES }, (_, i) => i));
+      const mine = fluent.messages.filter((m) => m.entries.some((e) => String(e.record.log).startsWith(`${label} `)));
+      expect(mine.every((m) => m.tag === `mesos.E${t}.${stream}`)).toBe(true);
+      expect(mine.flatMap((m) => m.entries).every((e) => e.record.executor_id === `E${t}` && e.record.source === stream)).toBe(true);
+    }
+  }, 120_000);
 });
