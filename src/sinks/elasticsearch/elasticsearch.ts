@@ -54,6 +54,8 @@ const HOUR_MS = 3_600_000;
 const NEWLINE = Buffer.from('\n');
 /** A document and its action line besides the line itself: the timestamp, the ids, the JSON around them. */
 const ESTIMATED_DOCUMENT_BYTES = 512;
+/** zlib's fastest level: 2.3 times the speed of its default for 16% more bytes (docs/sinks/elasticsearch.md#throughput). */
+const GZIP_LEVEL = 1;
 
 /**
  * Sends lines as documents through the `_bulk` API of Elasticsearch or OpenSearch: one request per batch, one in
@@ -93,6 +95,7 @@ class ElasticsearchSink extends Sink {
       tls: options.tls,
       timeoutMs: options.timeout_ms,
       gzip: options.compression === 'gzip',
+      gzipLevel: GZIP_LEVEL,
     });
     this.refusals = new RateLimitedLog(this.log);
   }
