@@ -6,7 +6,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { numberedLines } from './helpers/data.js';
 import { closeReceivers, faultBurst, hecEvents, jsonArrayRecords, ndjsonRecords, startReceiver, type ReceivedRequest } from './helpers/http-receiver.js';
-import { checkSinkConfig, expectAllInOrder, finish, startHelper, writeArrivals } from './helpers/sink-run.js';
+import { checkConfigFile, checkSinkConfig, expectAllInOrder, finish, startHelper, writeArrivals } from './helpers/sink-run.js';
+import { ROOT } from './helpers/spawn.js';
 import { waitFor } from './helpers/wait.js';
 
 afterEach(closeReceivers);
@@ -215,6 +216,13 @@ describe('http sink', () => {
 });
 
 describe('http sink config (check-config)', () => {
+  it('config/http.yaml, the commented example, is valid', () => {
+    const { code, stdout, stderr } = checkConfigFile(join(ROOT, 'config', 'http.yaml'));
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
+    expect(Object.keys(parseYaml(stdout).sinks)).toEqual(['collector', 'splunk']);
+  });
+
   it('prints the defaults', () => {
     const { code, stdout, stderr } = checkSinkConfig({ type: 'http', url: 'https://logs.example.com/in' });
     expect(stderr).toBe('');

@@ -2,6 +2,7 @@
 // whose receiver (test/helpers/http-receiver.ts) decodes Loki's push JSON and misbehaves on purpose. Plus the
 // encoder in-process, for batches that hold the lines of several streams (the daemon's shared sinks).
 import { hostname } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { LineBatch } from '../src/lines/line-batch.js';
@@ -10,7 +11,8 @@ import { EntryClock } from '../src/sinks/loki/entry-clock.js';
 import { PushEncoder } from '../src/sinks/loki/push-encoder.js';
 import { numberedLines } from './helpers/data.js';
 import { closeReceivers, faultBurst, lokiPush, startReceiver, type ReceivedRequest } from './helpers/http-receiver.js';
-import { checkSinkConfig, expectAllInOrder, finish, startHelper, writeArrivals } from './helpers/sink-run.js';
+import { checkConfigFile, checkSinkConfig, expectAllInOrder, finish, startHelper, writeArrivals } from './helpers/sink-run.js';
+import { ROOT } from './helpers/spawn.js';
 import { waitFor } from './helpers/wait.js';
 
 afterEach(closeReceivers);
@@ -237,6 +239,13 @@ describe('loki push encoder (in-process)', () => {
 });
 
 describe('loki sink config (check-config)', () => {
+  it('config/loki.yaml, the commented example, is valid', () => {
+    const { code, stdout, stderr } = checkConfigFile(join(ROOT, 'config', 'loki.yaml'));
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
+    expect(Object.keys(parseYaml(stdout).sinks)).toEqual(['loki']);
+  });
+
   it('prints the defaults', () => {
     const { code, stdout, stderr } = checkSinkConfig({ type: 'loki' });
     expect(stderr).toBe('');

@@ -56,12 +56,17 @@ export function expectAllInOrder(numbers: number[], total: number): void {
   expect(firsts.findIndex((n, i) => n !== i)).toBe(-1);
 }
 
-/** `mesos-log-splitter check-config` on a config whose one sink is `sink` (as `out`). */
-export function checkSinkConfig(sink: Record<string, unknown>): { code: number | null; stdout: string; stderr: string } {
-  const path = join(makeSandbox().dir, 'config.yaml');
-  writeFileSync(path, JSON.stringify({ sinks: { out: sink } }));
+/** `mesos-log-splitter check-config FILE`. */
+export function checkConfigFile(path: string): { code: number | null; stdout: string; stderr: string } {
   const env = agentEnv();
   delete env.LOG_SPLITTER_CONFIG;
   const result = spawnSync(join(LAUNCHER_DIR, 'mesos-log-splitter'), ['check-config', path], { env, encoding: 'utf8', timeout: 20_000 });
   return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+/** check-config on a config whose one sink is `sink` (as `out`). */
+export function checkSinkConfig(sink: Record<string, unknown>): { code: number | null; stdout: string; stderr: string } {
+  const path = join(makeSandbox().dir, 'config.yaml');
+  writeFileSync(path, JSON.stringify({ sinks: { out: sink } }));
+  return checkConfigFile(path);
 }
