@@ -18,6 +18,7 @@ import { countEntries, startJournald } from './journald.mjs';
 const ROOT = resolve(WORK_DIR, '../..');
 const HELPER = join(ROOT, 'bin/mesos-logrotate-logger');
 const RECEIVER = join(ROOT, 'bench/tcp-receiver.mjs');
+const OTLP_RECEIVER = join(ROOT, 'bench/otlp-receiver.mjs');
 const MAX_SIZE = 10 * 1024 * 1024;
 /** The sink buffer of the forwarder variants: the default max_bytes. */
 const SINK_BUFFER_BYTES = 8 * 1024 * 1024;
@@ -78,6 +79,8 @@ const VARIANTS = [
   forwarderVariant('helper+stalled', 'stall'),
   // Issue #14: the helper plus one journald sink (native transport) to a private systemd-journald.
   journaldVariant('helper+journald'),
+  // Issue #16: the helper plus one otlp sink (protobuf, gzip) to a receiver that answers every request at once.
+  otlpVariant('helper+otlp'),
 ];
 
 /**
@@ -87,7 +90,7 @@ const VARIANTS = [
 const warmUpBytes = (corpusBytes) => Math.floor(Math.min(Math.max(corpusBytes / 8, 2 * SINK_BUFFER_BYTES), corpusBytes / 2));
 
 const TARGETS = { wallVsS6: 0.6, rssMiB: 64, startupMs: 150 };
-const FORWARD_TARGETS = { syslogWallVsS6: 1.0, stalledThroughputVsHelper: 0.9 };
+const FORWARD_TARGETS = { syslogWallVsS6: 1.0, stalledThroughputVsHelper: 0.9, otlpWallVsS6: 1.2 };
 
 // ---- running -------------------------------------------------------------------------------------------------
 
@@ -261,9 +264,9 @@ function forwarderVariant(name, mode) {
   });
 }
 
-/** Starts bench/tcp-receiver.mjs; resolves once it listens, with its port. */
-async function startReceiver(mode) {
-  const child = spawn(process.execPath, [RECEIVER, mode], { stdio: ['ignore', 'pipe', 'inherit'] });
+/** Starts bench/tcp-receiver.mjs (or another receiver `script`); resolves once it listens, with its port. */
+async function startReceiver(mode, script = RECEIVER) {
+  const child = spawn(process.execPath, [script, mode], { stdio: ['ignore', 'pipe', 'inherit'] });
   let output = '';
   child.stdout.setEncoding('utf8').on('data', (text) => (output += text));
   const exited = waitExit(child);
@@ -282,6 +285,29 @@ async function stopReceiver(receiver) {
   clearTimeout(timer);
   if (code !== 0) throw new Error(`tcp-receiver exited with ${signal ?? code} (still connected 10 s after the helper exited?)`);
   return JSON.parse(receiver.output().trim().split('\n').pop());
+}
+
+/**
+ * The helper with one otlp sink (its defaults: protobuf, gzip) to a bench/otlp-receiver.mjs that gunzips each request,
+ * counts its log records and answers 200 at once. It must have counted exactly linesSent records (nothing is retried
+ * here, and no line of the corpus is cut into parts).
+ */
+function otlpVariant(name) {
+  return sinkVariant(name, {
+    start: async (ctx) => {
+      ctx.receiver = await startReceiver('read', OTLP_RECEIVER);
+      return { type: 'otlp', url: `http://127.0.0.1:${ctx.receiver.port}` };
+    },
+    received: async (ctx) => {
+      const got = await stopReceiver(ctx.receiver);
+      return { ...got, frames: got.records };
+    },
+    check: (summary, received, fail) => {
+      if (received.error !== undefined) fail(`the receiver could not read a request: ${received.error}`);
+      if (received.records !== summary.linesSent) fail('the receiver counted other than linesSent records');
+    },
+    stop: (ctx) => ctx.receiver?.child.kill('SIGKILL'),
+  });
 }
 
 /** Newline count of a corpus file, read in fixed blocks (this process stays small). */
@@ -388,6 +414,17 @@ function forwarderTargets(results, fmt) {
     targets.push(
       { target: `helper+syslog wall time <= ${FORWARD_TARGETS.syslogWallVsS6.toFixed(1)} × s6-log`, value: wall, met: wall !== undefined && wall <= FORWARD_TARGETS.syslogWallVsS6, shown: wall === undefined ? 'not measured' : `${fmt(wall)} ×` },
       { target: 'helper+syslog delivers every line (no drop in any round)', value: lost, met: lost === 0, shown: `${lost} of ${linesIn} lines not sent` },
+    );
+  }
+  const otlp = results['helper+otlp'];
+  if (otlp) {
+    const s6 = results['s6-log'];
+    const wall = s6 && otlp.medianWallMs / s6.medianWallMs;
+    const { linesIn, linesDropped, bufferedLines } = otlp.worstSink;
+    const lost = linesDropped + bufferedLines;
+    targets.push(
+      { target: `helper+otlp wall time <= ${FORWARD_TARGETS.otlpWallVsS6.toFixed(1)} × s6-log`, value: wall, met: wall !== undefined && wall <= FORWARD_TARGETS.otlpWallVsS6, shown: wall === undefined ? 'not measured' : `${fmt(wall)} ×` },
+      { target: 'helper+otlp delivers every line (no drop in any round)', value: lost, met: lost === 0, shown: `${lost} of ${linesIn} lines not sent` },
     );
   }
   const stalled = results['helper+stalled'];
