@@ -8,6 +8,7 @@ import { defineConfig } from 'vitest/config';
 const UNIT = [
   'test/config.test.ts',
   'test/cut.test.ts',
+  'test/fluent-encoding.test.ts',
   'test/frame-ring.test.ts',
   'test/line-buffer.test.ts',
   'test/metadata.test.ts',

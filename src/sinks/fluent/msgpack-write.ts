@@ -67,14 +67,17 @@ export const writeArrayHeader = (out: Buffer, at: number, count: number): number
 
 export const EVENT_TIME_SIZE = 10;
 
-/** Forward's EventTime: fixext 8 of type 0, seconds and nanoseconds since the epoch, each a big-endian uint32. */
+/**
+ * Forward's EventTime: fixext 8 of type 0, seconds and nanoseconds since the epoch, each a big-endian uint32. `ms`
+ * may have a fraction: it is kept to the microsecond, computed in whole microseconds so that no float error shows.
+ */
 export function writeEventTime(out: Buffer, at: number, ms: number): number {
-  const seconds = Math.floor(ms / 1000);
-  const nanoseconds = Math.min(999_999_999, Math.round((ms - seconds * 1000) * 1e6));
+  const micros = Math.round(ms * 1000);
+  const seconds = Math.floor(micros / 1_000_000);
   out[at] = 0xd7;
   out[at + 1] = 0x00;
   out.writeUInt32BE(seconds >>> 0, at + 2);
-  out.writeUInt32BE(nanoseconds, at + 6);
+  out.writeUInt32BE((micros - seconds * 1_000_000) * 1000, at + 6);
   return at + EVENT_TIME_SIZE;
 }
 
