@@ -2,8 +2,10 @@
 // per item (429s to retry, 400 mapper errors to reject) and misbehaves per request (500, 429 + Retry-After, resets,
 // slow answers, 400).
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { connect, type AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
+import { createServer as createTlsServer } from 'node:tls';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseConfig } from '../src/config/config.js';
 import { validIndexName } from '../src/sinks/elasticsearch/index-name.js';
@@ -17,6 +19,7 @@ import {
   startHelperWithSink,
   streamWithOutages,
 } from './helpers/outage.js';
+import { makeCerts } from './helpers/rsyslog.js';
 import { makeSandbox } from './helpers/sandbox.js';
 import { expectSummaryAddsUp, spawnLogger, type Diagnostic, type PipedProcess } from './helpers/spawn.js';
 import { waitFor } from './helpers/wait.js';
@@ -250,11 +253,13 @@ describe('elasticsearch sink in the helper', () => {
   });
 
   it('a whole-request 400 on the retry of a partly stored batch rejects only the documents still owed', async () => {
-    const es = await receiver({ label: 'part', answer: (doc, attempt) => (/^part \d*0 /.test(String(doc.source.message)) && attempt === 0 ? ITEM_429 : undefined) });
+    const es = await receiver({
+      label: 'part',
+      answer: (doc, attempt) => (/^part \d*0 /.test(String(doc.source.message)) && attempt === 0 ? ITEM_429 : undefined),
+      wholeRequest: (request) => (request === 1 ? { status: 400, body: '{"error":"no"}' } : undefined),
+    });
     const { helper } = await start({ es: { type: 'elasticsearch', url: es.url, batch: { max_delay_ms: 200 } } });
     await helper.write(numberedLines(100, 50, 'part'));
-    await waitFor(() => es.http.requests.length > 0, { what: 'the first request' });
-    es.http.queue({ status: 400, body: '{"error":"no"}' });
     const summaries = await endHelper(helper);
     expect(es.http.requests.map((r) => r.answer)).toEqual([200, 400]);
     expect(es.received()).toEqual(Array.from({ length: 100 }, (_, i) => i).filter((n) => n % 10 !== 0));
@@ -278,6 +283,39 @@ describe('elasticsearch sink in the helper', () => {
     ]);
   });
 
+  it('https: the certificate is verified by default (an untrusted one sends nothing); with tls.ca_file it is trusted', async () => {
+    const es = await receiver({ label: 'tls' });
+    const certs = makeCerts(join(makeSandbox().dir, 'certs'));
+    // TLS in front of the receiver, as a proxy in front of a cluster.
+    const proxy = createTlsServer({ key: readFileSync(certs.serverKey), cert: readFileSync(certs.serverCert) }, (clear) => {
+      const upstream = connect(Number(new URL(es.url).port), '127.0.0.1');
+      clear.on('error', () => upstream.destroy());
+      upstream.on('error', () => clear.destroy());
+      clear.pipe(upstream).pipe(clear);
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    try {
+      const url = `https://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+      const { helper } = await start(
+        {
+          untrusted: { type: 'elasticsearch', url, batch: { max_delay_ms: 10 } },
+          trusted: { type: 'elasticsearch', url, tls: { ca_file: certs.ca }, batch: { max_delay_ms: 10 } },
+        },
+        'stdout',
+        1000,
+      );
+      await helper.write(numberedLines(50, 50, 'tls'));
+      const summaries = await endHelper(helper);
+      expect(es.received()).toEqual(Array.from({ length: 50 }, (_, i) => i));
+      expect(summaries.get('trusted')).toMatchObject({ linesSent: 50, bufferedLines: 0 });
+      const untrusted = summaries.get('untrusted')!;
+      expect(untrusted).toMatchObject({ linesSent: 0, bufferedLines: 50, state: 'down' });
+      expect(untrusted.lastError).toMatch(/certificate/);
+    } finally {
+      proxy.close();
+    }
+  });
+
   it('a receiver that never answers: the helper exits at the shutdown deadline, the lines counted buffered', async () => {
     const es = await receiver();
     es.http.queue({ status: 200, body: '{"errors":false}', delayMs: 30_000 });
@@ -292,7 +330,7 @@ describe('elasticsearch sink in the helper', () => {
     expect(summary).toMatchObject({ linesIn: 100, linesSent: 0, bufferedLines: 100 });
   });
 
-  it.each([1, 2])('random receiver outages (seed %i): every line arrives or is counted dropped', async (seed) => {
+  it.each([1, 2, 3])('random receiver outages (seed %i): every line arrives or is counted dropped', async (seed) => {
     const es = await receiver({ label: 'outage' });
     const plan = { seed, lines: 40_000, lineBytes: 100, label: 'outage', maxPauseMs: 20, ...OUTAGES };
     const helper = await startHelperWithSink({ type: 'elasticsearch', url: es.url, batch: { max_delay_ms: 50 } });

@@ -45,6 +45,8 @@ export interface BulkReceiverOptions {
   answer?: (document: BulkDocument, attempt: number) => ItemAnswer | undefined;
   /** Names (or prefixes ending in `*`) that are data streams: they take only `create` and need `@timestamp`. */
   dataStreams?: string[];
+  /** A whole-request answer for the request with this index (0 the first), instead of per-item results. */
+  wholeRequest?: (request: number) => Answer | undefined;
 }
 
 const ACTIONS = new Set(['create', 'index', 'update', 'delete']);
@@ -147,6 +149,8 @@ export class BulkReceiver implements KillableReceiver {
   }
 
   private respond(request: ReceivedRequest): Answer {
+    const scripted = this.options.wholeRequest?.(this.http.requests.indexOf(request));
+    if (scripted !== undefined) return scripted;
     const url = new URL(request.path, 'http://x');
     if (!url.pathname.endsWith('/_bulk')) return { status: 404, body: JSON.stringify({ error: `no handler for ${url.pathname}` }) };
     if (!/^application\/(x-ndjson|json)/.test(request.headers['content-type'] ?? '')) {
