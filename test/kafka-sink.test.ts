@@ -10,6 +10,7 @@ import { chunks, numberedLines } from './helpers/data.js';
 import { agentEnv } from './helpers/env.js';
 import { KAFKA_ERRORS, startKafkaBroker, type KafkaBroker, type StoredRecord } from './helpers/kafka-broker.js';
 import { startKafkaMock } from './helpers/kafka-mock.js';
+import { makeCerts } from './helpers/rsyslog.js';
 import { makeSandbox } from './helpers/sandbox.js';
 import { expectSummaryAddsUp, LAUNCHER_DIR, LOGGER_BIN, loggerArgv, spawnLogger, spawnPiped, type Diagnostic, type PipedProcess } from './helpers/spawn.js';
 import { sleep, waitFor } from './helpers/wait.js';
@@ -68,6 +69,10 @@ const numbers = (records: StoredRecord[], label: string): number[] =>
 
 const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
 
+/** Waits until the broker holds `count` records of `topic`: the first send imports the client, which takes a while. */
+const arrived = (topic: string, count: number): Promise<unknown> =>
+  waitFor(() => broker!.records(topic).length >= count, { timeoutMs: 30_000, what: `${count} records in ${topic}` });
+
 describe('kafka sink in the helper', () => {
   it('every line as a JSON record, in order under the writer key, topic from the template, sandbox exact', async () => {
     broker = await startKafkaBroker();
@@ -81,6 +86,7 @@ describe('kafka sink in the helper', () => {
     const input = Buffer.concat([numberedLines(total, 100, 'json'), Buffer.from('a "quoted" \\ line\tä\n'), Buffer.from('last, no newline')]);
     const helper = await start(logFilename, configFile);
     await writeAll(helper, input);
+    await arrived('logs-F1-stderr', total + 1);
     const summary = await finish(helper, logFilename, input);
     expect(summary).toMatchObject({ type: 'kafka', linesIn: total + 2, linesSent: total + 2, linesDropped: 0, bufferedLines: 0 });
 
@@ -115,6 +121,7 @@ describe('kafka sink in the helper', () => {
     const input = numberedLines(3000, 80, 'raw');
     const helper = await start(logFilename, configFile);
     await writeAll(helper, input);
+    await arrived('raw', 3000);
     await finish(helper, logFilename, input);
     const records = broker.records('raw');
     expect(records.map((r) => r.key)).toEqual(Array(3000).fill('C1'));
@@ -210,6 +217,66 @@ describe('kafka sink in the helper', () => {
     expectSummaryAddsUp(summary, helper.written());
   });
 
+  it('TLS verified against the CA, SASL SCRAM-SHA-512 with a password file: every line arrives', async () => {
+    const dir = makeSandbox().dir;
+    const certs = makeCerts(join(dir, 'certs'));
+    broker = await startKafkaBroker({ tls: { cert: certs.serverCert, key: certs.serverKey }, sasl: { mechanism: 'SCRAM-SHA-512', username: 'logs', password: 'p4ss' } });
+    const passwordFile = join(dir, 'password');
+    writeFileSync(passwordFile, 'p4ss\n');
+    const { logFilename, configFile } = setup('stdout', {
+      brokers: [broker.bootstrap],
+      topic: 'secure',
+      transport: 'tls',
+      tls: { ca_file: certs.ca },
+      sasl: { mechanism: 'scram-sha-512', username: 'logs', password_file: passwordFile },
+    });
+    const input = numberedLines(4000, 100, 'secure');
+    const helper = await start(logFilename, configFile);
+    await writeAll(helper, input);
+    await arrived('secure', 4000);
+    const summary = await finish(helper, logFilename, input);
+    expect(summary).toMatchObject({ linesIn: 4000, linesSent: 4000, linesDropped: 0 });
+    expect(numbers(broker.records('secure'), 'secure')).toEqual(range(4000));
+    expect(broker.failedLogins()).toBe(0);
+  });
+
+  it('TLS: a broker certificate from another CA is refused; nothing is sent, the lines wait', async () => {
+    const certs = makeCerts(join(makeSandbox().dir, 'certs'));
+    broker = await startKafkaBroker({ tls: { cert: certs.serverCert, key: certs.serverKey } });
+    const { logFilename, configFile } = setup('stdout', { brokers: [broker.bootstrap], topic: 'untrusted', transport: 'tls', tls: { ca_file: certs.otherCa } });
+    const input = numberedLines(500, 64, 'untrusted');
+    const helper = await start(logFilename, configFile);
+    await writeAll(helper, input);
+    await waitFor(() => helper.diagnostics().some((d) => d.msg === 'sink send failed; will retry'), { timeoutMs: 15_000, what: 'a failed send' });
+    const summary = await finish(helper, logFilename, input);
+    expect(summary).toMatchObject({ linesIn: 500, linesSent: 0, linesDropped: 0, bufferedLines: 500, state: 'down' });
+    const failed = helper.diagnostics().find((d) => d.msg === 'sink send failed; will retry');
+    expect(failed?.err).toMatch(/certificate/);
+    expect(broker.produceRequests()).toBe(0);
+  });
+
+  it('SASL PLAIN with a wrong password: retried, not rejected; the password file fixed, the lines arrive', async () => {
+    broker = await startKafkaBroker({ sasl: { mechanism: 'PLAIN', username: 'logs', password: 'right' } });
+    const passwordFile = join(makeSandbox().dir, 'password');
+    writeFileSync(passwordFile, 'wrong');
+    const { logFilename, configFile } = setup('stdout', {
+      brokers: [broker.bootstrap],
+      topic: 'login',
+      sasl: { mechanism: 'plain', username: 'logs', password_file: passwordFile },
+    });
+    const input = numberedLines(1000, 64, 'login');
+    const helper = await start(logFilename, configFile);
+    await writeAll(helper, input);
+    await waitFor(() => helper.diagnostics().some((d) => d.msg === 'sink send failed; will retry'), { timeoutMs: 15_000, what: 'a failed send' });
+    expect(broker.failedLogins()).toBeGreaterThan(0);
+    expect(broker.records('login')).toEqual([]);
+    writeFileSync(passwordFile, 'right');
+    await waitFor(() => broker!.records('login').length >= 1000, { timeoutMs: 40_000, what: 'every record after the fix' });
+    const summary = await finish(helper, logFilename, input);
+    expect(summary).toMatchObject({ linesIn: 1000, linesSent: 1000, linesDropped: 0 });
+    expect(numbers(broker.records('login'), 'login')).toEqual(range(1000));
+  });
+
   it("librdkafka's mock cluster (kcat) speaks protocol versions older than the client's: sends fail and are retried, nothing is rejected", async () => {
     const mock = await startKafkaMock();
     try {
@@ -217,9 +284,10 @@ describe('kafka sink in the helper', () => {
       const input = numberedLines(200, 64, 'mock');
       const helper = await start(logFilename, configFile);
       await writeAll(helper, input);
+      const failed = await waitFor(() => helper.diagnostics().find((d) => d.msg === 'sink send failed; will retry'), { timeoutMs: 15_000, what: 'a failed send' });
+      expect(failed.err).toMatch(/ApiVersions\(v3\).*UNSUPPORTED_VERSION/);
       const summary = await finish(helper, logFilename, input);
       expect(summary).toMatchObject({ linesIn: 200, linesSent: 0, linesDropped: 0, bufferedLines: 200, state: 'down' });
-      expect(summary.lastError).toMatch(/ApiVersions\(v3\).*UNSUPPORTED_VERSION/);
     } finally {
       await mock.stop();
     }
@@ -241,6 +309,7 @@ describe('kafka sink in the helper', () => {
       });
       const input = numberedLines(5000, 100, 'installed');
       await writeAll(helper, input);
+      await arrived('installed', 5000);
       const summary = await finish(helper, logFilename, input);
       expect(summary).toMatchObject({ linesIn: 5000, linesSent: 5000, linesDropped: 0 });
       expect(numbers(broker.records('installed'), 'installed')).toEqual(range(5000));

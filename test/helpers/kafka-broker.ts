@@ -5,7 +5,10 @@
 // twice; a gap is OUT_OF_ORDER_SEQUENCE_NUMBER) and misbehaves on request. librdkafka's mock cluster (Debian's kcat)
 // cannot stand in: it speaks ApiVersions up to v2 and Metadata up to v2, older than any version @platformatic/kafka
 // sends.
+import { createHash, createHmac, pbkdf2Sync, randomBytes, timingSafeEqual } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { createServer as createTlsServer } from 'node:tls';
 import { gunzipSync } from 'node:zlib';
 
 export interface StoredRecord {
@@ -36,6 +39,10 @@ export interface BrokerOptions {
   autoCreate?: boolean;
   /** message.max.bytes: a larger record batch is refused with MESSAGE_TOO_LARGE. */
   maxMessageBytes?: number;
+  /** Serve TLS with this certificate and key (PEM files). */
+  tls?: { cert: string; key: string };
+  /** Require SASL (RFC 4616 PLAIN, RFC 5802 SCRAM) before any request but ApiVersions and SaslHandshake. */
+  sasl?: { mechanism: 'PLAIN' | 'SCRAM-SHA-256' | 'SCRAM-SHA-512'; username: string; password: string };
 }
 
 export interface KafkaBroker {
@@ -45,6 +52,8 @@ export interface KafkaBroker {
   topics(): string[];
   /** Produce requests received, appended or not. */
   produceRequests(): number;
+  /** SASL authentications that failed. */
+  failedLogins(): number;
   /** The next `times` produce requests are answered with `code` for every partition. */
   failProduce(code: number, times: number): void;
   /** The next `times` produce requests are read, appended, and their connection reset before the answer. */
@@ -151,7 +160,7 @@ class Reader {
 
 class Writer {
   private readonly parts: Buffer[] = [];
-  private put(size: number, write: (b: Buffer) => void): this {
+  put(size: number, write: (b: Buffer) => void): this {
     const b = Buffer.alloc(size);
     write(b);
     this.parts.push(b);
@@ -189,13 +198,52 @@ class Writer {
   }
 }
 
-const API = { Produce: 0, Metadata: 3, ApiVersions: 18, InitProducerId: 22 } as const;
+const API = { Produce: 0, Metadata: 3, SaslHandshake: 17, ApiVersions: 18, InitProducerId: 22, SaslAuthenticate: 36 } as const;
+const SASL_AUTHENTICATION_FAILED = 58;
+const ILLEGAL_SASL_STATE = 34;
 const SUPPORTED: [number, number, number][] = [
   [API.Produce, 9, 9],
   [API.Metadata, 12, 12],
   [API.ApiVersions, 0, 3],
   [API.InitProducerId, 4, 4],
+  [API.SaslHandshake, 1, 1],
+  [API.SaslAuthenticate, 2, 2],
 ];
+
+/** Where one connection is in its SASL exchange. */
+interface Login {
+  mechanism?: string;
+  done: boolean;
+  /** SCRAM: what the server keeps between its first and final message. */
+  scram?: { clientFirstBare: string; serverFirst: string; nonce: string; salted: Buffer };
+}
+
+/** One SCRAM step (RFC 5802) on the server side: the server-first message, then the server-final one or undefined. */
+function scramStep(hash: 'sha256' | 'sha512', password: string, login: Login, message: string): string | undefined {
+  const attributes = (text: string): Map<string, string> => new Map(text.split(',').map((part) => [part[0], part.slice(2)]));
+  const hmac = (key: Buffer, text: string): Buffer => createHmac(hash, key).update(text).digest();
+  if (login.scram === undefined) {
+    const clientFirstBare = message.slice(message.indexOf(',', message.indexOf(',') + 1) + 1); // after the gs2 header
+    const nonce = `${attributes(clientFirstBare).get('r')}${randomBytes(12).toString('base64')}`;
+    const salt = randomBytes(16);
+    const iterations = 4096;
+    const serverFirst = `r=${nonce},s=${salt.toString('base64')},i=${iterations}`;
+    const salted = pbkdf2Sync(password, salt, iterations, hash === 'sha256' ? 32 : 64, hash);
+    login.scram = { clientFirstBare, serverFirst, nonce, salted };
+    return serverFirst;
+  }
+  const { clientFirstBare, serverFirst, nonce, salted } = login.scram;
+  const final = attributes(message);
+  const withoutProof = message.slice(0, message.lastIndexOf(',p='));
+  const authMessage = `${clientFirstBare},${serverFirst},${withoutProof}`;
+  const clientKey = hmac(salted, 'Client Key');
+  const storedKey = createHash(hash).update(clientKey).digest();
+  const signature = hmac(storedKey, authMessage);
+  const proof = Buffer.from(final.get('p') ?? '', 'base64');
+  const expected = Buffer.from(clientKey.map((byte, i) => byte ^ signature[i]));
+  if (final.get('r') !== nonce || proof.length !== expected.length || !timingSafeEqual(proof, expected)) return undefined;
+  return `v=${hmac(hmac(salted, 'Server Key'), authMessage).toString('base64')}`;
+}
 
 const LEGAL_TOPIC = /^[A-Za-z0-9._-]{1,249}$/;
 
@@ -258,6 +306,8 @@ export async function startKafkaBroker(options: BrokerOptions = {}): Promise<Kaf
   const sockets = new Set<Socket>();
   let nextProducerId = 1000n;
   let produceRequests = 0;
+  let failedLogins = 0;
+  const logins = new WeakMap<Socket, Login>();
   let failures: { code: number; times: number } = { code: 0, times: 0 };
   let resets = 0;
   let ackDelayMs = 0;
@@ -353,14 +403,52 @@ export async function startKafkaBroker(options: BrokerOptions = {}): Promise<Kaf
     const version = r.int16();
     const correlationId = r.int32();
     r.string(); // client_id (a nullable STRING in every request header)
-    const flexible = apiKey !== API.ApiVersions || version >= 3;
+    // Request header v2 (tagged fields) for flexible versions: all here but SaslHandshake v1 and ApiVersions v0-2.
+    const flexible = apiKey === API.ApiVersions ? version >= 3 : apiKey !== API.SaslHandshake;
     if (flexible) r.taggedFields();
     const w = new Writer().int32(correlationId);
     // Response header v1 (tagged fields) for flexible versions, except ApiVersions, whose header is always v0.
-    if (apiKey !== API.ApiVersions) w.tags();
+    if (flexible && apiKey !== API.ApiVersions) w.tags();
+    const login = logins.get(socket) ?? { done: options.sasl === undefined };
+    logins.set(socket, login);
     let reset = false;
+    if (!login.done && apiKey !== API.ApiVersions && apiKey !== API.SaslHandshake && apiKey !== API.SaslAuthenticate) {
+      // Kafka closes a connection that sends anything else before authenticating.
+      return void socket.destroy();
+    }
     if (apiKey === API.ApiVersions) {
       w.int16(0).compactArray(SUPPORTED, (ww, [key, min, max]) => ww.int16(key).int16(min).int16(max).tags()).int32(0).tags();
+    } else if (apiKey === API.SaslHandshake) {
+      const mechanism = r.string();
+      const offered = options.sasl?.mechanism ?? 'PLAIN';
+      login.mechanism = mechanism;
+      w.int16(mechanism === offered ? 0 : 33).int32(1).int16(offered.length);
+      w.put(offered.length, (b) => b.write(offered));
+    } else if (apiKey === API.SaslAuthenticate) {
+      const auth = r.bytes(r.uvarint() - 1).toString();
+      const sasl = options.sasl!;
+      let answer: string | undefined;
+      if (login.mechanism !== sasl.mechanism) answer = undefined;
+      else if (sasl.mechanism === 'PLAIN') answer = auth === `\0${sasl.username}\0${sasl.password}` ? '' : undefined;
+      else {
+        const step = scramStep(sasl.mechanism === 'SCRAM-SHA-256' ? 'sha256' : 'sha512', sasl.password, login, auth);
+        const first = login.scram !== undefined && step?.startsWith('r=');
+        if (first && !auth.includes(`n=${sasl.username},`)) answer = undefined;
+        else answer = step;
+        if (step !== undefined && !first) login.done = true;
+      }
+      if (sasl.mechanism === 'PLAIN' && answer !== undefined) login.done = true;
+      if (answer === undefined) {
+        failedLogins++;
+        w.int16(login.mechanism === undefined ? ILLEGAL_SASL_STATE : SASL_AUTHENTICATION_FAILED).compactString('Authentication failed: invalid credentials').uvarint(1).int64(0n).tags();
+        const size = Buffer.alloc(4);
+        size.writeInt32BE(w.buffer.length);
+        socket.end(Buffer.concat([size, w.buffer]));
+        return;
+      }
+      w.int16(0).compactString(null).uvarint(Buffer.byteLength(answer) + 1);
+      w.put(Buffer.byteLength(answer), (b) => b.write(answer));
+      w.int64(0n).tags();
     } else if (apiKey === API.Metadata) {
       metadata(r, w);
     } else if (apiKey === API.InitProducerId) {
@@ -384,7 +472,7 @@ export async function startKafkaBroker(options: BrokerOptions = {}): Promise<Kaf
   }
 
   const listen = async (): Promise<void> => {
-    server = createServer((socket) => {
+    const serve = (socket: Socket): void => {
       sockets.add(socket);
       socket.on('close', () => sockets.delete(socket));
       socket.on('error', () => undefined);
@@ -397,7 +485,9 @@ export async function startKafkaBroker(options: BrokerOptions = {}): Promise<Kaf
           handle(socket, frame);
         }
       });
-    });
+    };
+    const { tls } = options;
+    server = tls === undefined ? createServer(serve) : createTlsServer({ cert: readFileSync(tls.cert), key: readFileSync(tls.key) }, serve);
     await new Promise<void>((resolve, reject) => {
       server!.once('error', reject);
       server!.listen(port, '127.0.0.1', () => resolve());
@@ -416,6 +506,7 @@ export async function startKafkaBroker(options: BrokerOptions = {}): Promise<Kaf
     records: (topic) => [...logs.entries()].filter(([name]) => topic === undefined || name === topic).flatMap(([, parts]) => parts.flat()),
     topics: () => [...logs.keys()],
     produceRequests: () => produceRequests,
+    failedLogins: () => failedLogins,
     failProduce(code, times) {
       failures = { code, times };
     },

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import type { Producer, ProducerOptions } from '@platformatic/kafka';
 import { tlsConnectOptions, type TlsOptions } from '../../net/tls-options.js';
 import { RejectedBatch } from '../send-outcome.js';
@@ -151,8 +152,11 @@ export class KafkaProducer {
     };
     if (settings.tls !== undefined) {
       options.tls = tlsConnectOptions(settings.tls);
-      // SNI and the certificate check name each broker by its own host unless tls.servername says otherwise.
-      options.tlsServerName = settings.tls.servername ?? true;
+      // The certificate is checked against each broker's own host, unless tls.servername names another. SNI carries
+      // that name too (proxies and hosted clusters route by it), except for a cluster bootstrapped by IP address,
+      // where an IP as SNI is refused by the RFC and warned about by Node.
+      const byName = settings.brokers.some((broker) => isIP(brokerAddress(broker)!.host) === 0);
+      options.tlsServerName = settings.tls.servername ?? byName;
     }
     const { sasl } = settings;
     if (sasl !== undefined) {
