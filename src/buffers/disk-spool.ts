@@ -1,5 +1,6 @@
 import { isUtf8 } from 'node:buffer';
 import { mkdir, readdir, stat, unlink } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import { RateLimitedLog, type Logger } from '../diagnostics.js';
 import { LineBatch } from '../lines/line-batch.js';
 import type { WhenFull } from '../lines/line-buffer.js';
@@ -78,6 +79,12 @@ const DEFAULT_RETRY_MS = 2000;
 /** One write call writes at most this much. */
 const WRITE_BYTES = 1 << 20;
 
+/**
+ * Spools open in this process, by directory, until closed. A sink replaced by a reload still delivers from its spool
+ * while its successor opens the same directory: the successor waits for it to close.
+ */
+const openDirs = new Map<string, Promise<void>>();
+
 /** The stable identity of a stream in a spool: its sandbox and which stream of it. */
 export const streamKey = (meta: StreamMetadata): string => `${meta.sandbox}:${meta.stream}`;
 
@@ -115,6 +122,8 @@ export class DiskSpool {
   private reading: Promise<unknown> = Promise.resolve();
   private readonly writableWaiters: (() => void)[] = [];
   private closed = false;
+  /** Lets the next open of this directory in this process go ahead. */
+  private release = (): void => undefined;
   private readonly errors: RateLimitedLog;
   private readonly segmentBytes: number;
   private readonly maxPendingBytes: number;
@@ -138,6 +147,25 @@ export class DiskSpool {
    * position are deleted, the others scanned record by record (CRC checked), damage counted and logged.
    */
   static async open(dir: string, options: SpoolOptions, log: Logger): Promise<DiskSpool> {
+    dir = resolve(dir);
+    for (let previous = openDirs.get(dir); previous !== undefined; previous = openDirs.get(dir)) await previous;
+    let release = (): void => undefined;
+    openDirs.set(dir, new Promise<void>((done) => (release = done)));
+    try {
+      const spool = await DiskSpool.recoverIn(dir, options, log);
+      spool.release = () => {
+        openDirs.delete(dir);
+        release();
+      };
+      return spool;
+    } catch (err) {
+      openDirs.delete(dir);
+      release();
+      throw err;
+    }
+  }
+
+  private static async recoverIn(dir: string, options: SpoolOptions, log: Logger): Promise<DiskSpool> {
     await mkdir(dir, { recursive: true, mode: 0o700 });
     let ack: AckPosition | undefined;
     try {
@@ -312,6 +340,7 @@ export class DiskSpool {
       segment.forgetPending();
     }
     await Promise.all(this.segments.map((segment) => segment.close()));
+    this.release();
   }
 
   private async recover(seq: number, ack: AckPosition | undefined): Promise<void> {

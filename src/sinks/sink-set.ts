@@ -1,3 +1,5 @@
+import { userInfo } from 'node:os';
+import { join } from 'node:path';
 import type { SinkSpec, SplitterConfig } from '../config/config.js';
 import type { Logger } from '../diagnostics.js';
 import type { Sink, SinkHealth, SinkStats } from './sink.js';
@@ -8,7 +10,7 @@ export type SharedSinkReport = { sink: string; type: string; streams: number; he
 
 /** Identity of a spec: a reload that changes any of it replaces the sink. */
 export const specKey = (spec: SinkSpec): string =>
-  JSON.stringify([spec.type.type, spec.options, spec.match, spec.buffer, spec.sharedMaxBytes]);
+  JSON.stringify([spec.type.type, spec.options, spec.match, spec.buffer, spec.sharedMaxBytes, spec.disk]);
 
 interface Output {
   spec: SinkSpec;
@@ -85,6 +87,8 @@ export class SinkSet {
         const sink = spec.type.create(spec.options, {
           name: spec.name,
           buffer: { ...spec.buffer, maxBytes: spec.sharedMaxBytes },
+          // One spool per sink per worker (task user): a spool directory belongs to one process.
+          ...(spec.disk === undefined ? {} : { spool: { dir: join(spec.disk.path, userInfo().username), maxBytes: spec.disk.maxBytes, whenFull: spec.buffer.whenFull } }),
           log: this.log,
         });
         sink.start();

@@ -1,3 +1,4 @@
+import { SpoolStage, type SpoolConfig, type SpoolStageStats } from '../buffers/spool-stage.js';
 import type { Logger } from '../diagnostics.js';
 import { RateLimitedLog } from '../diagnostics.js';
 import { BatchBuilder } from '../lines/batch-builder.js';
@@ -21,11 +22,15 @@ export interface SinkContext {
    * its bytes arrived. A shared sink serves many streams and has none.
    */
   meta?: StreamMetadata;
+  /** A disk buffer (`buffer.type: disk`, daemon mode): lines go through a spool in this directory (docs/spool.md). */
+  spool?: SpoolConfig;
 }
 
 export interface SinkStats extends LineStats {
   reconnects: number;
   failedSends: number;
+  /** With a disk buffer: for its streams, lines count sent once in the spool; what became of them is here. */
+  spool?: SpoolStageStats;
 }
 
 export interface SinkHealth {
@@ -125,6 +130,8 @@ export abstract class Sink {
   private stopping = false;
   private aborted = false;
   private loop: Promise<void> | undefined;
+  /** The disk buffer between the queues and delivery; undefined for a memory buffer, or one that could not open. */
+  private spool: SpoolStage | undefined;
 
   constructor(context: SinkContext) {
     this.name = context.name;
@@ -137,6 +144,16 @@ export abstract class Sink {
       heldOutside: (buffer) => this.heldOutside(buffer),
       makeRoom: (buffer, bytes) => this.makeRoomFor(buffer, bytes),
     };
+    if (context.spool !== undefined) {
+      this.spool = new SpoolStage(context.spool, this.log, {
+        take: (now) => this.takeBatch(now),
+        spooled: () => this.settleSpooled(),
+        flushDueAt: () => this.flushDueAt(),
+        stopping: () => this.stopping,
+        aborted: () => this.aborted,
+        wakeDelivery: () => this.wake?.(),
+      });
+    }
   }
 
   /**
@@ -159,7 +176,7 @@ export abstract class Sink {
   /** A queue for one more stream, with the stream's `lines` options. */
   attach(lines: LineOptions): StreamQueue {
     const queue = new StreamQueue(
-      { wake: () => this.wake?.(), release: (done) => this.forget(done) },
+      { wake: () => (this.spool === undefined ? this.wake?.() : this.spool.wake()), release: (done) => this.forget(done) },
       this.limits,
       lines,
       this.budget,
@@ -170,7 +187,7 @@ export abstract class Sink {
   }
 
   start(): void {
-    this.loop ??= this.deliverLoop();
+    this.loop ??= this.spool === undefined ? this.deliverLoop() : this.deliverSpooled();
   }
 
   /**
@@ -184,6 +201,7 @@ export abstract class Sink {
     const timer = setTimeout(() => this.abort(), Math.max(0, deadline - Date.now()));
     await (this.loop ?? Promise.resolve());
     clearTimeout(timer);
+    await this.spool?.close();
     await this.close().catch(() => undefined);
   }
 
@@ -207,6 +225,7 @@ export abstract class Sink {
       bufferedBytes,
       droppedBy: this.tally.droppedByReason(),
       ...this.transportStats(),
+      ...(this.spool?.stats === undefined ? {} : { spool: this.spool.stats }),
     };
   }
 
@@ -254,6 +273,7 @@ export abstract class Sink {
    * send again: they count as dropped for `reason` instead. They are the newest lines sent.
    */
   protected unsend(reason: DropReason, lines: number, bytes: number): void {
+    if (this.spool !== undefined) return this.spool.drop(reason, lines, bytes, false);
     const history = this.sentHistory;
     while ((lines > 0 || bytes > 0) && history.length > 0) {
       const part = history[history.length - 1];
@@ -271,6 +291,7 @@ export abstract class Sink {
 
   /** Lines of sent batches the peer acknowledged (with `confirmsDelivery`), the oldest first: they count as sent. */
   protected confirmSent(lines: number, bytes: number): void {
+    if (this.spool !== undefined) return this.spool.confirm(lines, bytes);
     this.takeUnconfirmed(lines, bytes, (queue, l, b) => {
       queue.lines.confirm(l, b);
       this.remember(queue, l, b);
@@ -279,6 +300,7 @@ export abstract class Sink {
 
   /** Lines of sent batches that will never be confirmed (with `confirmsDelivery`): they count as dropped for `reason`. */
   protected dropUnconfirmed(reason: DropReason, lines: number, bytes: number): void {
+    if (this.spool !== undefined) return this.spool.drop(reason, lines, bytes, true);
     this.takeUnconfirmed(lines, bytes, (queue, l, b) => queue.lines.dropUnconfirmed(reason, l, b));
   }
 
@@ -370,23 +392,29 @@ export abstract class Sink {
     const backoff = new Backoff();
     let batch: LineBatch | undefined;
     while (!this.aborted) {
-      if (batch === undefined && this.batchDelayMs > 0 && !this.stopping) {
+      if (batch === undefined && this.batchDelayMs > 0 && !this.stopping && this.spool === undefined) {
         const due = this.batchDue();
         if (due !== undefined) {
           await this.idle(due);
           continue;
         }
       }
-      batch ??= this.takeBatch(Date.now());
+      batch ??= this.spool === undefined ? this.takeBatch(Date.now()) : await this.spool.take(this.maxBatchLines, this.batchBytesLimit());
       if (batch !== undefined) this.batchWaitSince = undefined;
-      if (batch === undefined && !this.stopping) {
-        await this.idle(this.flushDueAt());
+      // With a disk buffer, the sink is done once the pump moved everything into the spool and it gave all back.
+      if (batch === undefined && !(this.stopping && (this.spool?.pumped ?? true))) {
+        // Lines the pump appended while the spool was read woke no one: look again soon.
+        await this.idle(this.spool === undefined ? this.flushDueAt() : this.spool.hasUntaken ? Date.now() + 50 : undefined);
         continue;
       }
       try {
         if (batch === undefined) return await this.drain();
         const rejected = await this.send(batch);
-        this.settleParts(rejected || undefined);
+        if (this.spool === undefined) this.settleParts(rejected || undefined);
+        else {
+          this.spool.sent(batch, this.confirmsDelivery);
+          if (rejected) this.spool.drop('rejected', rejected.lines, rejected.bytes, false);
+        }
         batch = undefined;
         this.health.state = 'up';
         this.health.lastSent = Date.now();
@@ -400,7 +428,11 @@ export abstract class Sink {
         }
         if (err instanceof RejectedBatch && batch !== undefined) {
           // The peer answered: it is up, and this batch will never be taken. Retrying it would block the streams.
-          this.settleParts({ lines: batch.lines, bytes: batch.bytes });
+          if (this.spool === undefined) this.settleParts({ lines: batch.lines, bytes: batch.bytes });
+          else {
+            this.spool.sent(batch, false);
+            this.spool.drop('rejected', batch.lines, batch.bytes, false);
+          }
           this.errors.error({ err: err.message, status: err.status, lines: batch.lines }, 'peer rejected a batch; its lines are dropped (rejected), not retried');
           batch = undefined;
           this.health.state = 'up';
@@ -464,6 +496,21 @@ export abstract class Sink {
    * The batch was delivered, but for `rejected`, which the peer refused for good: those count as dropped. A peer
    * that says only how many (not which) refused is charged from the batch's end.
    */
+  /** Opens the disk buffer (a spool left by a previous run is recovered first), then delivers from it. */
+  private async deliverSpooled(): Promise<void> {
+    if (!(await this.spool!.open())) this.spool = undefined;
+    await this.deliverLoop();
+  }
+
+  /** The pump's batch is in the disk spool (or dropped there, counted by it): for its streams, its lines are sent. */
+  private settleSpooled(): void {
+    for (const { queue, taken } of this.parts) {
+      queue.lines.settle(taken, false);
+      queue.checkDelivered();
+    }
+    this.parts = [];
+  }
+
   private settleParts(rejected: RejectedLines | undefined): void {
     let refusedLines = rejected?.lines ?? 0;
     let refusedBytes = rejected?.bytes ?? 0;
