@@ -6,6 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { numberedLines } from './helpers/data.js';
 import { closeReceivers, faultBurst, hecEvents, jsonArrayRecords, ndjsonRecords, startReceiver, type ReceivedRequest } from './helpers/http-receiver.js';
+import { endAndSummarize, expectEveryLineAccounted, OUTAGES, startHelperWithSink, streamWithOutages } from './helpers/outage.js';
 import { checkConfigFile, checkSinkConfig, expectAllInOrder, finish, startHelper, writeArrivals } from './helpers/sink-run.js';
 import { ROOT } from './helpers/spawn.js';
 import { waitFor } from './helpers/wait.js';
@@ -213,6 +214,19 @@ describe('http sink', () => {
     expect(new Set(peer.requests.map((r) => r.body.toString())).size).toBe(peer.requests.length);
     expect(helper.diagnostics().find((d) => d.status === 403)!.err).toContain('Invalid token');
   });
+});
+
+describe('http sink through random receiver outages', () => {
+  it.each([1, 2, 3])('seed %i: every line arrives or is counted dropped, first arrivals in order', async (seed) => {
+    const peer = await startReceiver({ linesOf: (r) => ndjsonRecords(r.body).map((rec) => rec.message as string), label: 'outage' });
+    // 4 MB: inside the 8 MB buffer, so no outage may cost a line.
+    const plan = { seed, lines: 40_000, lineBytes: 100, label: 'outage', maxPauseMs: 20, ...OUTAGES };
+    const helper = await startHelperWithSink({ type: 'http', url: peer.url });
+    const run = await streamWithOutages(helper, peer, plan);
+    const summary = await endAndSummarize(helper);
+    expectEveryLineAccounted(summary, peer.received(), run, plan.lines);
+    expectAllInOrder(peer.received(), plan.lines);
+  }, 120_000);
 });
 
 describe('http sink config (check-config)', () => {

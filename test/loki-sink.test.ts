@@ -1,21 +1,26 @@
 // End to end: the built helper, started as the agent starts it, tees a real pipe into the sandbox and a `loki` sink
 // whose receiver (test/helpers/http-receiver.ts) decodes Loki's push JSON and misbehaves on purpose. Plus the
 // encoder in-process, for batches that hold the lines of several streams (the daemon's shared sinks).
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { dirname, join } from 'node:path';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { LineBatch } from '../src/lines/line-batch.js';
 import type { StreamMetadata } from '../src/mesos/metadata.js';
 import { EntryClock } from '../src/sinks/loki/entry-clock.js';
 import { PushEncoder } from '../src/sinks/loki/push-encoder.js';
 import { numberedLines } from './helpers/data.js';
+import { killDaemons, makeDaemon } from './helpers/daemon.js';
 import { closeReceivers, faultBurst, lokiPush, startReceiver, type ReceivedRequest } from './helpers/http-receiver.js';
-import { checkConfigFile, checkSinkConfig, expectAllInOrder, finish, startHelper, writeArrivals } from './helpers/sink-run.js';
-import { ROOT } from './helpers/spawn.js';
+import { endAndSummarize, expectEveryLineAccounted, OUTAGES, startHelperWithSink, streamWithOutages } from './helpers/outage.js';
+import { makeSandbox } from './helpers/sandbox.js';
+import { ARRIVAL_BYTES, checkConfigFile, checkSinkConfig, expectAllInOrder, finish, startHelper, writeArrivals } from './helpers/sink-run.js';
+import { ROOT, spawnLogger } from './helpers/spawn.js';
 import { waitFor } from './helpers/wait.js';
 
 afterEach(closeReceivers);
+afterAll(killDaemons);
 
 const NO_CONTENT = { status: 204 };
 const lokiLines = (request: ReceivedRequest): string[] => lokiPush(request.body).flatMap((s) => s.entries.map((e) => e.line));
@@ -160,6 +165,66 @@ describe('loki sink', () => {
     expect(retried.at - throttled.at).toBeGreaterThanOrEqual(990);
     expect(retried.body.equals(throttled.body)).toBe(true);
   });
+});
+
+describe('loki sink through random receiver outages', () => {
+  it.each([1, 2, 3])('seed %i: every line arrives or is counted dropped, first arrivals in order', async (seed) => {
+    const peer = await startReceiver({ respond: () => NO_CONTENT, linesOf: lokiLines, label: 'outage' });
+    // 4 MB: inside the 8 MB buffer, so no outage may cost a line.
+    const plan = { seed, lines: 40_000, lineBytes: 100, label: 'outage', maxPauseMs: 20, ...OUTAGES };
+    const helper = await startHelperWithSink({ type: 'loki', url: peer.url });
+    const run = await streamWithOutages(helper, peer, plan);
+    const summary = await endAndSummarize(helper);
+    expectEveryLineAccounted(summary, peer.received(), run, plan.lines);
+    expectAllInOrder(peer.received(), plan.lines);
+  }, 120_000);
+});
+
+describe('loki sink shared by the daemon', () => {
+  it('stdout and stderr of 4 tasks into one sink: each line once, in order, with its own ids; shared Loki streams keep increasing timestamps', async () => {
+    const peer = await startReceiver({ respond: () => NO_CONTENT });
+    const work = makeSandbox().dir;
+    const configFile = join(work, 'config.yaml');
+    const sink = { type: 'loki', url: peer.url, batch: { max_delay_ms: 50 } };
+    writeFileSync(configFile, JSON.stringify({ agent: { enrich: false }, shutdown_timeout_ms: 10_000, sinks: { loki: sink } }));
+    const daemon = makeDaemon({ LOG_SPLITTER_CONFIG: configFile });
+    await daemon.start();
+    const LINES = 3000;
+    const WIDTH = 120;
+    const streams = [0, 1, 2, 3].flatMap((t) => (['stdout', 'stderr'] as const).map((stream) => ({ t, stream, label: `t${t}${stream}` })));
+    const helpers = await Promise.all(
+      streams.map(({ t, stream }) => {
+        const logFilename = join(work, `slaves/S1/frameworks/F1/executors/E${t}/runs/C${t}`, stream);
+        mkdirSync(dirname(logFilename), { recursive: true });
+        return spawnLogger({ log_filename: logFilename, max_size: '64MB' }, { env: daemon.shimEnv('daemon') });
+      }),
+    );
+    const inputs = streams.map(({ label }) => numberedLines(LINES, WIDTH, label));
+    for (let at = 0; at < LINES * WIDTH; at += ARRIVAL_BYTES) {
+      await Promise.all(helpers.map((helper, k) => helper.write(inputs[k].subarray(at, at + ARRIVAL_BYTES))));
+    }
+    await Promise.all(helpers.map((helper) => helper.end()));
+    for (const helper of helpers) expect((await helper.exited).code, helper.stderr()).toBe(0);
+    const entries = () => peer.accepted().flatMap((r) => lokiPush(r.body).flatMap((s) => s.entries.map((e) => ({ ...e, labels: s.labels }))));
+    await waitFor(() => entries().length >= streams.length * LINES, { timeoutMs: 30_000, intervalMs: 500, what: 'every line' });
+    const all = entries();
+    for (const { t, stream, label } of streams) {
+      const mine = all.filter((e) => e.line.startsWith(`${label} `));
+      expect(mine.map((e) => Number(e.line.split(' ')[1])), label).toEqual(Array.from({ length: LINES }, (_, i) => i));
+      const wrong = mine.filter((e) => e.labels.stream !== stream || e.metadata?.executor_id !== `E${t}` || e.metadata?.container_id !== `C${t}`);
+      expect(wrong, label).toEqual([]);
+    }
+    // Without enrichment the default labels are {hostname, stream}: the tasks share two Loki streams, whose
+    // timestamps still increase strictly, push after push.
+    const byStream = new Map<string, bigint[]>();
+    for (const e of all) {
+      const key = JSON.stringify(e.labels);
+      if (!byStream.has(key)) byStream.set(key, []);
+      byStream.get(key)!.push(e.ns);
+    }
+    expect(byStream.size).toBe(2);
+    for (const stamps of byStream.values()) expect(stamps.findIndex((ns, i) => i > 0 && ns <= stamps[i - 1])).toBe(-1);
+  }, 120_000);
 });
 
 describe('loki push encoder (in-process)', () => {
