@@ -1,4 +1,4 @@
-import { loadConfigFromEnv } from '../config/config.js';
+import { loadConfigFromEnv, standaloneConfig } from '../config/config.js';
 import { loadConfig } from '../config/load.js';
 import { createDiagnostics } from '../diagnostics.js';
 import { openPipeSource } from '../pipe-source.js';
@@ -33,11 +33,11 @@ export async function runLogrotateLogger(argv: string[]): Promise<number> {
     }
   }
 
-  const stream = await wireStream(flags, () => openPipeSource(0), loadConfig(log), log);
+  const stream = await wireStream(flags, () => openPipeSource(0), loadConfig(log, standaloneConfig), log);
   // SIGHUP reloads the config; a bad file keeps the last good one.
   onSighup(() => {
     try {
-      stream.reload(loadConfigFromEnv());
+      stream.reload(standaloneConfig(loadConfigFromEnv()));
     } catch (err) {
       log.error({ err: (err as Error).message }, 'config reload failed; keeping the running config');
     }
