@@ -7,6 +7,7 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { numberedLines } from './helpers/data.js';
 import { killDaemons, makeDaemon } from './helpers/daemon.js';
 import { agentEnv } from './helpers/env.js';
+import { endAndSummarize, expectEveryLineAccounted, OUTAGES, startHelperWithSink, streamWithOutages } from './helpers/outage.js';
 import { FluentReceiver, type ForwardMessage, type ReceiverSecurity } from './helpers/fluent-receiver.js';
 import { freeTcpPort, makeCerts } from './helpers/rsyslog.js';
 import { makeSandbox } from './helpers/sandbox.js';
@@ -275,6 +276,18 @@ describe('fluent sink in the helper', () => {
     expect(summary).toMatchObject({ linesIn: total, linesSent: total, linesDropped: 0 });
     expect(fluent.messages.every((m: ForwardMessage) => m.option.chunk === undefined)).toBe(true);
     expectAllInOrder(numbers(fluent, 'noack'), total);
+  });
+
+  it.each([1, 2, 3])('random receiver outages (seed %i): every line arrives or is counted dropped, first arrivals in order', async (seed) => {
+    const fluent = await startReceiver();
+    // 4 MB: inside the 8 MB buffer, so no outage may cost a line.
+    const plan = { seed, lines: 40_000, lineBytes: 100, label: 'outage', maxPauseMs: 20, ...OUTAGES };
+    const helper = await startHelperWithSink({ type: 'fluent', port: fluent.port });
+    const run = await streamWithOutages(helper, fluent, plan);
+    const summary = await endAndSummarize(helper);
+    expectEveryLineAccounted(summary, fluent.received(), run, plan.lines);
+    expect(summary.linesDropped).toBe(0);
+    expectAllInOrder(numbers(fluent, 'outage'), plan.lines);
   });
 });
 

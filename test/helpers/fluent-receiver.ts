@@ -4,6 +4,7 @@ import { createServer as createTcpServer, type Server, type Socket } from 'node:
 import { createServer as createTlsServer } from 'node:tls';
 import { gunzipSync } from 'node:zlib';
 import { decodeMulti, decodeMultiStream, encode, ExtensionCodec } from '@msgpack/msgpack';
+import type { KillableReceiver } from './outage.js';
 import type { TestCerts } from './rsyslog.js';
 
 /** Forward's EventTime (ext type 0), as the receiver decodes it. */
@@ -63,7 +64,7 @@ const bytesOf = (value: unknown): Uint8Array => (typeof value === 'string' ? Buf
  * and misbehaves on demand: acks withheld or delayed (`ackPolicy`), connections reset after some bytes (mid-message),
  * connections refused while stopped, a wrong key.
  */
-export class FluentReceiver {
+export class FluentReceiver implements KillableReceiver {
   readonly messages: ForwardMessage[] = [];
   /** Handshake results, in order: 'ok' or the reason given in PONG. */
   readonly handshakes: string[] = [];
@@ -83,6 +84,13 @@ export class FluentReceiver {
   /** Each entry's `log`, in arrival order (duplicates included). */
   logs(): string[] {
     return this.messages.flatMap((message) => message.entries.map((entry) => String(entry.record.log)));
+  }
+
+  /** The number after the label of each line taken in (`<label> <n> ...`, as numberedLines writes), duplicates included. */
+  received(): number[] {
+    return this.logs()
+      .map((log) => Number(log.split(' ')[1]))
+      .filter((n) => Number.isInteger(n));
   }
 
   async start(): Promise<void> {
@@ -112,6 +120,11 @@ export class FluentReceiver {
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     this.resetConnections();
     await closed;
+  }
+
+  /** As SIGKILL would: connections reset, what was not decoded yet is gone (decoded messages were acknowledged). */
+  kill(): Promise<void> {
+    return this.stop();
   }
 
   resetConnections(): void {

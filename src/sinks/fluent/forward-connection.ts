@@ -20,9 +20,6 @@ interface AckWait {
   timer: NodeJS.Timeout;
 }
 
-/** No ack in time: the connection is given up, and what it did not acknowledge is sent again on a new one. */
-export class AckTimeout extends Error {}
-
 /**
  * One connection to a Forward server, in its transport phase (after the handshake, when there is one): writes
  * messages and matches the server's `{ack: chunk}` answers to them. Once it closes, for any reason, every wait
@@ -127,7 +124,7 @@ export class ForwardConnection {
     if (this.closeError !== undefined) return Promise.reject(this.closeError);
     return new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
-        this.socket.destroy(new AckTimeout(`no ack from ${this.options.peer} for chunk ${chunk} within ${timeoutMs} ms; reconnecting to send it again`));
+        this.socket.destroy(new Error(`no ack from ${this.options.peer} for chunk ${chunk} within ${timeoutMs} ms; reconnecting to send it again`));
       }, timeoutMs);
       this.acks.set(chunk, { resolve, reject, timer });
     });

@@ -11,9 +11,6 @@ export interface SecurityOptions {
   password?: string;
 }
 
-/** The server refused us, or proved it does not share our key: retrying as is will not help. */
-export class HandshakeError extends Error {}
-
 const sha512Hex = (...parts: (string | Buffer)[]): string => {
   const hash = createHash('sha512');
   for (const part of parts) hash.update(part);
@@ -42,7 +39,7 @@ export function answerHelo(helo: ReadValue, security: SecurityOptions): { ping: 
   const nonce = bytesOf(options.nonce);
   const authSalt = bytesOf(options.auth);
   if (authSalt.length > 0 && security.username === undefined) {
-    throw new HandshakeError('the server asks for a user (HELO auth); set security.username and security.password');
+    throw new Error('the server asks for a user (HELO auth); set security.username and security.password');
   }
   const salt = randomBytes(16).toString('hex');
   const { shared_key: key, self_hostname: hostname } = security;
@@ -53,10 +50,10 @@ export function answerHelo(helo: ReadValue, security: SecurityOptions): { ping: 
     if (!Array.isArray(pong) || pong[0] !== 'PONG') throw new Error('the server answered PING with something other than PONG');
     const [, authorized, reason, serverHostname, digest] = pong;
     if (authorized !== true) {
-      throw new HandshakeError(`the server refused the handshake: ${typeof reason === 'string' && reason !== '' ? reason : '(no reason given)'}; check security.shared_key, username and password`);
+      throw new Error(`the server refused the handshake: ${typeof reason === 'string' && reason !== '' ? reason : '(no reason given)'}; check security.shared_key, username and password`);
     }
     if (typeof serverHostname !== 'string' || digest !== sha512Hex(salt, serverHostname, nonce, key)) {
-      throw new HandshakeError("the server's PONG digest does not match security.shared_key: it does not have the same key");
+      throw new Error("the server's PONG digest does not match security.shared_key: it does not have the same key");
     }
   };
   return { ping, checkPong };
