@@ -20,7 +20,7 @@ export interface OtlpOptions extends HttpEndpointOptions {
 /** An OpenTelemetry Collector's OTLP/HTTP receiver on this host, at its default port. */
 const DEFAULT_URL = 'http://127.0.0.1:4318';
 const LOGS_PATH = 'v1/logs';
-/** Requests of up to 1 MiB: fewer, larger requests are what lets one request in flight keep up (docs/sinks/otlp.md). */
+/** Requests of up to 1 MiB: with one in flight, larger requests are what raises the rate (docs/sinks/otlp.md). */
 const DEFAULT_BATCH: BatchOptions = { max_lines: 8192, max_bytes: 1 << 20, max_delay_ms: 200 };
 /** zlib's fastest level: twice the speed of its default for a quarter more bytes (docs/sinks/otlp.md#throughput). */
 const GZIP_LEVEL = 1;
@@ -35,7 +35,7 @@ function parse(reader: ConfigReader): OtlpOptions {
 }
 
 /** `url` is the collector's base URL, as OTEL_EXPORTER_OTLP_ENDPOINT: logs go to its path plus `/v1/logs`. */
-export function logsUrl(base: string): URL {
+function logsUrl(base: string): URL {
   const url = new URL(base);
   url.pathname = `${url.pathname.replace(/\/+$/, '')}/${LOGS_PATH}`;
   return url;
