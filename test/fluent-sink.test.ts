@@ -248,11 +248,12 @@ describe('fluent sink in the helper', () => {
   });
 
   it.each([
-    ['the client key is wrong', { sharedKey: 'right' }, /the server refused the handshake: shared_key mismatch/],
-    ['the server proves another key', { sharedKey: 'wrong', wrongServerDigest: true }, /PONG digest does not match security\.shared_key/],
-  ])('handshake fails (%s): a clear logged error, nothing counted sent', async (_case, security, message) => {
+    ['the client key is wrong', { sharedKey: 'right' }, { shared_key: 'wrong' }, /the server refused the handshake: shared_key mismatch/],
+    ['the server proves another key', { sharedKey: 'wrong', wrongServerDigest: true }, { shared_key: 'wrong' }, /PONG digest does not match security\.shared_key/],
+    ['the server asks for one, the sink has no key', { sharedKey: 'k3y' }, undefined, /asks for the shared-key handshake \(it sent HELO\): set security\.shared_key/],
+  ])('handshake fails (%s): a clear logged error, nothing counted sent', async (_case, security, sinkSecurity, message) => {
     const fluent = await startReceiver({ security });
-    const { helper, logFilename } = await startHelper(fluent, { security: { shared_key: 'wrong' } });
+    const { helper, logFilename } = await startHelper(fluent, sinkSecurity === undefined ? {} : { security: sinkSecurity });
     const input = numberedLines(200, 80, 'denied');
     await writeAll(helper, input);
     await waitFor(() => message.test(helper.stderr()), { what: 'the handshake error' });
@@ -260,6 +261,18 @@ describe('fluent sink in the helper', () => {
     expect(summary).toMatchObject({ linesIn: 200, linesSent: 0, bufferedLines: 200, state: 'down' });
     expect(summary.lastError).toMatch(message);
     expect(numbers(fluent, 'denied')).toEqual([]);
+  });
+
+  it('tls: a server certificate the CA file does not vouch for: nothing is sent, the error names the certificate', async () => {
+    const fluent = await startReceiver({ tls: true });
+    const { helper, logFilename } = await startHelper(fluent, { transport: 'tls', tls: { ca_file: fluent.options.certs!.otherCa } });
+    const input = numberedLines(200, 80, 'untrusted');
+    await writeAll(helper, input);
+    await waitFor(() => /certificate/i.test(helper.stderr()), { what: 'the certificate error' });
+    const summary = await finish(helper, logFilename, input);
+    expect(summary).toMatchObject({ linesIn: 200, linesSent: 0, bufferedLines: 200, state: 'down' });
+    expect(summary.lastError).toMatch(/certificate/i);
+    expect(fluent.messages).toEqual([]);
   });
 
   it('require_ack: false: no chunk ids, lines count as sent once written', async () => {
