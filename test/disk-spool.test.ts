@@ -1,7 +1,7 @@
 // DiskSpool: a sink's disk buffer, used directly, in-process, against real files (and a small tmpfs for a full disk;
 // a child process for SIGKILL).
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildSync } from 'esbuild';
@@ -248,6 +248,19 @@ describe('DiskSpool', () => {
     await waitFor(() => segmentFiles(dir).length === 0, { what: 'every segment deleted' });
     await spool.close();
     expect(readdirSync(dir)).toEqual([]);
+  });
+
+  it('refuses a spool directory that is a link or that others may write; a sink then buffers in memory', async () => {
+    const base = tempDir();
+    mkdirSync(join(base, 'elsewhere'));
+    symlinkSync(join(base, 'elsewhere'), join(base, 'link'));
+    await expect(open(join(base, 'link'))).rejects.toThrow(/link must be a directory owned by uid \d+ and writable by it alone/);
+    mkdirSync(join(base, 'shared'));
+    chmodSync(join(base, 'shared'), 0o777);
+    await expect(open(join(base, 'shared'))).rejects.toThrow(/shared must be a directory owned by uid/);
+    // A refused open leaves the directory free for the next one.
+    chmodSync(join(base, 'shared'), 0o700);
+    await (await open(join(base, 'shared'))).close();
   });
 
   it.skipIf(!isRoot())('a full disk (tmpfs) makes appends wait, never throws, keeps lines readable, and recovers once there is room', async () => {

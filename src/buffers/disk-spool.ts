@@ -1,5 +1,5 @@
 import { isUtf8 } from 'node:buffer';
-import { mkdir, readdir, stat, unlink } from 'node:fs/promises';
+import { lstat, mkdir, readdir, stat, unlink } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { RateLimitedLog, type Logger } from '../diagnostics.js';
 import { LineBatch } from '../lines/line-batch.js';
@@ -167,6 +167,12 @@ export class DiskSpool {
 
   private static async recoverIn(dir: string, options: SpoolOptions, log: Logger): Promise<DiskSpool> {
     await mkdir(dir, { recursive: true, mode: 0o700 });
+    // Its parent may be shared by the workers of several users (sticky, like /tmp): this one must be ours alone, and
+    // not a link someone else planted.
+    const own = await lstat(dir);
+    if (!own.isDirectory() || own.uid !== process.geteuid?.() || (own.mode & 0o022) !== 0) {
+      throw new Error(`${dir} must be a directory owned by uid ${process.geteuid?.()} and writable by it alone`);
+    }
     let ack: AckPosition | undefined;
     try {
       ack = await readAck(dir);
