@@ -6,11 +6,12 @@ import { connect, type AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createServer as createTlsServer } from 'node:tls';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { parseConfig } from '../src/config/config.js';
 import { validIndexName } from '../src/sinks/elasticsearch/index-name.js';
 import { BulkReceiver, ITEM_429, ITEM_MAPPER_400, type BulkReceiverOptions } from './helpers/bulk-receiver.js';
 import { chunks, numberedLines } from './helpers/data.js';
+import { killDaemons, makeDaemon } from './helpers/daemon.js';
 import { agentEnv } from './helpers/env.js';
 import {
   endAndSummarize,
@@ -390,3 +391,70 @@ describe('elasticsearch sink config', () => {
     expect(sink(options)).toThrow(message);
   });
 });
+
+describe('elasticsearch sink in the daemon', () => {
+  afterAll(killDaemons);
+
+  it('one shared sink for 6 streams: each line its own stream\'s document and index, per-item 429s resent, 400s dropped', async () => {
+    const parse = (message: unknown): { stream: number; n: number } => {
+      const [, stream, n] = /^s(\d+) (\d+) /.exec(String(message))!;
+      return { stream: Number(stream), n: Number(n) };
+    };
+    const refusedLine = (n: number): boolean => n % 97 === 3;
+    const es = await receiver({
+      answer: (doc, attempt) => {
+        const { n } = parse(doc.source.message);
+        if (refusedLine(n)) return ITEM_MAPPER_400;
+        return n % 7 === 0 && attempt === 0 ? ITEM_429 : undefined;
+      },
+    });
+    const work = dirname(makeSandbox().dir);
+    const config = join(work, 'config.yaml');
+    const sink = { type: 'elasticsearch', url: es.url, mode: 'index', index: 'mesos-{executor_id}-{stream}', batch: { max_delay_ms: 20 } };
+    // Each batch takes two requests and a backoff (its 429s): an ended stream's lines need more than the default 3 s.
+    writeFileSync(config, JSON.stringify({ agent: { enrich: false }, shutdown_timeout_ms: 30_000, sinks: { es: sink } }));
+    const daemon = makeDaemon({ LOG_SPLITTER_CONFIG: config });
+    await daemon.start();
+    const streams = [0, 1, 2].flatMap((k) => (['stdout', 'stderr'] as const).map((stream) => ({ k, stream })));
+    const helpers = await Promise.all(
+      streams.map(({ k, stream }) => {
+        const log = join(work, `slaves/S1/frameworks/F1/executors/E${k}/runs/C${k}`, stream);
+        mkdirSync(dirname(log), { recursive: true });
+        return spawnLogger({ log_filename: log }, { env: daemon.shimEnv('daemon') });
+      }),
+    );
+    const LINES = 3000;
+    for (let part = 0; part < LINES / 500; part++) {
+      await Promise.all(helpers.map((helper, i) => helper.write(numberedLines(500, 100, `s${i}`, part * 500))));
+    }
+    await Promise.all(helpers.map((helper) => helper.end()));
+    for (const helper of helpers) expect((await helper.exited).code, helper.stderr()).toBe(0);
+    const kept = Array.from({ length: LINES }, (_, n) => n).filter((n) => !refusedLine(n));
+    await waitFor(() => es.stored.length >= kept.length * streams.length, { timeoutMs: 30_000, what: 'every document' });
+    for (let i = 0; i < streams.length; i++) {
+      const docs = es.stored.filter((d) => parse(d.source.message).stream === i);
+      const numbers = docs.map((d) => parse(d.source.message).n);
+      expect([...numbers].sort((a, b) => a - b), `stream ${i}`).toEqual(kept);
+      expect(ascending(numbers.filter((n) => n % 7 !== 0)), `stream ${i}`).toBe(true);
+      const { k, stream } = streams[i];
+      expect(new Set(docs.map((d) => `${d.index} ${d.source.executor_id} ${d.source.stream}`))).toEqual(new Set([`mesos-e${k}-${stream} E${k} ${stream}`]));
+    }
+    const summaries = await waitFor(() => {
+      const found = daemon.diagnostics().filter((d) => d.msg === 'sink summary');
+      return found.length === streams.length && found;
+    }, { what: 'a sink summary per stream' });
+    // Every stream's counters add up, and together they count each refused line once. Which stream a refusal is
+    // charged to is not exact: RejectedLines says how many lines of a batch were refused, not which, and the base
+    // charges the batch's last streams.
+    for (const summary of summaries) {
+      expect(summary, JSON.stringify(summary)).toMatchObject({ linesIn: LINES, bufferedLines: 0 });
+      expectSummaryAddsUp(summary);
+    }
+    const total = (key: string): number => summaries.reduce((sum, s) => sum + (s[key] as number), 0);
+    expect({ sent: total('linesSent'), dropped: total('linesDropped') }).toEqual({
+      sent: kept.length * streams.length,
+      dropped: (LINES - kept.length) * streams.length,
+    });
+  }, 120_000);
+});
+
