@@ -410,7 +410,9 @@ describe('elasticsearch sink in the daemon', () => {
     });
     const work = dirname(makeSandbox().dir);
     const config = join(work, 'config.yaml');
-    const sink = { type: 'elasticsearch', url: es.url, mode: 'index', index: 'mesos-{executor_id}-{stream}', batch: { max_delay_ms: 20 } };
+    // Batches larger than a stream's 500-line arrivals, so that each holds lines of several streams.
+    const batch = { max_lines: 5000, max_delay_ms: 50 };
+    const sink = { type: 'elasticsearch', url: es.url, mode: 'index', index: 'mesos-{executor_id}-{stream}', batch };
     // Each batch takes two requests and a backoff (its 429s): an ended stream's lines need more than the default 3 s.
     writeFileSync(config, JSON.stringify({ agent: { enrich: false }, shutdown_timeout_ms: 30_000, sinks: { es: sink } }));
     const daemon = makeDaemon({ LOG_SPLITTER_CONFIG: config });
