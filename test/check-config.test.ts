@@ -163,3 +163,36 @@ describe('the shipped example configs', () => {
     expect(Object.keys(parseYaml(stdout).sinks).length).toBeGreaterThan(0);
   });
 });
+
+describe('check-config and secrets', () => {
+  it('prints passwords, tokens, API keys, credential headers and a URL password as (redacted)', () => {
+    const file = configFile(
+      [
+        'sinks:',
+        '  es:',
+        '    type: elasticsearch',
+        '    url: https://elastic:hunter2@127.0.0.1:9200',
+        '  es2:',
+        '    type: elasticsearch',
+        '    url: https://127.0.0.1:9200',
+        '    auth: { api_key: c2VjcmV0 }',
+        '  hec:',
+        '    type: http',
+        '    format: splunk_hec',
+        '    url: https://127.0.0.1:8088',
+        '    hec: { token: 0000-1111 }',
+        '  web:',
+        '    type: http',
+        '    url: http://127.0.0.1:8080/in',
+        '    headers: { Authorization: "Bearer abc123", X-Tenant: tenant-one }',
+        '',
+      ].join('\n'),
+    );
+    const { code, stdout, stderr } = checkConfig([file]);
+    expect(code, stderr).toBe(0);
+    for (const secret of ['hunter2', 'c2VjcmV0', '0000-1111', 'abc123']) expect(stdout).not.toContain(secret);
+    expect(stdout).toContain('https://elastic:(redacted)@127.0.0.1:9200');
+    expect(stdout).toContain('tenant-one');
+    expect(stdout.match(/\(redacted\)/g)?.length).toBe(4);
+  });
+});

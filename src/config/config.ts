@@ -8,6 +8,7 @@ import { SINK_TYPES } from '../sinks/registry.js';
 import type { SinkType } from '../sinks/sink-type.js';
 import { DEFAULT_DAEMON_CONFIG, parseDaemonSection, showListenAddress, type DaemonConfig } from './daemon-section.js';
 import { parseMatch, type MatchSpec } from './match.js';
+import { redactSecrets } from './redact.js';
 
 /** Where the helper looks for its config; the agent strips MESOS_* variables, so ours start differently. */
 export const CONFIG_ENV = 'LOG_SPLITTER_CONFIG';
@@ -199,7 +200,7 @@ export function describeConfig(config: SplitterConfig): object {
         sink.name,
         {
           type: sink.type.type,
-          ...sink.options,
+          ...(redactSecrets(sink.options) as object),
           match: sink.match,
           buffer: {
             ...(sink.disk === undefined ? {} : { type: 'disk', path: sink.disk.path }),
