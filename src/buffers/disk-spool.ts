@@ -110,8 +110,8 @@ export class DiskSpool {
     droppedBy: { spool_full: { lines: 0, bytes: 0 }, corrupt: { lines: 0, bytes: 0 }, disk_error: { lines: 0, bytes: 0 } },
   };
   private held = { lines: 0, bytes: 0 };
-  /** Lines not yet taken (nor dropped): whether take() may find something. */
-  private untakenLines = 0;
+  /** Lines (and their stream bytes) not yet taken nor dropped: what take() may find. */
+  private readonly untaken = { lines: 0, bytes: 0 };
   /** Writes, syncs, deletions and the ack file, one at a time, in order. */
   private io: Promise<void> = Promise.resolve();
   private writing = false;
@@ -256,7 +256,8 @@ export class DiskSpool {
     this.counts.appended.bytes += batch.bytes;
     this.held.lines += batch.lines;
     this.held.bytes += batch.bytes;
-    this.untakenLines += batch.lines;
+    this.untaken.lines += batch.lines;
+    this.untaken.bytes += batch.bytes;
     this.startWriting();
     return 'spooled';
   }
@@ -267,9 +268,9 @@ export class DiskSpool {
     return new Promise((resolve) => this.writableWaiters.push(resolve));
   }
 
-  /** Whether take() has lines to give. */
-  get hasUntaken(): boolean {
-    return this.untakenLines > 0;
+  /** Lines and stream bytes not yet taken: what take() has to give. */
+  waiting(): { lines: number; bytes: number } {
+    return { ...this.untaken };
   }
 
   /**
@@ -388,7 +389,8 @@ export class DiskSpool {
     this.counts.recovered.bytes += segment.bytes;
     this.held.lines += segment.lines;
     this.held.bytes += segment.bytes;
-    this.untakenLines += segment.lines;
+    this.untaken.lines += segment.lines;
+    this.untaken.bytes += segment.bytes;
   }
 
   private async takeNow(maxLines: number, maxBytes: number): Promise<LineBatch | undefined> {
@@ -448,7 +450,8 @@ export class DiskSpool {
       lines += counted;
       segment.takenLines += counted;
       segment.takenBytes += n;
-      this.untakenLines -= counted;
+      this.untaken.lines -= counted;
+      this.untaken.bytes -= n;
       let range = ranges.at(-1);
       if (range?.segment !== segment) {
         range = { segment, end: 0, lines: 0, bytes: 0 };
@@ -492,7 +495,8 @@ export class DiskSpool {
     this.cursor = undefined;
     const missing = { lines: segment.lines - segment.takenLines, bytes: segment.bytes - segment.takenBytes };
     if (missing.lines > 0 || missing.bytes > 0) {
-      this.untakenLines -= missing.lines;
+      this.untaken.lines -= missing.lines;
+      this.untaken.bytes -= missing.bytes;
       this.held.lines -= missing.lines;
       this.held.bytes -= missing.bytes;
       this.drop('corrupt', missing.lines, missing.bytes);
@@ -541,7 +545,8 @@ export class DiskSpool {
     const bytes = segment.bytes - segment.takenBytes;
     segment.takenLines = segment.lines;
     segment.takenBytes = segment.bytes;
-    this.untakenLines -= lines;
+    this.untaken.lines -= lines;
+    this.untaken.bytes -= bytes;
     this.held.lines -= lines;
     this.held.bytes -= bytes;
     this.drop(reason, lines, bytes);

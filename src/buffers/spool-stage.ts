@@ -97,9 +97,9 @@ export class SpoolStage {
     if (unconfirmed) this.settleUnconfirmed(lines, bytes);
   }
 
-  /** Whether the spool has lines not yet taken. */
-  get hasUntaken(): boolean {
-    return this.spool?.hasUntaken ?? false;
+  /** Lines and stream bytes in the spool not yet taken. */
+  waiting(): { lines: number; bytes: number } {
+    return this.spool?.waiting() ?? { lines: 0, bytes: 0 };
   }
 
   get stats(): SpoolStageStats | undefined {

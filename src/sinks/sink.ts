@@ -392,7 +392,7 @@ export abstract class Sink {
     const backoff = new Backoff();
     let batch: LineBatch | undefined;
     while (!this.aborted) {
-      if (batch === undefined && this.batchDelayMs > 0 && !this.stopping && this.spool === undefined) {
+      if (batch === undefined && this.batchDelayMs > 0 && !this.stopping) {
         const due = this.batchDue();
         if (due !== undefined) {
           await this.idle(due);
@@ -404,7 +404,7 @@ export abstract class Sink {
       // With a disk buffer, the sink is done once the pump moved everything into the spool and it gave all back.
       if (batch === undefined && !(this.stopping && (this.spool?.pumped ?? true))) {
         // Lines the pump appended while the spool was read woke no one: look again soon.
-        await this.idle(this.spool === undefined ? this.flushDueAt() : this.spool.hasUntaken ? Date.now() + 50 : undefined);
+        await this.idle(this.spool === undefined ? this.flushDueAt() : this.spool.waiting().bytes > 0 ? Date.now() + 50 : undefined);
         continue;
       }
       try {
@@ -540,6 +540,17 @@ export abstract class Sink {
 
   /** While a small batch should wait for more lines: until when. */
   private batchDue(): number | undefined {
+    // With a disk buffer, what waits is in the spool: the pump moves lines there as they come.
+    const { lines, bytes } = this.spool?.waiting() ?? this.queued();
+    if (bytes === 0 || lines >= this.maxBatchLines || bytes >= this.batchBytesLimit()) return undefined;
+    const now = Date.now();
+    this.batchWaitSince ??= now;
+    const due = this.batchWaitSince + this.batchDelayMs;
+    return due > now ? due : undefined;
+  }
+
+  /** Whole lines held in the queues and not yet taken, and the bytes held. */
+  private queued(): { lines: number; bytes: number } {
     let lines = 0;
     let bytes = 0;
     for (const queue of this.queues) {
@@ -547,11 +558,7 @@ export abstract class Sink {
       lines += waiting.lines;
       bytes += waiting.bytes;
     }
-    if (bytes === 0 || lines >= this.maxBatchLines || bytes >= this.batchBytesLimit()) return undefined;
-    const now = Date.now();
-    this.batchWaitSince ??= now;
-    const due = this.batchWaitSince + this.batchDelayMs;
-    return due > now ? due : undefined;
+    return { lines, bytes };
   }
 
   /** When the first unterminated line held is due to be flushed, if one is. */
