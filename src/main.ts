@@ -3,7 +3,7 @@ import './cli/sigusr1.js';
 import './cli/sighup.js';
 import { runCheckConfig } from './cli/check-config.js';
 import { runLogrotateLogger } from './cli/logrotate-logger.js';
-import { runStatus } from './cli/status.js';
+import { runStatus } from './daemon/status-command.js';
 import { runDaemon } from './daemon/daemon.js';
 import { runDaemonWorker } from './daemon/worker.js';
 

@@ -1,8 +1,8 @@
 import { createConnection } from 'node:net';
 import { parseArgs } from 'node:util';
-import { DEFAULT_SOCKET, daemonSocketPath } from '../daemon/socket-path.js';
-import { parseStatusFrame, ProtocolError, statusRequestFrame } from '../daemon/protocol.js';
-import type { DaemonStatus } from '../daemon/status.js';
+import { DEFAULT_SOCKET, daemonSocketPath } from './socket-path.js';
+import { parseStatusFrame, ProtocolError, statusRequestFrame } from './protocol.js';
+import type { DaemonStatus } from './status.js';
 import { formatStatus } from './status-table.js';
 
 const USAGE = `Usage: mesos-log-splitter status [--json] [--socket PATH]

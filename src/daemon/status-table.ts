@@ -1,4 +1,4 @@
-import type { DaemonStatus, StreamStatus } from '../daemon/status.js';
+import type { DaemonStatus, StreamStatus } from './status.js';
 
 /** `status` for people: the daemon, its workers, a row per stream and a row per sink. */
 export function formatStatus(status: DaemonStatus): string {
