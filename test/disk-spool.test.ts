@@ -8,8 +8,11 @@ import { buildSync } from 'esbuild';
 import pino from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DiskSpool, type SpoolOptions } from '../src/buffers/disk-spool.js';
+import { DEFAULT_CONFIG } from '../src/config/config.js';
 import { LineBatch } from '../src/lines/line-batch.js';
 import { metadataFromPath, type StreamMetadata } from '../src/mesos/metadata.js';
+import { Sink } from '../src/sinks/sink.js';
+import type { StreamQueue } from '../src/sinks/stream-queue.js';
 import { isRoot, mountTmpfs, unmount } from './helpers/tmpfs.js';
 import { waitFor } from './helpers/wait.js';
 
@@ -400,4 +403,79 @@ describe('DiskSpool', () => {
       rmSync(bundle, { force: true });
     }
   }, 120_000);
+});
+
+/** A sink with a disk buffer whose peer the test controls: down (every send fails), and confirming later or not. */
+class SpooledSink extends Sink {
+  readonly sent: string[] = [];
+  down = false;
+  readonly queue: StreamQueue;
+
+  constructor(dir: string, confirms: boolean) {
+    super({
+      name: 'spooled',
+      buffer: { maxBytes: 8 << 20, whenFull: 'drop_oldest' },
+      log: testLog().log,
+      spool: { dir, maxBytes: 64 << 20, whenFull: 'drop_oldest' },
+    });
+    this.confirmsDelivery = confirms;
+    this.queue = this.attach(DEFAULT_CONFIG.lines);
+  }
+
+  write(from: number, count: number): void {
+    this.queue.append(Buffer.from(range(from, from + count).map((l) => `${l}\n`).join('')), Date.now(), A);
+  }
+
+  /** The peer acknowledges everything sent so far. */
+  confirmAll(lines: number, bytes: number): void {
+    this.confirmSent(lines, bytes);
+  }
+
+  protected async send(batch: LineBatch): Promise<void> {
+    if (this.down) throw new Error('peer down');
+    this.sent.push(...texts(batch));
+  }
+
+  protected async close(): Promise<void> {}
+}
+
+describe('DiskSpool in a sink', () => {
+  it('a restarted sink delivers what its spool holds before any new line', async () => {
+    const dir = tempDir();
+    const first = new SpooledSink(dir, false);
+    first.down = true;
+    first.start();
+    first.write(0, 500);
+    await waitFor(() => segmentFiles(dir).length > 0 && first.stats.spool!.appended.lines === 500, { what: 'lines in the spool' });
+    await first.stop(Date.now() + 100);
+    expect(first.sent).toEqual([]);
+
+    const second = new SpooledSink(dir, false);
+    second.start();
+    second.write(500, 500);
+    await waitFor(() => second.sent.length === 1000, { what: 'every line', timeoutMs: 10_000 });
+    expect(second.sent).toEqual(range(0, 1000));
+    await second.stop(Date.now() + 1000);
+    expect(second.stats.spool).toMatchObject({ recovered: { lines: 500 }, appended: { lines: 500 }, acked: { lines: 1000 }, heldLines: 0 });
+    expect(segmentFiles(dir)).toEqual([]);
+  });
+
+  it('a sink that confirms later: its spool lets lines go only once confirmed, and sends unconfirmed ones again after a restart', async () => {
+    const dir = tempDir();
+    const first = new SpooledSink(dir, true);
+    first.start();
+    first.write(0, 300);
+    await waitFor(() => first.sent.length === 300, { what: 'the lines sent' });
+    await first.stop(Date.now() + 100);
+    expect(segmentFiles(dir).length).toBeGreaterThan(0);
+
+    const second = new SpooledSink(dir, true);
+    second.start();
+    await waitFor(() => second.sent.length === 300, { what: 'the unconfirmed lines sent again' });
+    expect(second.sent).toEqual(range(0, 300));
+    second.confirmAll(300, second.stats.spool!.heldBytes);
+    await second.stop(Date.now() + 1000);
+    expect(second.stats.spool).toMatchObject({ acked: { lines: 300 }, heldLines: 0 });
+    expect(segmentFiles(dir)).toEqual([]);
+  });
 });
