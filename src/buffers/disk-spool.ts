@@ -23,7 +23,7 @@ export interface SpoolOptions {
   retryMs?: number;
 }
 
-/** spool_full: `when_full` applied on disk. corrupt: a torn or damaged record. disk_error: lines a failing disk lost. */
+/** spool_full: `when_full` applied on disk. corrupt: a torn or damaged record. disk_error: lines a failed disk lost. */
 export type SpoolDropReason = 'spool_full' | 'corrupt' | 'disk_error';
 
 interface Count {

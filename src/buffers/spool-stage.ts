@@ -56,7 +56,7 @@ export class SpoolStage {
     private readonly source: StageSource,
   ) {}
 
-  /** Opens (recovers) the spool and starts the pump; false when it cannot be opened (logged): the sink buffers in memory. */
+  /** Opens (recovers) the spool and starts the pump; false when it cannot (logged): the sink buffers in memory. */
   async open(): Promise<boolean> {
     try {
       this.spool = await DiskSpool.open(this.config.dir, { maxBytes: this.config.maxBytes, whenFull: this.config.whenFull }, this.log);
