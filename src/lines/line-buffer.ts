@@ -70,8 +70,8 @@ const LF = 0x0a;
 const CR = 0x0d;
 
 /**
- * One sink's buffer: the stream's raw bytes, copied in as they arrive and cut into line records only when the sink
- * takes a batch. Holding bytes instead of one object per line is what lets a stalled sink cost the sandbox path
+ * One stream's buffer in one sink (a StreamQueue's): the stream's raw bytes, copied in as they arrive and cut into
+ * line records only when the sink takes a batch. Holding bytes instead of one object per line is what lets a stalled sink cost the sandbox path
  * little more than a memcpy: drop_oldest evicts whole lines by moving a position.
  *
  * Lines are counted by their newlines, so `linesIn = linesSent + linesDropped + buffered().lines` holds for any
