@@ -1,6 +1,6 @@
 // End to end: a sink with a disk buffer (`buffer.type: disk`) in the real daemon, its receiver down while 20 streams
 // write, the daemon SIGKILLed midway and restarted; then the receiver comes up. And the standalone helper's refusal.
-import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { numberedLines } from './helpers/data.js';
@@ -78,6 +78,35 @@ describe('disk spool in the daemon', () => {
     const duplicates = perStream().reduce((sum, numbers) => sum + numbers.length - LINES, 0);
     console.log(`spool e2e: ${STREAMS * LINES} lines delivered, ${duplicates} sent twice (taken before the kill, not acknowledged)`);
   }, 240_000);
+});
+
+describe('disk spool of a task user', () => {
+  it('--user=nobody: the worker spools in <path>/nobody/, its own, under a sticky directory the operator made', async () => {
+    const peer = await startReceiver({ linesOf: (r) => ndjsonRecords(r.body).map((record) => record.message as string) });
+    await peer.kill();
+    const work = makeSandbox().dir;
+    const spool = join(work, 'spool');
+    mkdirSync(spool);
+    chmodSync(spool, 0o1733);
+    const config = join(work, 'config.yaml');
+    writeFileSync(config, JSON.stringify({ agent: { enrich: false }, sinks: { out: { type: 'http', url: `${peer.url}/in`, buffer: { type: 'disk', path: spool } } } }));
+    const daemon = makeDaemon({ LOG_SPLITTER_CONFIG: config });
+    await daemon.start();
+    const { dir, stdout } = makeSandbox();
+    chmodSync(dir, 0o777);
+    const helper = await spawnLogger({ log_filename: stdout, user: 'nobody' }, { env: daemon.shimEnv('daemon') });
+    await writeArrivals(helper, numberedLines(1000, 64, 'u'));
+    const own = join(spool, 'nobody');
+    await waitFor(() => segmentsIn(own).length > 0, { timeoutMs: 20_000, what: "segments in nobody's spool" });
+    const stat = statSync(own);
+    expect([stat.uid, stat.mode & 0o777]).toEqual([65534, 0o700]);
+    await helper.end();
+    expect((await helper.exited).code).toBe(0);
+    await peer.start();
+    await waitFor(() => new Set(peer.lines()).size === 1000, { timeoutMs: 30_000, what: 'every line at the receiver' });
+    expectAllInOrder(peer.lines().map((line) => Number(line.split(' ')[1])), 1000);
+    await waitFor(() => segmentsIn(own).length === 0, { timeoutMs: 10_000, what: 'the spool to empty' });
+  }, 90_000);
 });
 
 describe('the standalone helper and buffer.type: disk', () => {
