@@ -81,13 +81,11 @@ describe('disk spool in the daemon', () => {
 });
 
 describe('disk spool of a task user', () => {
-  it('--user=nobody: the worker spools in <path>/nobody/, its own, under a sticky directory the operator made', async () => {
+  it('--user=nobody: the root daemon makes <path>/nobody/ for the worker, which spools there; delivered once the receiver is up', async () => {
     const peer = await startReceiver({ linesOf: (r) => ndjsonRecords(r.body).map((record) => record.message as string) });
     await peer.kill();
     const work = makeSandbox().dir;
-    const spool = join(work, 'spool');
-    mkdirSync(spool);
-    chmodSync(spool, 0o1733);
+    const spool = join(work, 'spool', 'out');
     const config = join(work, 'config.yaml');
     writeFileSync(config, JSON.stringify({ agent: { enrich: false }, sinks: { out: { type: 'http', url: `${peer.url}/in`, buffer: { type: 'disk', path: spool } } } }));
     const daemon = makeDaemon({ LOG_SPLITTER_CONFIG: config });
@@ -100,6 +98,7 @@ describe('disk spool of a task user', () => {
     await waitFor(() => segmentsIn(own).length > 0, { timeoutMs: 20_000, what: "segments in nobody's spool" });
     const stat = statSync(own);
     expect([stat.uid, stat.mode & 0o777]).toEqual([65534, 0o700]);
+    expect([statSync(spool).uid, statSync(spool).mode & 0o777]).toEqual([0, 0o755]);
     await helper.end();
     expect((await helper.exited).code).toBe(0);
     await peer.start();

@@ -1,6 +1,7 @@
 import { closeSync, constants, fstatSync, openSync } from 'node:fs';
 import { Socket, type Server } from 'node:net';
 import { parseArgs } from 'node:util';
+import { prepareSpoolDirs } from '../buffers/spool-dirs.js';
 import { DEFAULT_CONFIG, loadConfigFromEnv, type SplitterConfig } from '../config/config.js';
 import { showListenAddress } from '../config/daemon-section.js';
 import { flagsExit, switchUserExit, type EarlyExit } from '../cli/early-exit.js';
@@ -104,6 +105,7 @@ class Daemon {
     this.pool = new WorkerPool(process.argv[1], this.records, log, {
       ended: (stream) => this.end(stream, { code: 0, stdout: '', stderr: '' }),
       userFailed: (stream, message) => this.end(stream, switchUserExit(stream.flags.user!, new Error(message))),
+      prepare: (user) => prepareSpoolDirs(this.config.sinks, user, log),
     }, workerIdleMs);
     this.enrichment = new SharedEnrichment(log, (id, meta) => {
       const stream = this.streams.get(id);

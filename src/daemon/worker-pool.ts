@@ -28,6 +28,8 @@ export interface DaemonStream {
 export interface WorkerPoolEvents {
   ended(stream: DaemonStream): void;
   userFailed(stream: DaemonStream, message: string): void;
+  /** Before a worker for `user` starts, and at a reload: the daemon makes, as root, what the worker cannot. */
+  prepare(user: string | undefined): void;
 }
 
 interface Worker {
@@ -138,7 +140,10 @@ export class WorkerPool {
   }
 
   reload(): void {
-    for (const worker of this.workers.values()) if (worker.ready) this.tell(worker, { type: 'reload' });
+    for (const worker of this.workers.values()) {
+      this.events.prepare(worker.user);
+      if (worker.ready) this.tell(worker, { type: 'reload' });
+    }
   }
 
   /** Every worker stops reading, writes what it read and exits; resolves when all have. */
@@ -159,6 +164,7 @@ export class WorkerPool {
   }
 
   private start(worker: Worker): void {
+    this.events.prepare(worker.user);
     // `advanced`: the flags hold a Buffer (--logrotate_options, byte for byte), which JSON would not bring back.
     const child = fork(this.bundle, ['daemon-worker', ...(worker.user === undefined ? [] : [worker.user])], {
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
