@@ -10,6 +10,7 @@ const UNIT = [
   'test/cut.test.ts',
   'test/fluent-encoding.test.ts',
   'test/frame-ring.test.ts',
+  'test/kafka-client.test.ts',
   'test/kafka-record.test.ts',
   'test/line-buffer.test.ts',
   'test/metadata.test.ts',

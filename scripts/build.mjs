@@ -5,10 +5,9 @@ import { build } from 'esbuild';
 import { copyFileSync, chmodSync, cpSync, existsSync, mkdirSync, rmSync } from 'node:fs';
 
 const outfile = 'dist/mesos-log-splitter.mjs';
-// The kafka sink's client, a file of its own beside the bundle, imported when a kafka sink first sends: inside the
-// bundle it would add 930 KB that every helper parses, and node:tls and node:crypto that every helper loads.
-const kafkaClient = 'kafka-client.mjs';
-const common = {
+await build({
+  entryPoints: ['src/main.ts'],
+  outfile,
   bundle: true,
   platform: 'node',
   target: 'node20',
@@ -18,34 +17,14 @@ const common = {
   // Some dependencies are CommonJS and call require() for Node built-ins.
   banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
   logLevel: 'warning',
-};
-await build({
-  ...common,
-  entryPoints: ['src/main.ts'],
-  outfile,
   // journald's native addon: a .node file cannot be bundled. Loaded at run time from node_modules beside or above
   // the bundle; without it the journald sink falls back to the stream socket.
   external: ['unix-dgram'],
-  plugins: [
-    {
-      name: 'kafka-client-beside',
-      setup: (b) => b.onResolve({ filter: /^@platformatic\/kafka$/ }, () => ({ path: `./${kafkaClient}`, external: true })),
-    },
-  ],
-});
-await build({
-  ...common,
-  stdin: { contents: "export * from '@platformatic/kafka';", resolveDir: '.' },
-  outfile: `dist/${kafkaClient}`,
-  // The client's wasm codecs (crc32c, snappy, lz4): the package's main file reads native.wasm beside itself, which is
-  // not beside the bundle; its `bundled` entry carries the same module inline.
-  alias: { '@platformatic/wasm-utils': '@platformatic/wasm-utils/bundled' },
 });
 
 if (process.argv.includes('--release')) {
   mkdirSync('dist/release', { recursive: true });
   copyFileSync(outfile, 'dist/release/mesos-log-splitter.mjs');
-  copyFileSync(`dist/${kafkaClient}`, `dist/release/${kafkaClient}`);
   const shim = 'build/Release/mesos-logrotate-logger';
   if (!existsSync(shim)) throw new Error(`${shim} is not built (npm ci builds native/shim.c with node-gyp)`);
   for (const [name, source] of [['mesos-logrotate-logger', shim], ['mesos-log-splitter', 'bin/mesos-log-splitter']]) {
@@ -53,7 +32,7 @@ if (process.argv.includes('--release')) {
     chmodSync(`dist/release/${name}`, 0o755);
   }
   copyFileSync('config/mesos-log-splitter.service', 'dist/release/mesos-log-splitter.service');
-  console.log(`dist/release/: mesos-logrotate-logger (the shim), mesos-log-splitter, mesos-log-splitter.mjs, ${kafkaClient}, mesos-log-splitter.service`);
+  console.log(`dist/release/: mesos-logrotate-logger (the shim), mesos-log-splitter, mesos-log-splitter.mjs, mesos-log-splitter.service`);
   shipUnixDgram('dist/release/node_modules');
   shipAddon('dist/release', 'newline_count', 'native/newline-count.c', 'release sinks will count dropped lines in JavaScript (slower)');
   shipAddon('dist/release', 'socket_queue', 'native/socket-queue.c', 'release syslog tcp/tls sinks will count a line sent when the kernel took it, not when the receiver acknowledged it');

@@ -71,7 +71,7 @@ describe('kafka records', () => {
       task_labels: { team: 'a' },
     });
     expect(JSON.parse(records[1].value.toString())).toMatchObject({ message: 'db one', stream: 'stderr', task_id: 'db/primary:1', container_id: 'C2' });
-    expect(records[0].timestamp).toBe(BigInt(Date.UTC(2024, 0, 2, 3, 4, 5, 678)));
+    expect(records[0].timestamp).toBe(Date.UTC(2024, 0, 2, 3, 4, 5, 678));
   });
 
   it('key: the task id, else the executor id, else the container id; container_id; none', () => {

@@ -1,10 +1,10 @@
 // A single Kafka broker for the kafka sink's tests, written from the protocol spec (kafka.apache.org/protocol):
-// ApiVersions v3, Metadata v12, InitProducerId v4 and Produce v9, with RecordBatch v2 decoded here (CRC32C checked,
-// gzip through zlib, lz4 by its frame spec; snappy is refused), so nothing of the client under test decodes what it
-// sent. It keeps idempotent producers' sequences as a broker does (a batch sent again is acknowledged, not appended
-// twice; a gap is OUT_OF_ORDER_SEQUENCE_NUMBER) and misbehaves on request. librdkafka's mock cluster (Debian's kcat)
-// cannot stand in: it speaks ApiVersions up to v2 and Metadata up to v2, older than any version @platformatic/kafka
-// sends.
+// ApiVersions v0-v2, Metadata v1-v8, InitProducerId v0-v1, Produce v3-v8, SaslHandshake v1 and SaslAuthenticate
+// v0-v1 (the non-flexible versions a Kafka 2.x broker has), with RecordBatch v2 decoded here (CRC32C checked, gzip
+// through zlib, lz4 by its frame spec; snappy is refused), so nothing of the client under test decodes what it sent.
+// It keeps idempotent producers' sequences as a broker does (a batch sent again is acknowledged, not appended twice;
+// a gap is OUT_OF_ORDER_SEQUENCE_NUMBER) and misbehaves on request. librdkafka's mock cluster (kcat, in
+// test/helpers/kafka-mock.ts) is the other broker of the tests; it cannot misbehave on request.
 import { createHash, createHmac, pbkdf2Sync, randomBytes, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
@@ -141,20 +141,15 @@ class Reader {
     const n = this.uvarint();
     return n % 2 === 0 ? n / 2 : -(n + 1) / 2;
   }
-  string = (): string => this.bytes(this.int16()).toString();
-  compactString(): string | null {
-    const n = this.uvarint();
-    return n === 0 ? null : this.bytes(n - 1).toString();
+  /** STRING or NULLABLE_STRING (null read as ''). */
+  string(): string {
+    const n = this.int16();
+    return n < 0 ? '' : this.bytes(n).toString();
   }
-  compactArray<T>(item: () => T): T[] {
-    const n = this.uvarint();
-    return Array.from({ length: Math.max(0, n - 1) }, item);
-  }
-  taggedFields(): void {
-    for (let n = this.uvarint(); n > 0; n--) {
-      this.uvarint();
-      this.bytes(this.uvarint());
-    }
+  /** ARRAY (a null one read as empty). */
+  array<T>(item: () => T): T[] {
+    const n = this.int32();
+    return Array.from({ length: Math.max(0, n) }, item);
   }
 }
 
@@ -170,29 +165,23 @@ class Writer {
   int16 = (v: number): this => this.put(2, (b) => b.writeInt16BE(v));
   int32 = (v: number): this => this.put(4, (b) => b.writeInt32BE(v));
   int64 = (v: bigint): this => this.put(8, (b) => b.writeBigInt64BE(v));
-  uvarint(v: number): this {
-    const out: number[] = [];
-    do {
-      out.push((v & 0x7f) | (v >= 0x80 ? 0x80 : 0));
-      v = Math.floor(v / 128);
-    } while (v > 0);
-    this.parts.push(Buffer.from(out));
-    return this;
-  }
-  compactString(s: string | null): this {
-    if (s === null) return this.uvarint(0);
+  string(s: string | null): this {
+    if (s === null) return this.int16(-1);
     const b = Buffer.from(s);
-    this.uvarint(b.length + 1);
+    this.int16(b.length);
     this.parts.push(b);
     return this;
   }
-  compactArray<T>(items: T[], each: (w: this, item: T) => void): this {
-    this.uvarint(items.length + 1);
+  bytes(b: Buffer): this {
+    this.int32(b.length);
+    this.parts.push(b);
+    return this;
+  }
+  array<T>(items: T[], each: (w: this, item: T) => void): this {
+    this.int32(items.length);
     for (const item of items) each(this, item);
     return this;
   }
-  uuid = (): this => this.put(16, () => undefined);
-  tags = (): this => this.uvarint(0);
   get buffer(): Buffer {
     return Buffer.concat(this.parts);
   }
@@ -202,12 +191,12 @@ const API = { Produce: 0, Metadata: 3, SaslHandshake: 17, ApiVersions: 18, InitP
 const SASL_AUTHENTICATION_FAILED = 58;
 const ILLEGAL_SASL_STATE = 34;
 const SUPPORTED: [number, number, number][] = [
-  [API.Produce, 9, 9],
-  [API.Metadata, 12, 12],
-  [API.ApiVersions, 0, 3],
-  [API.InitProducerId, 4, 4],
+  [API.Produce, 3, 8],
+  [API.Metadata, 1, 8],
+  [API.ApiVersions, 0, 2],
+  [API.InitProducerId, 0, 1],
   [API.SaslHandshake, 1, 1],
-  [API.SaslAuthenticate, 2, 2],
+  [API.SaslAuthenticate, 0, 1],
 ];
 
 /** Where one connection is in its SASL exchange. */
@@ -318,55 +307,51 @@ export async function startKafkaBroker(options: BrokerOptions = {}): Promise<Kaf
     if (!logs.has(name)) logs.set(name, Array.from({ length: partitions }, () => []));
   };
 
-  function metadata(r: Reader, w: Writer): void {
-    const names = r.compactArray(() => {
-      r.bytes(16);
-      const name = r.compactString();
-      r.taggedFields();
-      return name ?? '';
-    });
-    const allowCreate = r.int8() === 1;
-    w.int32(0)
-      .compactArray([0], (ww) => ww.int32(0).compactString('127.0.0.1').int32(port).compactString(null).tags())
-      .compactString('test-cluster')
-      .int32(0);
-    w.compactArray(names, (ww, name) => {
-      if (!LEGAL_TOPIC.test(name)) return void ww.int16(KAFKA_ERRORS.INVALID_TOPIC_EXCEPTION).compactString(name).uuid().int8(0).compactArray([], () => undefined).int32(0).tags();
-      if (!logs.has(name) && allowCreate && options.autoCreate !== false) ensureTopic(name);
-      if (!logs.has(name)) return void ww.int16(KAFKA_ERRORS.UNKNOWN_TOPIC_OR_PARTITION).compactString(name).uuid().int8(0).compactArray([], () => undefined).int32(0).tags();
-      ww.int16(0).compactString(name).uuid().int8(0);
-      ww.compactArray([...Array(partitions).keys()], (pw, index) => {
-        pw.int16(0).int32(index).int32(0).int32(0);
-        pw.compactArray([0], (aw, id) => aw.int32(id)).compactArray([0], (aw, id) => aw.int32(id)).compactArray([], () => undefined).tags();
+  function metadata(version: number, r: Reader, w: Writer): void {
+    const names = r.array(() => r.string());
+    const allowCreate = version < 4 || r.int8() === 1;
+    if (version >= 3) w.int32(0); // throttle_time_ms
+    w.array([0], (ww) => ww.int32(0).string('127.0.0.1').int32(port).string(null));
+    if (version >= 2) w.string('test-cluster');
+    w.int32(0); // controller_id
+    const topic = (ww: Writer, code: number, name: string, partitionCount: number): void => {
+      ww.int16(code).string(name).int8(0);
+      ww.array([...Array(partitionCount).keys()], (pw, index) => {
+        pw.int16(0).int32(index).int32(0);
+        if (version >= 7) pw.int32(0); // leader_epoch
+        pw.array([0], (aw, id) => aw.int32(id)).array([0], (aw, id) => aw.int32(id));
+        if (version >= 5) pw.array([], () => undefined);
       });
-      ww.int32(0).tags();
+      if (version >= 8) ww.int32(0);
+    };
+    w.array(names, (ww, name) => {
+      if (!LEGAL_TOPIC.test(name)) return topic(ww, KAFKA_ERRORS.INVALID_TOPIC_EXCEPTION, name, 0);
+      if (!logs.has(name) && allowCreate && options.autoCreate !== false) ensureTopic(name);
+      if (!logs.has(name)) return topic(ww, KAFKA_ERRORS.UNKNOWN_TOPIC_OR_PARTITION, name, 0);
+      topic(ww, 0, name, partitions);
     });
-    w.tags();
+    if (version >= 8) w.int32(0); // cluster_authorized_operations
   }
 
-  /** Appends what a Produce request carries; returns the response body and whether to reset instead of answering. */
-  function produce(r: Reader, w: Writer): void {
+  /** Appends what a Produce request carries, and writes the answer. */
+  function produce(version: number, r: Reader, w: Writer): void {
     produceRequests++;
-    r.compactString(); // transactional_id
+    r.string(); // transactional_id
     r.int16(); // acks
     r.int32(); // timeout
     const failing = failures.times > 0 ? (failures.times--, failures.code) : 0;
-    const topics = r.compactArray(() => {
-      const name = r.compactString() ?? '';
-      const parts = r.compactArray(() => {
+    const topics = r.array(() => {
+      const name = r.string();
+      const parts = r.array(() => {
         const index = r.int32();
-        const size = r.uvarint() - 1;
-        const data = r.bytes(size);
-        r.taggedFields();
+        const data = r.bytes(r.int32());
         return { index, data };
       });
-      r.taggedFields();
       return { name, parts };
     });
-    r.taggedFields();
-    w.compactArray(topics, (tw, topic) => {
-      tw.compactString(topic.name);
-      tw.compactArray(topic.parts, (pw, part) => {
+    w.array(topics, (tw, topic) => {
+      tw.string(topic.name);
+      tw.array(topic.parts, (pw, part) => {
         let code = failing;
         let baseOffset = -1n;
         const log = logs.get(topic.name)?.[part.index];
@@ -389,12 +374,12 @@ export async function startKafkaBroker(options: BrokerOptions = {}): Promise<Kaf
             }
           }
         }
-        pw.int32(part.index).int16(code).int64(baseOffset).int64(-1n).int64(0n).compactArray([], () => undefined);
-        pw.compactString(code === 0 ? null : `test broker refused: code ${code}`).tags();
+        pw.int32(part.index).int16(code).int64(baseOffset).int64(-1n);
+        if (version >= 5) pw.int64(0n); // log_start_offset
+        if (version >= 8) pw.array([], () => undefined).string(code === 0 ? null : `test broker refused: code ${code}`);
       });
-      tw.tags();
     });
-    w.int32(0).tags();
+    w.int32(0); // throttle_time_ms
   }
 
   function handle(socket: Socket, frame: Buffer): void {
@@ -402,13 +387,10 @@ export async function startKafkaBroker(options: BrokerOptions = {}): Promise<Kaf
     const apiKey = r.int16();
     const version = r.int16();
     const correlationId = r.int32();
-    r.string(); // client_id (a nullable STRING in every request header)
-    // Request header v2 (tagged fields) for flexible versions: all here but SaslHandshake v1 and ApiVersions v0-2.
-    const flexible = apiKey === API.ApiVersions ? version >= 3 : apiKey !== API.SaslHandshake;
-    if (flexible) r.taggedFields();
-    const w = new Writer().int32(correlationId);
-    // Response header v1 (tagged fields) for flexible versions, except ApiVersions, whose header is always v0.
-    if (flexible && apiKey !== API.ApiVersions) w.tags();
+    r.string(); // client_id (a nullable STRING in request header v1)
+    const w = new Writer().int32(correlationId); // response header v0
+    const range = SUPPORTED.find(([key]) => key === apiKey);
+    if (range === undefined || version < range[1] || version > range[2]) throw new Error(`test broker: unexpected api ${apiKey} v${version}`);
     const login = logins.get(socket) ?? { done: options.sasl === undefined };
     logins.set(socket, login);
     let reset = false;
@@ -417,15 +399,15 @@ export async function startKafkaBroker(options: BrokerOptions = {}): Promise<Kaf
       return void socket.destroy();
     }
     if (apiKey === API.ApiVersions) {
-      w.int16(0).compactArray(SUPPORTED, (ww, [key, min, max]) => ww.int16(key).int16(min).int16(max).tags()).int32(0).tags();
+      w.int16(0).array(SUPPORTED, (ww, [key, min, max]) => ww.int16(key).int16(min).int16(max));
+      if (version >= 1) w.int32(0); // throttle_time_ms
     } else if (apiKey === API.SaslHandshake) {
       const mechanism = r.string();
       const offered = options.sasl?.mechanism ?? 'PLAIN';
       login.mechanism = mechanism;
-      w.int16(mechanism === offered ? 0 : 33).int32(1).int16(offered.length);
-      w.put(offered.length, (b) => b.write(offered));
+      w.int16(mechanism === offered ? 0 : 33).array([offered], (ww, name) => ww.string(name));
     } else if (apiKey === API.SaslAuthenticate) {
-      const auth = r.bytes(r.uvarint() - 1).toString();
+      const auth = r.bytes(r.int32()).toString();
       const sasl = options.sasl!;
       let answer: string | undefined;
       if (login.mechanism !== sasl.mechanism) answer = undefined;
@@ -440,27 +422,25 @@ export async function startKafkaBroker(options: BrokerOptions = {}): Promise<Kaf
       if (sasl.mechanism === 'PLAIN' && answer !== undefined) login.done = true;
       if (answer === undefined) {
         failedLogins++;
-        w.int16(login.mechanism === undefined ? ILLEGAL_SASL_STATE : SASL_AUTHENTICATION_FAILED).compactString('Authentication failed: invalid credentials').uvarint(1).int64(0n).tags();
+        w.int16(login.mechanism === undefined ? ILLEGAL_SASL_STATE : SASL_AUTHENTICATION_FAILED).string('Authentication failed: invalid credentials').bytes(Buffer.alloc(0));
+        if (version >= 1) w.int64(0n);
         const size = Buffer.alloc(4);
         size.writeInt32BE(w.buffer.length);
         socket.end(Buffer.concat([size, w.buffer]));
         return;
       }
-      w.int16(0).compactString(null).uvarint(Buffer.byteLength(answer) + 1);
-      w.put(Buffer.byteLength(answer), (b) => b.write(answer));
-      w.int64(0n).tags();
+      w.int16(0).string(null).bytes(Buffer.from(answer));
+      if (version >= 1) w.int64(0n); // session_lifetime_ms
     } else if (apiKey === API.Metadata) {
-      metadata(r, w);
+      metadata(version, r, w);
     } else if (apiKey === API.InitProducerId) {
-      w.int32(0).int16(0).int64(nextProducerId++).int16(0).tags();
+      w.int32(0).int16(0).int64(nextProducerId++).int16(0);
     } else if (apiKey === API.Produce) {
-      produce(r, w);
+      produce(version, r, w);
       if (resets > 0) {
         resets--;
         reset = true;
       }
-    } else {
-      throw new Error(`test broker: unexpected api ${apiKey} v${version}`);
     }
     const body = w.buffer;
     const size = Buffer.alloc(4);

@@ -1,14 +1,29 @@
+import { readFileSync } from 'node:fs';
 import { ConfigError, type ConfigReader } from '../../config-reader.js';
 import type { LineBatch } from '../../lines/line-batch.js';
 import { compileTemplate } from '../../mesos/template.js';
-import { parseTls, type TlsOptions } from '../../net/tls-options.js';
+import { parseTls, tlsConnectOptions, type TlsOptions } from '../../net/tls-options.js';
 import { parseBatch, type BatchOptions } from '../batch-options.js';
 import { Sink, type SinkContext } from '../sink.js';
 import type { SinkType } from '../sink-type.js';
-import { brokerAddress, COMPRESSIONS, KafkaProducer, SASL_MECHANISMS, type Compression, type SaslOptions } from './producer.js';
+import type { BrokerAddress } from './client/metadata.js';
+import { KafkaProducer } from './client/producer.js';
+import { CODECS, type Codec } from './client/record-batch.js';
+import { SASL_MECHANISMS, type SaslMechanism } from './client/sasl.js';
 import { FORMATS, HEADER_FIELDS, KEYS, RecordEncoder, type Format, type HeaderField, type KeyChoice } from './record.js';
 
 const TRANSPORTS = ['tcp', 'tls'] as const;
+
+/** Codecs Kafka has that this client does not compress with: named in the error, so a config from elsewhere is clear. */
+const UNSUPPORTED_CODECS = ['snappy', 'lz4', 'zstd'];
+
+export interface SaslOptions {
+  mechanism: SaslMechanism;
+  username: string;
+  password?: string;
+  /** Read for each authentication, so a rotated secret is picked up. */
+  password_file?: string;
+}
 
 /** The normalized `kafka` sink options, as check-config prints them. */
 export interface KafkaOptions {
@@ -17,7 +32,7 @@ export interface KafkaOptions {
   key: KeyChoice;
   format: Format;
   headers: HeaderField[];
-  compression: Compression;
+  compression: Codec;
   client_id: string;
   transport: (typeof TRANSPORTS)[number];
   tls?: TlsOptions;
@@ -33,14 +48,21 @@ export interface KafkaOptions {
  */
 const DEFAULT_BATCH: BatchOptions = { max_lines: 1024, max_bytes: 512 * 1024, max_delay_ms: 50 };
 
-/**
- * Node's zlib has zstd from 22.15 and 23.8; on older Nodes the client cannot compress with it. Told by the version,
- * so that checking it does not load node:zlib into every helper.
- */
-const zstdAvailable = (): boolean => {
-  const [major, minor] = process.versions.node.split('.').map(Number);
-  return major > 23 || (major === 23 && minor >= 8) || (major === 22 && minor >= 15);
-};
+/** `host:port`, or `[v6 address]:port`, as a host and a port (undefined if it is neither). */
+export function brokerAddress(text: string): BrokerAddress | undefined {
+  const match = /^(?:\[([^\]]+)\]|([^:\s[\]]+)):(\d+)$/.exec(text);
+  const port = Number(match?.[3]);
+  if (match === null || port < 1 || port > 65_535) return undefined;
+  return { host: match[1] ?? match[2], port };
+}
+
+function parseCompression(reader: ConfigReader): Codec {
+  const value = reader.map.compression;
+  if (typeof value === 'string' && UNSUPPORTED_CODECS.includes(value)) {
+    throw new ConfigError(reader.key('compression'), value, `is not supported: this client compresses with gzip only (use gzip or none)`);
+  }
+  return reader.oneOf('compression', CODECS, 'gzip');
+}
 
 function parseBrokers(reader: ConfigReader): string[] {
   const brokers = reader.stringList('brokers');
@@ -71,10 +93,7 @@ function parse(reader: ConfigReader): KafkaOptions {
   if (unknownHeader !== undefined) {
     throw new ConfigError(reader.key('headers'), headers, `has ${unknownHeader}; choose from ${HEADER_FIELDS.join(', ')}`);
   }
-  const compression = reader.oneOf('compression', COMPRESSIONS, 'lz4');
-  if (compression === 'zstd' && !zstdAvailable()) {
-    throw new ConfigError(reader.key('compression'), compression, `needs Node 22.15 or newer (this is ${process.version}); use lz4, snappy or gzip`);
-  }
+  const compression = parseCompression(reader);
   const transport = reader.oneOf('transport', TRANSPORTS, 'tcp');
   if (transport !== 'tls' && reader.has('tls')) throw new ConfigError(reader.key('tls'), reader.map.tls, 'applies only to transport tls');
   const sasl = reader.has('sasl') ? parseSasl(reader.child('sasl')) : undefined;
@@ -95,6 +114,12 @@ function parse(reader: ConfigReader): KafkaOptions {
   };
 }
 
+/** The password, or a reader of the password file (a trailing newline dropped), for each authentication. */
+function passwordOf(sasl: SaslOptions): () => string {
+  const { password, password_file: file } = sasl;
+  return file === undefined ? () => password! : () => readFileSync(file, 'utf8').trimEnd();
+}
+
 /** Produces each line as a Kafka record: idempotent, acks=all, one batch in flight. */
 class KafkaSink extends Sink {
   /** Each line is copied into a record of its own: nothing refers to the batch's bytes after the send. */
@@ -113,14 +138,17 @@ class KafkaSink extends Sink {
       format: options.format,
       headers: options.headers,
     });
+    const { tls, sasl } = options;
     this.producer = new KafkaProducer({
-      brokers: options.brokers,
+      brokers: options.brokers.map((broker) => brokerAddress(broker)!),
       clientId: options.client_id,
       compression: options.compression,
       connectTimeoutMs: options.connect_timeout_ms,
       requestTimeoutMs: options.request_timeout_ms,
-      tls: options.tls,
-      sasl: options.sasl,
+      // Read for each new connection, so renewed certificate files are picked up.
+      tls: tls === undefined ? undefined : () => tlsConnectOptions(tls),
+      sasl: sasl === undefined ? undefined : { mechanism: sasl.mechanism, username: sasl.username, password: passwordOf(sasl) },
+      onReconnect: () => this.countReconnect(),
     });
   }
 

@@ -13,13 +13,14 @@ export type Format = (typeof FORMATS)[number];
 export const HEADER_FIELDS = ['stream', ...ID_FIELDS] as const;
 export type HeaderField = (typeof HEADER_FIELDS)[number];
 
-/** What one line becomes: the client's message, Buffers throughout (no serializer runs). */
+/** What one line becomes. */
 export interface KafkaRecord {
   topic: string;
   key?: Buffer;
   value: Buffer;
-  headers?: Map<Buffer, Buffer>;
-  timestamp: bigint;
+  headers?: [Buffer, Buffer][];
+  /** ms since the epoch */
+  timestamp: number;
 }
 
 /** Kafka topic names: at most 249 of `[A-Za-z0-9._-]`. */
@@ -45,7 +46,7 @@ interface Shared {
   key: Buffer | undefined;
   /** `,"stream":...}`: the JSON members after `message`, with the closing brace. */
   members: string;
-  headers: Map<Buffer, Buffer> | undefined;
+  headers: [Buffer, Buffer][] | undefined;
   /** The topic, when the template does not use the line's time. */
   topic: string | undefined;
 }
@@ -75,7 +76,7 @@ export class RecordEncoder {
       const record: KafkaRecord = {
         topic: shared.topic ?? kafkaTopic(this.options.topic.render(meta, time)),
         value: this.options.format === 'raw' ? Buffer.from(batch.raw(i)) : this.json(batch, i, shared),
-        timestamp: BigInt(Math.round(time)),
+        timestamp: Math.round(time),
       };
       if (shared.key !== undefined) record.key = shared.key;
       if (shared.headers !== undefined) record.headers = shared.headers;
@@ -97,15 +98,15 @@ export class RecordEncoder {
     if (shared !== undefined) return shared;
     const key = keyOf(this.options.key, meta);
     const fields = recordFields(meta);
-    const headers = new Map<Buffer, Buffer>();
+    const headers: [Buffer, Buffer][] = [];
     for (const name of this.options.headers) {
       const value = fields[name];
-      if (typeof value === 'string') headers.set(Buffer.from(name), Buffer.from(value));
+      if (typeof value === 'string') headers.push([Buffer.from(name), Buffer.from(value)]);
     }
     shared = {
       key: key === undefined ? undefined : Buffer.from(key),
       members: `,${JSON.stringify(fields).slice(1)}`,
-      headers: headers.size > 0 ? headers : undefined,
+      headers: headers.length > 0 ? headers : undefined,
       topic: this.options.topic.usesTime ? undefined : kafkaTopic(this.options.topic.render(meta, 0)),
     };
     this.shared.set(meta, shared);
