@@ -4,7 +4,7 @@ import { decode, decodeMulti, encode, ExtensionCodec } from '@msgpack/msgpack';
 import { describe, expect, it } from 'vitest';
 import { LineBatch } from '../src/lines/line-batch.js';
 import type { StreamMetadata } from '../src/mesos/metadata.js';
-import { compileTemplate } from '../src/mesos/template.js';
+import { compileTemplate } from '../src/sinks/template.js';
 import { MsgpackReader } from '../src/sinks/fluent/msgpack-read.js';
 import { encodeValue } from '../src/sinks/fluent/msgpack-write.js';
 import { PackedForwardEncoder } from '../src/sinks/fluent/packed-forward.js';

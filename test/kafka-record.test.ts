@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { LineBatch } from '../src/lines/line-batch.js';
 import type { StreamMetadata } from '../src/mesos/metadata.js';
-import { compileTemplate } from '../src/mesos/template.js';
+import { compileTemplate } from '../src/sinks/template.js';
 import { kafkaTopic, RecordEncoder, type RecordOptions } from '../src/sinks/kafka/record.js';
 
 const meta = (fields: Partial<StreamMetadata>): StreamMetadata => ({

@@ -2,7 +2,6 @@ import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders, t
 import type { Agent as HttpsAgent } from 'node:https';
 import { createRequire } from 'node:module';
 import { promisify } from 'node:util';
-import { RejectedBatch, RetryLater } from '../sinks/send-outcome.js';
 import { tlsConnectOptions, type TlsOptions } from './tls-options.js';
 
 /** node:zlib is loaded by the first gzipped request, not by every helper that could send one (docs/performance.md). */
@@ -33,8 +32,6 @@ export interface HttpResponse {
 }
 
 const DEFAULT_MAX_RESPONSE_BYTES = 16 << 20;
-/** How much of a peer's error body goes to the log. */
-const MESSAGE_BYTES = 512;
 
 /**
  * One keep-alive connection to one HTTP(S) peer, for a sink's requests (one in flight: the delivery loop waits for
@@ -102,34 +99,4 @@ export class HttpClient {
     this.closed = true;
     this.agent.destroy();
   }
-}
-
-/**
- * The delivery rule for every HTTP sink: 2xx delivered; 429 and 5xx retried (after Retry-After when given);
- * any other status rejected for good, with the peer's message.
- */
-export function checkStatus(response: HttpResponse, now = Date.now()): void {
-  const { status } = response;
-  if (status >= 200 && status < 300) return;
-  const message = `HTTP ${status}: ${peerMessage(response.body)}`;
-  if (status === 429 || status >= 500) {
-    const after = retryAfterMs(response.headers['retry-after'], now);
-    throw after === undefined ? new Error(message) : new RetryLater(message, after);
-  }
-  throw new RejectedBatch(message, status);
-}
-
-/** Retry-After as delay-seconds or an HTTP date (RFC 9110 10.2.3), in ms from `now`. */
-export function retryAfterMs(value: string | undefined, now: number): number | undefined {
-  if (value === undefined) return undefined;
-  const trimmed = value.trim();
-  if (/^\d+$/.test(trimmed)) return Number(trimmed) * 1000;
-  const date = Date.parse(trimmed);
-  return Number.isNaN(date) ? undefined : Math.max(0, date - now);
-}
-
-/** The start of a peer's error body, printable, for the log. */
-export function peerMessage(body: Buffer): string {
-  const text = body.subarray(0, MESSAGE_BYTES).toString('utf8').replace(/[^\x20-\x7e]+/g, ' ').trim();
-  return text === '' ? '(no body)' : text;
 }

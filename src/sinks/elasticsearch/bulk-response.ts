@@ -1,4 +1,4 @@
-import { peerMessage } from '../../net/http-client.js';
+import { peerMessage } from '../http-delivery.js';
 
 /**
  * What the `_bulk` answer's items are reduced to: the request asks for `filter_path=errors,items.*.status,

@@ -1,5 +1,5 @@
 import { ConfigError } from '../../config-reader.js';
-import { compileTemplate } from '../../mesos/template.js';
+import { compileTemplate } from '../template.js';
 import type { StreamMetadata } from '../../mesos/metadata.js';
 
 /**

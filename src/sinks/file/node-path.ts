@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { posix } from 'node:path';
 import { ConfigError } from '../../config-reader.js';
-import { compileTemplate, type Template } from '../../mesos/template.js';
+import { compileTemplate, type Template } from '../template.js';
 import type { StreamMetadata } from '../../mesos/metadata.js';
 
 /** The longest a placeholder's value becomes: the default path's file name, 4 of them, stays within NAME_MAX (255). */

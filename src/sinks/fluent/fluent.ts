@@ -3,7 +3,7 @@ import { connect as netConnect, type Socket } from 'node:net';
 import { hostname } from 'node:os';
 import { ConfigError, type ConfigReader } from '../../config-reader.js';
 import type { LineBatch } from '../../lines/line-batch.js';
-import { compileTemplate } from '../../mesos/template.js';
+import { compileTemplate } from '../template.js';
 import { parseTls, tlsConnectOptions, type TlsOptions } from '../../net/tls-options.js';
 import { parseBatch, type BatchOptions } from '../batch-options.js';
 import { Sink, type SinkContext } from '../sink.js';

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
 import { gzip as gzipCallback } from 'node:zlib';
 import type { LineBatch } from '../../lines/line-batch.js';
-import type { Template } from '../../mesos/template.js';
+import type { Template } from '../template.js';
 import { EntryEncoder } from './entry-encoder.js';
 import { binHeaderSize, encodeValue, strHeaderSize, writeBinHeader, writeStrHeader, type PackValue } from './msgpack-write.js';
 import { groupByTag } from './tag-groups.js';

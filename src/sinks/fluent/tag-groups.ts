@@ -1,6 +1,6 @@
 import type { LineBatch } from '../../lines/line-batch.js';
 import type { StreamMetadata } from '../../mesos/metadata.js';
-import type { Template } from '../../mesos/template.js';
+import type { Template } from '../template.js';
 
 /** Lines of a batch that go in one Forward message: they share a tag. */
 export interface TagGroup {

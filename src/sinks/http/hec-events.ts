@@ -3,7 +3,7 @@ import { ByteWriter } from '../../lines/byte-writer.js';
 import type { LineBatch } from '../../lines/line-batch.js';
 import type { StreamMetadata } from '../../mesos/metadata.js';
 import { flatRecordFields } from '../../mesos/record-fields.js';
-import type { Template } from '../../mesos/template.js';
+import type { Template } from '../template.js';
 
 /** Where HEC takes JSON events, when the url names no path. */
 export const HEC_EVENT_PATH = '/services/collector/event';

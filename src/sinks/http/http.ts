@@ -1,6 +1,6 @@
 import { ConfigError, type ConfigReader } from '../../config-reader.js';
 import type { LineBatch } from '../../lines/line-batch.js';
-import { compileTemplate, type Template } from '../../mesos/template.js';
+import { compileTemplate, type Template } from '../template.js';
 import { authorizationHeader, parseAuth, type HttpAuth } from '../../net/http-auth.js';
 import { parseHttpEndpoint, type HttpEndpointOptions } from '../../net/http-options.js';
 import { parseBatch, type BatchOptions } from '../batch-options.js';
@@ -19,7 +19,7 @@ const CONTENT_TYPE: Record<Format, string> = {
   splunk_hec: 'application/json',
 };
 
-/** The `hec:` map of `format: splunk_hec`. Templates as in src/mesos/template.ts, without a date. */
+/** The `hec:` map of `format: splunk_hec`. Templates as in src/sinks/template.ts, without a date. */
 interface HecOptions {
   token: string;
   source?: string;

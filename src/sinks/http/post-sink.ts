@@ -1,5 +1,6 @@
 import type { LineBatch } from '../../lines/line-batch.js';
-import { checkStatus, HttpClient } from '../../net/http-client.js';
+import { HttpClient } from '../../net/http-client.js';
+import { checkStatus } from '../http-delivery.js';
 import type { HttpEndpointOptions } from '../../net/http-options.js';
 import type { BatchOptions } from '../batch-options.js';
 import { RejectedBatch } from '../send-outcome.js';

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { ConfigError, type ConfigReader } from '../../config-reader.js';
 import type { LineBatch } from '../../lines/line-batch.js';
-import { compileTemplate } from '../../mesos/template.js';
+import { compileTemplate } from '../template.js';
 import { parseTls, tlsConnectOptions, type TlsOptions } from '../../net/tls-options.js';
 import { parseBatch, type BatchOptions } from '../batch-options.js';
 import { Sink, type SinkContext } from '../sink.js';

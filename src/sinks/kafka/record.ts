@@ -1,7 +1,7 @@
 import type { LineBatch } from '../../lines/line-batch.js';
 import type { StreamMetadata } from '../../mesos/metadata.js';
 import { ID_FIELDS, recordFields } from '../../mesos/record-fields.js';
-import type { Template } from '../../mesos/template.js';
+import type { Template } from '../template.js';
 
 export const KEYS = ['task_id', 'container_id', 'none'] as const;
 export type KeyChoice = (typeof KEYS)[number];

@@ -1,7 +1,8 @@
 import type { ConfigReader } from '../../config-reader.js';
 import { RateLimitedLog } from '../../diagnostics.js';
 import type { LineBatch } from '../../lines/line-batch.js';
-import { checkStatus, HttpClient } from '../../net/http-client.js';
+import { HttpClient } from '../../net/http-client.js';
+import { checkStatus } from '../http-delivery.js';
 import { parseHttpEndpoint, type HttpEndpointOptions } from '../../net/http-options.js';
 import { parseBatch, type BatchOptions } from '../batch-options.js';
 import type { RejectedLines } from '../send-outcome.js';

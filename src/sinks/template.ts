@@ -1,5 +1,5 @@
 import { ConfigError } from '../config-reader.js';
-import type { StreamMetadata } from './metadata.js';
+import type { StreamMetadata } from '../mesos/metadata.js';
 
 /**
  * A name made from a line's metadata and time: `{task_id}`, `{framework_id}`, `{stream}`, ... (any string field of
