@@ -15,7 +15,7 @@ import { FORMATS, HEADER_FIELDS, KEYS, RecordEncoder, type Format, type HeaderFi
 const TRANSPORTS = ['tcp', 'tls'] as const;
 
 /** Codecs Kafka has that this client does not compress with: named in the error, so a config from elsewhere is clear. */
-const UNSUPPORTED_CODECS = ['snappy', 'lz4', 'zstd'];
+const UNSUPPORTED_CODECS = ['snappy', 'zstd'];
 
 export interface SaslOptions {
   mechanism: SaslMechanism;
@@ -59,9 +59,9 @@ export function brokerAddress(text: string): BrokerAddress | undefined {
 function parseCompression(reader: ConfigReader): Codec {
   const value = reader.map.compression;
   if (typeof value === 'string' && UNSUPPORTED_CODECS.includes(value)) {
-    throw new ConfigError(reader.key('compression'), value, `is not supported: this client compresses with gzip only (use gzip or none)`);
+    throw new ConfigError(reader.key('compression'), value, `is not supported: this client compresses with lz4 or gzip (or none)`);
   }
-  return reader.oneOf('compression', CODECS, 'gzip');
+  return reader.oneOf('compression', CODECS, 'lz4');
 }
 
 function parseBrokers(reader: ConfigReader): string[] {

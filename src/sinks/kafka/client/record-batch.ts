@@ -2,14 +2,15 @@
 // the records, compressed as a whole; a CRC-32C covers everything from the attributes on.
 import { promisify } from 'node:util';
 import { gzip as gzipCallback } from 'node:zlib';
+import { lz4Frame } from './lz4.js';
 import { varintSize, Writer } from './wire.js';
 
 const gzip = promisify(gzipCallback);
 
-export const CODECS = ['none', 'gzip'] as const;
+export const CODECS = ['none', 'gzip', 'lz4'] as const;
 export type Codec = (typeof CODECS)[number];
 /** The attributes' compression bits per codec. */
-const CODEC_BITS: Record<Codec, number> = { none: 0, gzip: 1 };
+const CODEC_BITS: Record<Codec, number> = { none: 0, gzip: 1, lz4: 3 };
 
 /** One record as the batch carries it. */
 export interface BatchRecord {
@@ -73,7 +74,7 @@ export async function encodeRecordBatch(records: readonly BatchRecord[], produce
     if (timestamp > maxTimestamp) maxTimestamp = timestamp;
   }
   const plain = encodeRecords(records, baseTimestamp);
-  const body = codec === 'gzip' ? await gzip(plain) : plain;
+  const body = codec === 'gzip' ? await gzip(plain) : codec === 'lz4' ? lz4Frame(plain) : plain;
   const w = new Writer(BATCH_HEADER + body.length);
   w.int64(0n) // baseOffset: the broker assigns offsets
     .int32(BATCH_HEADER - 12 + body.length) // batchLength: everything after this field
