@@ -1,4 +1,4 @@
-import { crc32 } from 'node:zlib';
+import { zlib } from '../lazy-builtins.js';
 
 /**
  * A spool record on disk: `u32 FRAME_MAGIC`, `u32 length` of the body, `u32 crc32` of the length's 4 bytes and the
@@ -28,7 +28,7 @@ function seal(into: Buffer, at: number, bodyBytes: number): number {
   into.writeUInt32LE(FRAME_MAGIC, at);
   into.writeUInt32LE(bodyBytes, at + 4);
   const body = at + FRAME_HEADER_BYTES;
-  into.writeUInt32LE(crc32(into.subarray(body, body + bodyBytes), crc32(into.subarray(at + 4, at + 8))), at + 8);
+  into.writeUInt32LE(zlib().crc32(into.subarray(body, body + bodyBytes), zlib().crc32(into.subarray(at + 4, at + 8))), at + 8);
   return body + bodyBytes;
 }
 
@@ -79,7 +79,7 @@ export function decodeFrame(chunk: Buffer, at: number, end: number): Frame {
   const bytes = FRAME_HEADER_BYTES + length;
   if (end - at < bytes) return { kind: 'short', need: bytes };
   const body = at + FRAME_HEADER_BYTES;
-  if (crc32(chunk.subarray(body, body + length), crc32(chunk.subarray(at + 4, at + 8))) !== chunk.readUInt32LE(at + 8)) {
+  if (zlib().crc32(chunk.subarray(body, body + length), zlib().crc32(chunk.subarray(at + 4, at + 8))) !== chunk.readUInt32LE(at + 8)) {
     return { kind: 'bad', why: 'CRC mismatch' };
   }
   const ref = chunk.readUInt32LE(body + 1);

@@ -1,12 +1,7 @@
 import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders, type RequestOptions } from 'node:http';
 import type { Agent as HttpsAgent } from 'node:https';
-import { createRequire } from 'node:module';
-import { promisify } from 'node:util';
+import { gzip, https as httpsModule } from '../lazy-builtins.js';
 import { tlsConnectOptions, type TlsOptions } from './tls-options.js';
-
-/** node:zlib is loaded by the first gzipped request, not by every helper that could send one (docs/performance.md). */
-const gzip = (body: Buffer, level: number | undefined): Promise<Buffer> =>
-  promisify((createRequire(import.meta.url)('node:zlib') as typeof import('node:zlib')).gzip)(body, { level });
 
 export interface HttpClientOptions {
   /** Where requests go; a path given to post() replaces this URL's path. */
@@ -45,8 +40,7 @@ export class HttpClient {
 
   constructor(private readonly options: HttpClientOptions) {
     if (options.url.protocol === 'https:') {
-      // node:https brings all of Node's crypto: loaded only by a sink that uses it.
-      const https = createRequire(import.meta.url)('node:https') as typeof import('node:https');
+      const https = httpsModule();
       this.agent = new https.Agent({ keepAlive: true, maxSockets: 1, ...tlsConnectOptions(options.tls) });
       this.request = https.request as typeof httpRequest;
     } else {
@@ -58,7 +52,7 @@ export class HttpClient {
   /** POSTs `body`; resolves with any response, rejects on a network error or the timeout. */
   async post(body: Buffer, headers: Record<string, string> = {}, path?: string): Promise<HttpResponse> {
     const { url, timeoutMs } = this.options;
-    const payload = this.options.gzip ? await gzip(body, this.options.gzipLevel) : body;
+    const payload = this.options.gzip ? await gzip(body, { level: this.options.gzipLevel }) : body;
     // Closed while compressing: a request now would open a new connection that close() can no longer end.
     if (this.closed) throw new Error('the HTTP client is closed');
     const requestOptions: RequestOptions = {

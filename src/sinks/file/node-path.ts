@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { crypto } from '../../lazy-builtins.js';
 import { posix } from 'node:path';
 import { ConfigError } from '../../config-reader.js';
 import { compileTemplate, type Template } from '../template.js';
@@ -21,7 +21,7 @@ export function fileNameValue(value: string): string {
   let name = value.replace(/[^A-Za-z0-9._-]/g, '_');
   if (/^\.*$/.test(name)) name = '_'.repeat(Math.max(1, name.length));
   if (name.length <= MAX_VALUE) return name;
-  const digest = createHash('sha256').update(value).digest('hex').slice(0, 8);
+  const digest = crypto().createHash('sha256').update(value).digest('hex').slice(0, 8);
   return `${name.slice(0, MAX_VALUE - 9)}-${digest}`;
 }
 

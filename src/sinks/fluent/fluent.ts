@@ -1,5 +1,5 @@
-import { createRequire } from 'node:module';
 import { connect as netConnect, type Socket } from 'node:net';
+import { tls as tlsModule } from '../../lazy-builtins.js';
 import { hostname } from 'node:os';
 import { ConfigError, type ConfigReader } from '../../config-reader.js';
 import type { LineBatch } from '../../lines/line-batch.js';
@@ -79,8 +79,7 @@ function parse(reader: ConfigReader): FluentOptions {
 function opener(options: FluentOptions): () => Socket {
   const { host, port, tls } = options;
   if (tls === undefined) return () => netConnect({ host, port });
-  // node:tls brings all of Node's crypto (about 1 MiB of RSS): loaded when a TLS sink starts, not by every helper.
-  const { connect: tlsConnect } = createRequire(import.meta.url)('node:tls') as typeof import('node:tls');
+  const tlsConnect = tlsModule().connect;
   return () => tlsConnect({ host, port, ...tlsConnectOptions(tls) });
 }
 

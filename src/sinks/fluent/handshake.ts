@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { crypto } from '../../lazy-builtins.js';
 import type { ReadValue } from './msgpack-read.js';
 import { encodeValue } from './msgpack-write.js';
 
@@ -12,7 +12,7 @@ export interface SecurityOptions {
 }
 
 const sha512Hex = (...parts: (string | Buffer)[]): string => {
-  const hash = createHash('sha512');
+  const hash = crypto().createHash('sha512');
   for (const part of parts) hash.update(part);
   return hash.digest('hex');
 };
@@ -41,7 +41,7 @@ export function answerHelo(helo: ReadValue, security: SecurityOptions): { ping: 
   if (authSalt.length > 0 && security.username === undefined) {
     throw new Error('the server asks for a user (HELO auth); set security.username and security.password');
   }
-  const salt = randomBytes(16).toString('hex');
+  const salt = crypto().randomBytes(16).toString('hex');
   const { shared_key: key, self_hostname: hostname } = security;
   const username = authSalt.length > 0 ? security.username! : '';
   const password = authSalt.length > 0 ? sha512Hex(authSalt, username, security.password ?? '') : '';

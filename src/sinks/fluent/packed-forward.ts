@@ -1,13 +1,10 @@
-import { randomBytes } from 'node:crypto';
-import { promisify } from 'node:util';
-import { gzip as gzipCallback } from 'node:zlib';
+import { crypto, gzip } from '../../lazy-builtins.js';
 import type { LineBatch } from '../../lines/line-batch.js';
 import type { Template } from '../template.js';
 import { EntryEncoder } from './entry-encoder.js';
 import { binHeaderSize, encodeValue, strHeaderSize, writeBinHeader, writeStrHeader, type PackValue } from './msgpack-write.js';
 import { groupByTag } from './tag-groups.js';
 
-const gzip = promisify(gzipCallback);
 
 /** One Forward message, encoded: `[tag, entries, option]`. */
 export interface ForwardMessage {
@@ -36,7 +33,7 @@ export class PackedForwardEncoder {
   async encode(batch: LineBatch): Promise<ForwardMessage[]> {
     const messages: ForwardMessage[] = [];
     for (const group of groupByTag(batch, this.options.tag)) {
-      const chunk = this.options.chunkIds ? randomBytes(16).toString('base64') : undefined;
+      const chunk = this.options.chunkIds ? crypto().randomBytes(16).toString('base64') : undefined;
       const option: Record<string, PackValue> = { size: group.lines.length };
       if (chunk !== undefined) option.chunk = chunk;
       const size = this.entries.size(batch, group.lines);

@@ -1,7 +1,7 @@
-import { createRequire } from 'node:module';
 import { connect as netConnect } from 'node:net';
 import { ConfigError, type ConfigReader } from '../../config-reader.js';
 import { parseTls, tlsConnectOptions, type TlsOptions } from '../../net/tls-options.js';
+import { tls as tlsModule } from '../../lazy-builtins.js';
 import type { LineBatch } from '../../lines/line-batch.js';
 import { Sink, type SinkContext } from '../sink.js';
 import type { SinkType } from '../sink-type.js';
@@ -202,8 +202,7 @@ function openConnection(options: Exclude<SyslogOptions, { transport: 'udp' }>): 
     };
   }
   const { tls } = options;
-  // node:tls brings all of Node's crypto (about 1 MiB of RSS): loaded when a TLS sink starts, not by every helper.
-  const { connect: tlsConnect } = createRequire(import.meta.url)('node:tls') as typeof import('node:tls');
+  const tlsConnect = tlsModule().connect;
   return () => {
     const tcp = netConnect({ host, port });
     const socket = tlsConnect({ socket: tcp, host, port, ...tlsConnectOptions(tls) });

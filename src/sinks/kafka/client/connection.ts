@@ -1,7 +1,8 @@
 // One TCP or TLS connection to a broker: size-prefixed requests with header v1 (api key, version, correlation id,
 // client id), answers matched to requests by correlation id (response header v0).
 import { connect as connectTcp, isIP, type Socket } from 'node:net';
-import { connect as connectTls, type ConnectionOptions } from 'node:tls';
+import type { ConnectionOptions } from 'node:tls';
+import { tls as tlsModule } from '../../../lazy-builtins.js';
 import { Reader, Writer } from './wire.js';
 
 export interface ConnectOptions {
@@ -48,7 +49,7 @@ export class Connection {
       const socket =
         tls === undefined
           ? connectTcp({ host, port })
-          : connectTls({ ...tls, host, port, servername: tls.servername ?? (isIP(host) === 0 ? host : undefined) });
+          : tlsModule().connect({ ...tls, host, port, servername: tls.servername ?? (isIP(host) === 0 ? host : undefined) });
       socket.setNoDelay(true);
       const timer = setTimeout(() => socket.destroy(new Error(`connecting to ${address} timed out after ${options.connectTimeoutMs} ms`)), options.connectTimeoutMs);
       const failed = (err: Error): void => {

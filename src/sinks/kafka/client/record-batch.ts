@@ -1,11 +1,9 @@
 // RecordBatch v2 (magic 2, Kafka 0.11+), as kafka.apache.org/documentation/#recordbatch lays it out: a header, then
 // the records, compressed as a whole; a CRC-32C covers everything from the attributes on.
-import { promisify } from 'node:util';
-import { gzip as gzipCallback } from 'node:zlib';
+import { gzip } from '../../../lazy-builtins.js';
 import { lz4Frame } from './lz4.js';
 import { varintSize, Writer } from './wire.js';
 
-const gzip = promisify(gzipCallback);
 
 export const CODECS = ['none', 'gzip', 'lz4'] as const;
 export type Codec = (typeof CODECS)[number];

@@ -1,6 +1,6 @@
 // SASL on a new connection: SaslHandshake v1 names the mechanism, then SaslAuthenticate carries each message
 // (Kafka 1.0+; the raw framing of handshake v0 is not spoken). PLAIN as RFC 4616, SCRAM-SHA-256/512 as RFC 5802.
-import { createHash, createHmac, pbkdf2Sync, randomBytes, timingSafeEqual } from 'node:crypto';
+import { crypto } from '../../../lazy-builtins.js';
 import type { Connection } from './connection.js';
 import { BrokerError } from './errors.js';
 import { API, versionOf, type Versions } from './versions.js';
@@ -29,7 +29,7 @@ async function exchange(connection: Connection, version: number, message: string
 const saslName = (name: string): string => name.replace(/=/g, '=3D').replace(/,/g, '=2C');
 
 async function scram(connection: Connection, version: number, hash: 'sha256' | 'sha512', credentials: SaslCredentials, timeoutMs: number): Promise<void> {
-  const nonce = randomBytes(24).toString('base64');
+  const nonce = crypto().randomBytes(24).toString('base64');
   const clientFirstBare = `n=${saslName(credentials.username)},r=${nonce}`;
   const serverFirst = await exchange(connection, version, `n,,${clientFirstBare}`, timeoutMs);
   const attributes = new Map(serverFirst.split(',').map((part) => [part[0], part.slice(2)]));
@@ -38,18 +38,18 @@ async function scram(connection: Connection, version: number, hash: 'sha256' | '
   if (!serverNonce.startsWith(nonce) || !Number.isInteger(iterations) || iterations < 1) {
     throw new Error(`SASL SCRAM with ${connection.address}: unexpected server message ${JSON.stringify(serverFirst)}`);
   }
-  const salted = pbkdf2Sync(credentials.password(), Buffer.from(attributes.get('s') ?? '', 'base64'), iterations, hash === 'sha256' ? 32 : 64, hash);
-  const hmac = (key: Buffer, text: string): Buffer => createHmac(hash, key).update(text).digest();
+  const salted = crypto().pbkdf2Sync(credentials.password(), Buffer.from(attributes.get('s') ?? '', 'base64'), iterations, hash === 'sha256' ? 32 : 64, hash);
+  const hmac = (key: Buffer, text: string): Buffer => crypto().createHmac(hash, key).update(text).digest();
   const clientFinalBare = `c=biws,r=${serverNonce}`;
   const authMessage = `${clientFirstBare},${serverFirst},${clientFinalBare}`;
   const clientKey = hmac(salted, 'Client Key');
-  const signature = hmac(createHash(hash).update(clientKey).digest(), authMessage);
+  const signature = hmac(crypto().createHash(hash).update(clientKey).digest(), authMessage);
   const proof = Buffer.from(clientKey.map((byte, i) => byte ^ signature[i])).toString('base64');
   const serverFinal = await exchange(connection, version, `${clientFinalBare},p=${proof}`, timeoutMs);
   const expected = hmac(hmac(salted, 'Server Key'), authMessage);
   const verifier = Buffer.from(/(?:^|,)v=([^,]*)/.exec(serverFinal)?.[1] ?? '', 'base64');
   // The server proves it knows the password too (a spoofed broker cannot).
-  if (verifier.length !== expected.length || !timingSafeEqual(verifier, expected)) {
+  if (verifier.length !== expected.length || !crypto().timingSafeEqual(verifier, expected)) {
     throw new Error(`SASL SCRAM with ${connection.address}: the server's signature does not match`);
   }
 }
