@@ -4,7 +4,7 @@ import { chmodSync, existsSync, mkdirSync, readdirSync, statSync, writeFileSync 
 import { dirname, join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { numberedLines } from './helpers/data.js';
-import { killDaemons, makeDaemon } from './helpers/daemon.js';
+import { killDaemons, makeDaemon, runStatus } from './helpers/daemon.js';
 import { closeReceivers, ndjsonRecords, startReceiver } from './helpers/http-receiver.js';
 import { makeSandbox } from './helpers/sandbox.js';
 import { checkSinkConfig, expectAllInOrder, startHelper, writeArrivals } from './helpers/sink-run.js';
@@ -52,6 +52,17 @@ describe('disk spool in the daemon', () => {
     await daemon.kill('SIGKILL');
     await daemon.start();
     await Promise.all(helpers.map((helper, i) => writeArrivals(helper, inputs[i].subarray(half))));
+    // The receiver is still down: nothing counts as sent; what is in the spool counts as buffered, per stream.
+    await waitFor(() => segmentsIn(userSpool).length > 0, { timeoutMs: 20_000, what: 'segments in the restarted spool' });
+    const run = await runStatus(['--json', '--socket', daemon.socket]);
+    const streamSinks = (JSON.parse(run.stdout) as { streams: { sinks: { sent_lines: number; dropped_lines: number; buffered_lines: number }[] }[] }).streams
+      .flatMap((stream) => stream.sinks);
+    expect(streamSinks.length).toBe(STREAMS);
+    for (const sink of streamSinks) {
+      expect(sink.sent_lines).toBe(0);
+      expect(sink.dropped_lines).toBe(0);
+      expect(sink.buffered_lines).toBeGreaterThan(0);
+    }
     await Promise.all(helpers.map((helper) => helper.end()));
     const exits = await Promise.all(helpers.map((helper) => helper.exited));
     expect(exits.map((exit) => exit.code)).toEqual(helpers.map(() => 0));

@@ -112,6 +112,9 @@ export class LineBuffer {
   /** Settled, but not counted sent until the sink confirms them (the peer acknowledged them): still buffered. */
   private unconfirmedLines = 0;
   private unconfirmedBytes = 0;
+  /** Handed to the sink's disk spool: buffered, but nothing this buffer still has to do. */
+  private spooledLines = 0;
+  private spooledBytes = 0;
   /** The last record was an unterminated line flushed after idle: a newline next only ends it. */
   private owedNewline = false;
   /** The start of the current line was dropped (drop_newest): drop up to its newline. */
@@ -290,6 +293,18 @@ export class LineBuffer {
     this.tally.sent(taken.lines, taken.bytes);
   }
 
+  /**
+   * Taken lines are in the sink's disk spool: this buffer is done with them, but they are not delivered yet, so they
+   * stay counted as buffered (the spool's own figures say when they are delivered).
+   */
+  settleToSpool(taken: Taken): void {
+    this.outstandingBytes -= taken.bytes;
+    if (taken.own) this.outstandingOwnBytes -= taken.bytes;
+    this.outstandingLines -= taken.lines;
+    this.spooledLines += taken.lines;
+    this.spooledBytes += taken.bytes;
+  }
+
   /** Lines of settled batches the peer now acknowledged: they count as sent. */
   confirm(lines: number, bytes: number): void {
     this.unconfirmedLines -= lines;
@@ -325,8 +340,8 @@ export class LineBuffer {
   buffered(): { lines: number; bytes: number } {
     const unterminated = this.ended && this.tail > Math.max(this.head, this.lineEnd) ? 1 : 0;
     return {
-      lines: this.newlinesIn - this.newlinesPassed + unterminated + this.outstandingLines + this.unconfirmedLines,
-      bytes: this.tail - this.head + this.outstandingBytes + this.unconfirmedBytes,
+      lines: this.newlinesIn - this.newlinesPassed + unterminated + this.outstandingLines + this.unconfirmedLines + this.spooledLines,
+      bytes: this.tail - this.head + this.outstandingBytes + this.unconfirmedBytes + this.spooledBytes,
     };
   }
 
@@ -338,7 +353,7 @@ export class LineBuffer {
   /** Nothing is held, taken and unsettled, or unconfirmed. */
   get empty(): boolean {
     const { lines, bytes } = this.buffered();
-    return lines === 0 && bytes === 0;
+    return lines === this.spooledLines && bytes === this.spooledBytes;
   }
 
   /**

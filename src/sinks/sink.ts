@@ -29,7 +29,10 @@ export interface SinkContext {
 export interface SinkStats extends LineStats {
   reconnects: number;
   failedSends: number;
-  /** With a disk buffer: for its streams, lines count sent once in the spool; what became of them is here. */
+  /**
+   * With a disk buffer: for its streams, lines in the spool count as buffered; the sink's sent and dropped count
+   * what left the spool, and what the spool holds and dropped itself is here.
+   */
   spool?: SpoolStageStats;
 }
 
@@ -273,7 +276,10 @@ export abstract class Sink {
    * send again: they count as dropped for `reason` instead. They are the newest lines sent.
    */
   protected unsend(reason: DropReason, lines: number, bytes: number): void {
-    if (this.spool !== undefined) return this.spool.drop(reason, lines, bytes, false);
+    if (this.spool !== undefined) {
+      this.spool.drop(reason, lines, bytes, false);
+      return this.spoolSettled({ lines: -lines, bytes: -bytes }, { reason, lines, bytes });
+    }
     const history = this.sentHistory;
     while ((lines > 0 || bytes > 0) && history.length > 0) {
       const part = history[history.length - 1];
@@ -291,7 +297,10 @@ export abstract class Sink {
 
   /** Lines of sent batches the peer acknowledged (with `confirmsDelivery`), the oldest first: they count as sent. */
   protected confirmSent(lines: number, bytes: number): void {
-    if (this.spool !== undefined) return this.spool.confirm(lines, bytes);
+    if (this.spool !== undefined) {
+      this.spool.confirm(lines, bytes);
+      return this.spoolSettled({ lines, bytes });
+    }
     this.takeUnconfirmed(lines, bytes, (queue, l, b) => {
       queue.lines.confirm(l, b);
       this.remember(queue, l, b);
@@ -300,7 +309,10 @@ export abstract class Sink {
 
   /** Lines of sent batches that will never be confirmed (with `confirmsDelivery`): they count as dropped for `reason`. */
   protected dropUnconfirmed(reason: DropReason, lines: number, bytes: number): void {
-    if (this.spool !== undefined) return this.spool.drop(reason, lines, bytes, true);
+    if (this.spool !== undefined) {
+      this.spool.drop(reason, lines, bytes, true);
+      return this.spoolSettled({ lines: 0, bytes: 0 }, { reason, lines, bytes });
+    }
     this.takeUnconfirmed(lines, bytes, (queue, l, b) => queue.lines.dropUnconfirmed(reason, l, b));
   }
 
@@ -413,7 +425,11 @@ export abstract class Sink {
         if (this.spool === undefined) this.settleParts(rejected || undefined);
         else {
           this.spool.sent(batch, this.confirmsDelivery);
+          const refused = rejected || { lines: 0, bytes: 0 };
           if (rejected) this.spool.drop('rejected', rejected.lines, rejected.bytes, false);
+          if (!this.confirmsDelivery) {
+            this.spoolSettled({ lines: batch.lines - refused.lines, bytes: batch.bytes - refused.bytes }, { reason: 'rejected', ...refused });
+          }
         }
         batch = undefined;
         this.health.state = 'up';
@@ -432,6 +448,7 @@ export abstract class Sink {
           else {
             this.spool.sent(batch, false);
             this.spool.drop('rejected', batch.lines, batch.bytes, false);
+            this.spoolSettled({ lines: 0, bytes: 0 }, { reason: 'rejected', lines: batch.lines, bytes: batch.bytes });
           }
           this.errors.error({ err: err.message, status: err.status, lines: batch.lines }, 'peer rejected a batch; its lines are dropped (rejected), not retried');
           batch = undefined;
@@ -492,25 +509,34 @@ export abstract class Sink {
     } else this.parts.push({ queue, taken });
   }
 
-  /**
-   * The batch was delivered, but for `rejected`, which the peer refused for good: those count as dropped. A peer
-   * that says only how many (not which) refused is charged from the batch's end.
-   */
   /** Opens the disk buffer (a spool left by a previous run is recovered first), then delivers from it. */
   private async deliverSpooled(): Promise<void> {
     if (!(await this.spool!.open())) this.spool = undefined;
     await this.deliverLoop();
   }
 
-  /** The pump's batch is in the disk spool (or dropped there, counted by it): for its streams, its lines are sent. */
+  /**
+   * The pump's batch is in the disk spool (or dropped there, counted by it): its streams are done with its lines,
+   * which stay counted as buffered for them; the sink counts them sent when delivered from the spool (spoolSent).
+   */
   private settleSpooled(): void {
     for (const { queue, taken } of this.parts) {
-      queue.lines.settle(taken, false);
+      queue.lines.settleToSpool(taken);
       queue.checkDelivered();
     }
     this.parts = [];
   }
 
+  /** Lines delivered from the disk spool (or that it dropped): the sink's own counters, as the spool can tell no stream. */
+  private spoolSettled(sent: { lines: number; bytes: number }, dropped?: { reason: DropReason; lines: number; bytes: number }): void {
+    this.tally.sent(sent.lines, sent.bytes);
+    if (dropped !== undefined) this.tally.dropped(dropped.reason, dropped.lines, dropped.bytes);
+  }
+
+  /**
+   * The batch was delivered, but for `rejected`, which the peer refused for good: those count as dropped. A peer
+   * that says only how many (not which) refused is charged from the batch's end.
+   */
   private settleParts(rejected: RejectedLines | undefined): void {
     let refusedLines = rejected?.lines ?? 0;
     let refusedBytes = rejected?.bytes ?? 0;
