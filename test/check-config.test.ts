@@ -72,7 +72,7 @@ sinks:
   it.each([
     ['sinks:\n  out:\n    type: exec\n    command: cat\n    buffer: {max_bytes: 8XB}\n', 'sinks.out.buffer.max_bytes: "8XB" is not a size'],
     ['sinks:\n  out: {type: exec, command: cat, buffer: {when_full: block}}\n', 'sinks.out.buffer.when_full: "block" must be one of drop_oldest, drop_newest'],
-    ['sinks:\n  out: {type: kafka}\n', 'sinks.out.type: "kafka" is not a sink type'],
+    ['sinks:\n  out: {type: pigeon}\n', 'sinks.out.type: "pigeon" is not a sink type'],
     ['colour: red\n', 'colour: "red" is not a known key'],
     ['agent: {url: "nope"}\n', 'agent.url: "nope" is not a URL'],
     ['sinks:\n  out: {type: exec, command: cat, match: {stream: stdin}}\n', 'sinks.out.match.stream: ["stdin"] must be stdout, stderr'],
