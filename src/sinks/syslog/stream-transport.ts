@@ -47,8 +47,8 @@ export interface StreamTransportOptions {
 const TLS_MAX_RECORD_BYTES = 16_384;
 /**
  * While frames are unacknowledged the send queue is polled on every turn of the event loop when a write waits for
- * room in the window (the kernel has at most the window left to send meanwhile, and one ioctl is cheap), else every
- * MIN_ACK_POLL_MS, backing off to MAX_ACK_POLL_MS while nothing moves: then only the counters wait.
+ * room in the window and the peer keeps acknowledging (the kernel has at most the window left to send meanwhile),
+ * else every MIN_ACK_POLL_MS, backing off to MAX_ACK_POLL_MS while nothing moves (a stalled peer costs no CPU).
  */
 const MIN_ACK_POLL_MS = 1;
 const MAX_ACK_POLL_MS = 32;
@@ -248,7 +248,8 @@ export class StreamTransport {
       this.ackPollMs = progress ? MIN_ACK_POLL_MS : Math.min(this.ackPollMs * 2, MAX_ACK_POLL_MS);
       if (progress || !this.ring.unacknowledged) this.settleAckWaiters();
       const waiting = this.ackWaiters.length > 0;
-      if (this.ring.unacknowledged && this.socket !== undefined) this.pollAcknowledgements(waiting ? 0 : this.ackPollMs);
+      // A peer that stopped reading is not polled on every turn: only while it keeps acknowledging.
+      if (this.ring.unacknowledged && this.socket !== undefined) this.pollAcknowledgements(waiting && progress ? 0 : this.ackPollMs);
     };
     this.ackPoll = ms === 0 ? setImmediate(poll) : setTimeout(poll, ms);
   }
