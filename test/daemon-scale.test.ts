@@ -15,7 +15,7 @@ const STREAMS = 500;
 it(`serves ${STREAMS} streams handed over in a row within 10 s, in one worker, and ends each cleanly`, { timeout: 120_000 }, async () => {
   const daemon = makeDaemon();
   await daemon.start();
-  // The agent's pipe2() is a system call; the test's FIFOs take a process each, so they are made beforehand.
+  // The agent's pipe2() is a system call; the test's pipes take a process each, so they are made beforehand.
   const pipes = [];
   for (let i = 0; i < STREAMS; i++) pipes.push(await makePipe());
   const streams: { stdout: string; helper: PipedProcess; spawnedAt: number; servedAt?: number }[] = [];

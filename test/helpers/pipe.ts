@@ -1,27 +1,44 @@
-import { execFileSync } from 'node:child_process';
-import { constants, mkdtempSync, open, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { promisify } from 'node:util';
-
-const openAsync = promisify(open);
+import { spawn } from 'node:child_process';
+import { closeSync, constants, openSync } from 'node:fs';
 
 /**
- * A real kernel pipe, both ends blocking, as the agent's pipe2() makes. Node's stdio 'pipe' is a socketpair, so the
- * pipe is made as a FIFO: each blocking open() waits for the other end, so both run at once in the thread pool. The
- * FIFO's name is removed straight away; the two descriptors are all that is left of it.
+ * A real anonymous kernel pipe, both ends blocking, as the agent's pipe2() makes. Node makes none (its stdio 'pipe' is
+ * a socketpair), so a perl process makes one and the test opens both ends through /proc/<perl>/fd before it exits.
+ * Not a FIFO: the daemon reopens the shim's stdin through /proc/<shim>/fd/0, and Linux never reports the hang-up to a
+ * FIFO reader opened after the FIFO's writers all closed, so a test that closed its end before the hand-over would
+ * wait forever for an end of stream that an agent's pipe always gets.
  */
 export async function makePipe(): Promise<{ readFd: number; writeFd: number }> {
-  const dir = mkdtempSync(join(tmpdir(), 'mls-pipe-'));
+  const maker = spawn('perl', ['-e', '$| = 1; pipe(R, W) or die "pipe: $!\\n"; print fileno(R), " ", fileno(W), "\\n"; <STDIN>'], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  // Its first line, "<read fd> <write fd>" (or whatever it said before it exited).
+  let said = '';
+  const answered = new Promise<string>((resolve, reject) => {
+    maker.once('error', reject);
+    maker.stdout!.on('data', (chunk: Buffer) => {
+      said += chunk.toString();
+      if (said.includes('\n')) resolve(said.slice(0, said.indexOf('\n')));
+    });
+    maker.once('close', () => resolve(said));
+  });
+  const exited = new Promise<void>((resolve) => {
+    maker.once('error', () => resolve());
+    maker.once('close', () => resolve());
+  });
   try {
-    const path = join(dir, 'fifo');
-    execFileSync('mkfifo', ['-m', '600', path]);
-    const [readFd, writeFd] = await Promise.all([
-      openAsync(path, constants.O_RDONLY),
-      openAsync(path, constants.O_WRONLY),
-    ]);
-    return { readFd, writeFd };
+    const line = await answered;
+    const ends = /^(\d+) (\d+)$/.exec(line);
+    if (ends === null) throw new Error(`perl made no pipe (it said ${JSON.stringify(line)})`);
+    const readFd = openSync(`/proc/${maker.pid}/fd/${ends[1]}`, constants.O_RDONLY);
+    try {
+      return { readFd, writeFd: openSync(`/proc/${maker.pid}/fd/${ends[2]}`, constants.O_WRONLY) };
+    } catch (err) {
+      closeSync(readFd);
+      throw err;
+    }
   } finally {
-    rmSync(dir, { recursive: true, force: true });
+    maker.stdin!.end();
+    await exited;
   }
 }
