@@ -7,6 +7,7 @@ import type { BufferConfig, DropReason, LineBuffer, LineOptions, SharedBudget, T
 import { LineTally } from '../lines/line-tally.js';
 import type { StreamMetadata } from '../mesos/metadata.js';
 import { Backoff } from './backoff.js';
+import type { BatchOptions } from './batch-options.js';
 import { RejectedBatch, RetryLater, type RejectedLines } from './send-outcome.js';
 import { StreamQueue, type LineStats } from './stream-queue.js';
 
@@ -157,6 +158,13 @@ export abstract class Sink {
         wakeDelivery: () => this.wake?.(),
       });
     }
+  }
+
+  /** Batches as the sink's `batch:` options say (a network sink's lines, bytes and delay). */
+  protected batchBy(batch: BatchOptions): void {
+    this.maxBatchLines = batch.max_lines;
+    this.maxBatchBytes = batch.max_bytes;
+    this.batchDelayMs = batch.max_delay_ms;
   }
 
   /**

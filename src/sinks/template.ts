@@ -1,5 +1,6 @@
 import { ConfigError } from '../config-reader.js';
 import type { StreamMetadata } from '../mesos/metadata.js';
+import { ID_FIELDS } from '../mesos/record-fields.js';
 
 /**
  * A name made from a line's metadata and time: `{task_id}`, `{framework_id}`, `{stream}`, ... (any string field of
@@ -15,19 +16,7 @@ export interface Template {
   render(meta: StreamMetadata, time: number): string;
 }
 
-const FIELDS = [
-  'stream',
-  'hostname',
-  'agent_id',
-  'framework_id',
-  'executor_id',
-  'container_id',
-  'task_id',
-  'task_name',
-  'framework_name',
-  'executor_name',
-  'user',
-] as const;
+const FIELDS = ['stream', ...ID_FIELDS] as const;
 type Field = (typeof FIELDS)[number];
 
 const UNKNOWN = '_';

@@ -79,9 +79,7 @@ class ElasticsearchSink extends Sink {
 
   constructor(options: ElasticsearchOptions, context: SinkContext) {
     super(context);
-    this.maxBatchLines = options.batch.max_lines;
-    this.maxBatchBytes = options.batch.max_bytes;
-    this.batchDelayMs = options.batch.max_delay_ms;
+    this.batchBy(options.batch);
     this.action = ACTION[options.mode];
     this.index = compileIndexName('index', options.index);
     this.path = bulkPath(options.url);

@@ -63,9 +63,7 @@ class FileSink extends Sink {
 
   constructor(options: FileOptions, context: SinkContext) {
     super(context);
-    this.maxBatchLines = options.batch.max_lines;
-    this.maxBatchBytes = options.batch.max_bytes;
-    this.batchDelayMs = options.batch.max_delay_ms;
+    this.batchBy(options.batch);
     this.paths = new NodePath('path', options.path);
     this.encoder = new RecordEncoder(options.format);
     const rotation = { maxSize: options.max_size, maxFiles: options.max_files, mode: parseInt(options.file_mode, 8) };

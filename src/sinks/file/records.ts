@@ -1,5 +1,6 @@
 import type { LineBatch } from '../../lines/line-batch.js';
 import type { StreamMetadata } from '../../mesos/metadata.js';
+import { ByteWriter } from '../../lines/byte-writer.js';
 import { flatRecordFields } from '../../mesos/record-fields.js';
 
 export const FORMATS = ['docker_json', 'cri'] as const;
@@ -17,28 +18,6 @@ const RECORD_START = ascii('{"log":"');
 const ESCAPED_NEWLINE = ascii('\\n');
 const NEWLINE = ascii('\n');
 const CRI_TAGS = { partial: ascii('P '), full: ascii('F ') };
-/** Below this many bytes a copy by hand beats TypedArray.set. */
-const SMALL_COPY = 32;
-const QUOTE = 0x22;
-const BACKSLASH = 0x5c;
-/** JSON's two-character escapes. */
-const SHORT_ESCAPES: Record<number, string> = {
-  0x08: '\\b',
-  0x09: '\\t',
-  0x0a: '\\n',
-  0x0c: '\\f',
-  0x0d: '\\r',
-  [QUOTE]: '\\"',
-  [BACKSLASH]: '\\\\',
-};
-/** What a byte becomes inside a JSON string, for those that cannot stand for themselves. */
-const JSON_ESCAPES: (Uint8Array | undefined)[] = Array.from({ length: 256 }, (_, byte) => {
-  if (SHORT_ESCAPES[byte] !== undefined) return ascii(SHORT_ESCAPES[byte]);
-  return byte < 0x20 ? ascii(`\\u${byte.toString(16).padStart(4, '0')}`) : undefined;
-});
-/** 1 for the bytes JSON_ESCAPES has: a typed array is the cheaper lookup in the per-byte loop. */
-const NEEDS_ESCAPE = Uint8Array.from(JSON_ESCAPES, (escape) => (escape === undefined ? 0 : 1));
-
 /** What each record of a stream repeats, encoded once per metadata object. */
 interface StreamParts {
   /** docker_json: `","stream":"stdout","time":"`; cri: ` stdout `. */
@@ -53,8 +32,7 @@ interface StreamParts {
  * valid until the next `encode`.
  */
 export class RecordEncoder {
-  private out = Buffer.allocUnsafe(1 << 16);
-  private at = 0;
+  private readonly out = new ByteWriter();
   private readonly parts = new WeakMap<StreamMetadata, StreamParts>();
   private lastTime = NaN;
   private lastStamp: Uint8Array = new Uint8Array(0);
@@ -62,34 +40,34 @@ export class RecordEncoder {
   constructor(private readonly format: FileFormat) {}
 
   encode(batch: LineBatch, pathOf: (meta: StreamMetadata, time: number) => string): FileRecords[] {
-    this.at = 0;
+    this.out.reset();
     const runs: { path: string; start: number; ends: number[] }[] = [];
     for (let i = 0; i < batch.count; i++) {
       const meta = batch.metas[i];
       const time = batch.times[i];
       const path = pathOf(meta, time);
       let run = runs.at(-1);
-      if (run?.path !== path) runs.push((run = { path, start: this.at, ends: [] }));
+      if (run?.path !== path) runs.push((run = { path, start: this.out.size, ends: [] }));
       const parts = this.partsOf(meta);
       const line = batch.utf8(i);
       const partial = batch.partials[i] === 1;
       if (this.format === 'docker_json') {
-        this.putBytes(RECORD_START);
-        this.putJsonString(line);
-        if (!partial) this.putBytes(ESCAPED_NEWLINE);
-        this.putBytes(parts.afterLine);
-        this.putBytes(this.stamp(time));
-        this.putBytes(parts.afterTime);
+        this.out.bytes(RECORD_START);
+        this.out.jsonString(line);
+        if (!partial) this.out.bytes(ESCAPED_NEWLINE);
+        this.out.bytes(parts.afterLine);
+        this.out.bytes(this.stamp(time));
+        this.out.bytes(parts.afterTime);
       } else {
-        this.putBytes(this.stamp(time));
-        this.putBytes(parts.afterLine);
-        this.putBytes(partial ? CRI_TAGS.partial : CRI_TAGS.full);
-        this.putBytes(line);
-        this.putBytes(NEWLINE);
+        this.out.bytes(this.stamp(time));
+        this.out.bytes(parts.afterLine);
+        this.out.bytes(partial ? CRI_TAGS.partial : CRI_TAGS.full);
+        this.out.bytes(line);
+        this.out.bytes(NEWLINE);
       }
-      run.ends.push(this.at - run.start);
+      run.ends.push(this.out.size - run.start);
     }
-    return runs.map(({ path, start, ends }) => ({ path, data: this.out.subarray(start, start + ends.at(-1)!), ends }));
+    return runs.map(({ path, start, ends }) => ({ path, data: this.out.contents().subarray(start, start + ends.at(-1)!), ends }));
   }
 
   /**
@@ -121,43 +99,5 @@ export class RecordEncoder {
       this.parts.set(meta, parts);
     }
     return parts;
-  }
-
-  /** A line's UTF-8 bytes as the inside of a JSON string: `"`, `\\` and control characters escaped. */
-  private putJsonString(line: Uint8Array): void {
-    let clean = 0;
-    while (clean < line.length && NEEDS_ESCAPE[line[clean]] === 0) clean++;
-    if (clean === line.length) return this.putBytes(line);
-    // Six bytes at most per byte (\u00XX).
-    this.reserve(line.length * 6);
-    const out = this.out;
-    out.set(line.subarray(0, clean), this.at);
-    let at = this.at + clean;
-    for (let i = clean; i < line.length; i++) {
-      const byte = line[i];
-      if (NEEDS_ESCAPE[byte] === 0) {
-        out[at++] = byte;
-        continue;
-      }
-      const escape = JSON_ESCAPES[byte]!;
-      for (let k = 0; k < escape.length; k++) out[at++] = escape[k];
-    }
-    this.at = at;
-  }
-
-  private putBytes(bytes: Uint8Array): void {
-    const length = bytes.length;
-    this.reserve(length);
-    const { out, at } = this;
-    if (length < SMALL_COPY) for (let i = 0; i < length; i++) out[at + i] = bytes[i];
-    else out.set(bytes, at);
-    this.at = at + length;
-  }
-
-  private reserve(bytes: number): void {
-    if (this.at + bytes <= this.out.length) return;
-    const grown = Buffer.allocUnsafe(Math.max(this.out.length * 2, this.at + bytes));
-    this.out.copy(grown, 0, 0, this.at);
-    this.out = grown;
   }
 }

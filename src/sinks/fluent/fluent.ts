@@ -112,9 +112,7 @@ class FluentSink extends Sink {
     context: SinkContext,
   ) {
     super(context);
-    this.maxBatchLines = options.batch.max_lines;
-    this.maxBatchBytes = options.batch.max_bytes;
-    this.batchDelayMs = options.batch.max_delay_ms;
+    this.batchBy(options.batch);
     this.encoder = new PackedForwardEncoder({
       tag: compileTemplate('tag', options.tag),
       gzip: options.compression === 'gzip',

@@ -32,9 +32,7 @@ export abstract class PostSink extends Sink {
   constructor(options: PostSinkOptions, context: SinkContext) {
     super(context);
     const { endpoint, batch } = options;
-    this.maxBatchLines = batch.max_lines;
-    this.maxBatchBytes = batch.max_bytes;
-    this.batchDelayMs = batch.max_delay_ms;
+    this.batchBy(batch);
     this.path = options.path;
     const headers: Record<string, string> = {};
     for (const [name, value] of Object.entries({ ...options.headers, ...endpoint.headers })) headers[name.toLowerCase()] = value;

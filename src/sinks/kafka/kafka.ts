@@ -129,9 +129,7 @@ class KafkaSink extends Sink {
 
   constructor(options: KafkaOptions, context: SinkContext) {
     super(context);
-    this.maxBatchLines = options.batch.max_lines;
-    this.maxBatchBytes = options.batch.max_bytes;
-    this.batchDelayMs = options.batch.max_delay_ms;
+    this.batchBy(options.batch);
     this.encoder = new RecordEncoder({
       topic: compileTemplate('topic', options.topic),
       key: options.key,

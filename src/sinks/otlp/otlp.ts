@@ -52,9 +52,7 @@ class OtlpSink extends Sink {
 
   constructor(options: OtlpOptions, context: SinkContext) {
     super(context);
-    this.maxBatchLines = options.batch.max_lines;
-    this.maxBatchBytes = options.batch.max_bytes;
-    this.batchDelayMs = options.batch.max_delay_ms;
+    this.batchBy(options.batch);
     this.encoder = options.encoding === 'json' ? new JsonLogsEncoder() : new ProtobufLogsEncoder();
     this.client = new HttpClient({
       url: logsUrl(options.url),
