@@ -445,9 +445,10 @@ export abstract class Sink {
         backoff.reset();
       } catch (err) {
         if (this.aborted) {
-          // abort() closed the transport at the stop deadline: the peer did not fail it, and nothing is retried.
+          // abort() closed the transport at the stop deadline: the peer did not fail it, and nothing is retried. A
+          // retry of a failing peer keeps that failure as the sink's last error: it says more.
+          if (this.health.state !== 'down') this.health.lastError = 'a send was still pending at the stop deadline';
           this.health.state = 'down';
-          this.health.lastError = 'a send was still pending at the stop deadline';
           break;
         }
         if (err instanceof RejectedBatch && batch !== undefined) {
