@@ -37,6 +37,8 @@ export class StreamQueue {
   private ended = false;
   private delivered = false;
   private onDelivered: (() => void) | undefined;
+  /** Finished past its deadline with lines left: the sink forgets it once they are delivered or dropped. */
+  private releaseWhenDelivered = false;
 
   constructor(
     private readonly owner: QueueOwner,
@@ -88,7 +90,8 @@ export class StreamQueue {
 
   /**
    * Ends the queue, and resolves once every line it took in is sent or dropped, or at `deadline` (ms since the
-   * epoch); the sink then forgets it, and lines not delivered stay counted as buffered.
+   * epoch), when the stream's summary counts what is left as buffered. A shared sink outlives its streams: it goes
+   * on delivering what is left (within its budget) and forgets the queue once it has.
    */
   async finish(deadline: number): Promise<void> {
     this.end();
@@ -101,7 +104,8 @@ export class StreamQueue {
       clearTimeout(timer);
       this.onDelivered = undefined;
     }
-    this.owner.release(this);
+    if (this.delivered) this.owner.release(this);
+    else this.releaseWhenDelivered = true;
   }
 
   /** The sink settled, confirmed or dropped lines of this queue: an ended one may now be done. */
@@ -109,6 +113,7 @@ export class StreamQueue {
     if (!this.ended || this.delivered || !this.lines.empty) return;
     this.delivered = true;
     this.onDelivered?.();
+    if (this.releaseWhenDelivered) this.owner.release(this);
   }
 
   /** The counters; buffered lines are counted by scanning what is held, once per call. */
