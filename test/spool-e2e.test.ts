@@ -120,15 +120,17 @@ describe('disk spool of a task user', () => {
 });
 
 describe('the standalone helper and buffer.type: disk', () => {
-  it('refuses the config with an error naming the key, and keeps the sandbox', async () => {
-    const { helper } = await startHelper({ type: 'http', url: 'http://127.0.0.1:9/in', buffer: { type: 'disk' } });
+  it('leaves the disk-buffered sink out with an error naming the key; the other sinks and the sandbox go on', async () => {
+    const peer = await startReceiver({ linesOf: (r) => ndjsonRecords(r.body).map((record) => record.message as string) });
+    const { helper } = await startHelper({ type: 'http', url: 'http://127.0.0.1:9/in', buffer: { type: 'disk' } }, 5000, {
+      memory: { type: 'http', url: `${peer.url}/in` },
+    });
     await writeArrivals(helper, numberedLines(10, 20));
     await helper.end();
     expect((await helper.exited).code).toBe(0);
-    const refused = helper.diagnostics().find((d) => d.msg === 'invalid config; running sandbox-only');
-    expect(refused?.err).toBe(
-      'sinks.out.buffer.type: "disk" needs the per-agent daemon; the standalone helper buffers in memory only (buffer.type: memory)',
-    );
+    const refused = helper.diagnostics().find((d) => d.msg === 'sink left out');
+    expect(refused?.err).toBe('sinks.out.buffer.type: "disk" needs the per-agent daemon; the standalone helper runs this stream without that sink');
+    expect(peer.lines()).toHaveLength(10);
   });
 
   it('check-config accepts it for the daemon, and checks buffer.path', () => {

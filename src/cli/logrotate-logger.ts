@@ -33,11 +33,11 @@ export async function runLogrotateLogger(argv: string[]): Promise<number> {
     }
   }
 
-  const stream = await wireStream(flags, () => openPipeSource(0), loadConfig(log, standaloneConfig), log);
+  const stream = await wireStream(flags, () => openPipeSource(0), loadConfig(log, (config) => standaloneConfig(config, log)), log);
   // SIGHUP reloads the config; a bad file keeps the last good one.
   onSighup(() => {
     try {
-      stream.reload(standaloneConfig(loadConfigFromEnv()));
+      stream.reload(standaloneConfig(loadConfigFromEnv(), log));
     } catch (err) {
       log.error({ err: (err as Error).message }, 'config reload failed; keeping the running config');
     }

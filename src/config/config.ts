@@ -2,6 +2,7 @@ import { closeSync, constants, fstatSync, openSync, readFileSync } from 'node:fs
 import { isAbsolute, join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { ConfigError, ConfigReader } from '../config-reader.js';
+import type { Logger } from '../diagnostics.js';
 import type { BufferConfig, LineOptions } from '../lines/line-buffer.js';
 import type { AgentConfig } from '../mesos/agent-state.js';
 import { SINK_TYPES } from '../sinks/registry.js';
@@ -129,14 +130,16 @@ function parseSink(name: string, reader: ConfigReader): SinkSpec {
 
 /**
  * The standalone helper buffers in memory only: a disk buffer (`buffer.type: disk`) belongs to the per-agent daemon,
- * which owns the spool directory and resumes spools after a restart.
+ * which owns the spool directory and resumes spools after a restart. Such a sink is left out, with an error naming
+ * it, and the other sinks run: a stream served standalone (no daemon yet, or one restarting) still forwards.
  */
-export function standaloneConfig(config: SplitterConfig): SplitterConfig {
-  const disk = config.sinks.find((sink) => sink.disk !== undefined);
-  if (disk !== undefined) {
-    throw new ConfigError(`sinks.${disk.name}.buffer.type`, 'disk', 'needs the per-agent daemon; the standalone helper buffers in memory only (buffer.type: memory)');
+export function standaloneConfig(config: SplitterConfig, log: Logger): SplitterConfig {
+  const disk = config.sinks.filter((sink) => sink.disk !== undefined);
+  for (const sink of disk) {
+    const why = new ConfigError(`sinks.${sink.name}.buffer.type`, 'disk', 'needs the per-agent daemon; the standalone helper runs this stream without that sink');
+    log.error({ sink: sink.name, err: why.message }, 'sink left out');
   }
-  return config;
+  return disk.length === 0 ? config : { ...config, sinks: config.sinks.filter((sink) => sink.disk === undefined) };
 }
 
 /** Larger is not a config someone wrote: reading it could take the helper's memory. */

@@ -13,16 +13,20 @@ export const ARRIVAL_BYTES = 64 * 1024;
 
 /**
  * Starts the helper on a Mesos sandbox path (agent S1, framework F1, executor E1, container C1: the ids come from
- * it), enrichment off, lines cut at 1 KB, with `sink` as sink `out`.
+ * it), enrichment off, lines cut at 1 KB, with `sink` as sink `out` (and `others` beside it).
  */
-export async function startHelper(sink: Record<string, unknown>, shutdownMs = 5000): Promise<{ helper: PipedProcess; logFilename: string }> {
+export async function startHelper(
+  sink: Record<string, unknown>,
+  shutdownMs = 5000,
+  others: Record<string, Record<string, unknown>> = {},
+): Promise<{ helper: PipedProcess; logFilename: string }> {
   const work = makeSandbox().dir;
   const logFilename = join(work, 'slaves/S1/frameworks/F1/executors/E1/runs/C1/stdout');
   mkdirSync(dirname(logFilename), { recursive: true });
   const configFile = join(work, 'config.yaml');
   writeFileSync(
     configFile,
-    JSON.stringify({ agent: { enrich: false }, lines: { max_line_bytes: '1KB' }, shutdown_timeout_ms: shutdownMs, sinks: { out: sink } }),
+    JSON.stringify({ agent: { enrich: false }, lines: { max_line_bytes: '1KB' }, shutdown_timeout_ms: shutdownMs, sinks: { out: sink, ...others } }),
   );
   const helper = await spawnLogger({ log_filename: logFilename, max_size: '64MB' }, { env: agentEnv({ LOG_SPLITTER_CONFIG: configFile }) });
   return { helper, logFilename };
