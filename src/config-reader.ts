@@ -1,4 +1,5 @@
 import { parseBytes } from './mesos/bytes.js';
+import { redactValue } from './secrets.js';
 
 /** A config value as the operator wrote it, near enough: JSON, but YAML's .inf and .nan (JSON has no such numbers). */
 export function showValue(value: unknown): string {
@@ -15,7 +16,7 @@ export class ConfigError extends Error {
     readonly why: string,
   ) {
     const name = key === '' ? 'the config' : key;
-    super(value === undefined ? `${name} ${why}` : `${name}: ${showValue(value)} ${why}`);
+    super(value === undefined ? `${name} ${why}` : `${name}: ${showValue(redactValue(key, value))} ${why}`);
   }
 }
 

@@ -196,3 +196,17 @@ describe('check-config and secrets', () => {
     expect(stdout.match(/\(redacted\)/g)?.length).toBe(4);
   });
 });
+
+describe('config errors and secrets', () => {
+  it.each([
+    ['sinks:\n  f: {type: fluent, host: x, shared_key: topsecret}\n', 'topsecret'],
+    ['sinks:\n  f: {type: http, url: "htp://user:pa55word@127.0.0.1:1/x"}\n', 'pa55word'],
+    ['sinks:\n  f: {type: http, format: splunk_hec, url: "http://x/", hec: {token: [abc-secret]}}\n', 'abc-secret'],
+    ['sinks:\n  f: {type: http, url: "http://x/", headers: {Authorization: [x-secret]}}\n', 'x-secret'],
+  ])('%s: the error names the key and shows (redacted), not the secret', (text, secret) => {
+    const { code, stderr } = checkConfig([configFile(text)]);
+    expect(code).toBe(1);
+    expect(stderr).toContain('(redacted)');
+    expect(stderr).not.toContain(secret);
+  });
+});

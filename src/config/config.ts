@@ -2,6 +2,7 @@ import { closeSync, constants, fstatSync, openSync, readFileSync } from 'node:fs
 import { isAbsolute, join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { ConfigError, ConfigReader } from '../config-reader.js';
+import { redactSecrets } from '../secrets.js';
 import type { Logger } from '../diagnostics.js';
 import type { BufferConfig, LineOptions } from '../lines/line-buffer.js';
 import type { AgentConfig } from '../mesos/agent-state.js';
@@ -9,7 +10,6 @@ import { SINK_TYPES } from '../sinks/registry.js';
 import type { SinkType } from '../sinks/sink-type.js';
 import { DEFAULT_DAEMON_CONFIG, parseDaemonSection, showListenAddress, type DaemonConfig } from './daemon-section.js';
 import { parseMatch, type MatchSpec } from './match.js';
-import { redactSecrets } from './redact.js';
 
 /** Where the helper looks for its config; the agent strips MESOS_* variables, so ours start differently. */
 export const CONFIG_ENV = 'LOG_SPLITTER_CONFIG';
