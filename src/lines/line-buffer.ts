@@ -293,6 +293,11 @@ export class LineBuffer {
     this.tally.sent(taken.lines, taken.bytes);
   }
 
+  /** Of what buffered() counts, the lines and bytes handed to the sink's disk spool. */
+  spooled(): { lines: number; bytes: number } {
+    return { lines: this.spooledLines, bytes: this.spooledBytes };
+  }
+
   /**
    * Taken lines are in the sink's disk spool: this buffer is done with them, but they are not delivered yet, so they
    * stay counted as buffered (the spool's own figures say when they are delivered).

@@ -217,8 +217,9 @@ export abstract class Sink {
   }
 
   /**
-   * The counters over every stream the sink served; buffered lines are those of the streams it still serves,
-   * counted by scanning what they hold.
+   * The counters over every stream the sink served; buffered lines are those its queues hold (ended streams' too,
+   * until delivered), counted by scanning them, and with a disk buffer everything the spool holds (lines recovered
+   * from a previous run included).
    */
   get stats(): SinkStats {
     const counters = this.tally.counters;
@@ -226,8 +227,15 @@ export abstract class Sink {
     let bufferedBytes = 0;
     for (const queue of this.queues) {
       const buffered = queue.buffered();
-      bufferedLines += buffered.lines;
-      bufferedBytes += buffered.bytes;
+      // Spooled lines are counted once, below, with everything the spool holds (ended streams' and recovered ones).
+      const spooled = queue.lines.spooled();
+      bufferedLines += buffered.lines - spooled.lines;
+      bufferedBytes += buffered.bytes - spooled.bytes;
+    }
+    const spool = this.spool?.stats;
+    if (spool !== undefined) {
+      bufferedLines += spool.heldLines;
+      bufferedBytes += spool.heldBytes;
     }
     return {
       linesIn: counters.linesSent + counters.linesDropped + bufferedLines,
@@ -236,7 +244,7 @@ export abstract class Sink {
       bufferedBytes,
       droppedBy: this.tally.droppedByReason(),
       ...this.transportStats(),
-      ...(this.spool?.stats === undefined ? {} : { spool: this.spool.stats }),
+      ...(spool === undefined ? {} : { spool }),
     };
   }
 
