@@ -198,13 +198,13 @@ describe('fluent sink in the helper', () => {
 
   it('connections reset mid-message: what was not acknowledged is resent; every line, in order', async () => {
     const fluent = await startReceiver();
+    // Two connections in a row are reset once each has read 150 KB (of 2 MB).
     fluent.resetAfterBytes = 150_000;
+    fluent.resetTimes = 2;
     const { helper, logFilename } = await startHelper(fluent);
     const total = 20_000;
     const input = numberedLines(total, 100, 'reset');
-    await writeAll(helper, input, async (piece) => {
-      if (piece === 10 && fluent.resets === 1) fluent.resetAfterBytes = 150_000;
-    });
+    await writeAll(helper, input);
     await waitForLines(fluent, 'reset', total);
     const summary = await finish(helper, logFilename, input);
     expect(fluent.resets).toBe(2);

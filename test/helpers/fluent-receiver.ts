@@ -69,8 +69,9 @@ export class FluentReceiver implements KillableReceiver {
   /** Handshake results, in order: 'ok' or the reason given in PONG. */
   readonly handshakes: string[] = [];
   ackPolicy: AckPolicy = () => 'ack';
-  /** Reset a connection once it has read this many bytes (then clear it). */
+  /** Reset a connection once it has read this many bytes, `resetTimes` connections in a row (then clear it). */
   resetAfterBytes: number | undefined;
+  resetTimes = 1;
   resets = 0;
   private server: Server | undefined;
   private readonly sockets = new Set<Socket>();
@@ -146,7 +147,7 @@ export class FluentReceiver implements KillableReceiver {
       for await (const chunk of socket as AsyncIterable<Buffer>) {
         read += chunk.length;
         if (self.resetAfterBytes !== undefined && read >= self.resetAfterBytes) {
-          self.resetAfterBytes = undefined;
+          if (--self.resetTimes <= 0) self.resetAfterBytes = undefined;
           self.resets++;
           raw.resetAndDestroy();
           return;
