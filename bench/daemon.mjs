@@ -117,10 +117,13 @@ async function idleMemory(mode, n) {
   }
 }
 
-/** Feeds each stream its file through a real pipe (`cat FILE | drop-in`), all at once; wall time to the last exit. */
-async function throughput(mode, files) {
+/**
+ * Feeds each stream its file through a real pipe (`cat FILE | drop-in`), all at once; wall time to the last exit.
+ * `config` replaces the sandbox-only config (a sink for the shared-sink run).
+ */
+async function throughput(mode, files, config = 'sinks: {}\n') {
   const root = mkdtempSync(join(tmpdir(), 'mls-bench-'));
-  writeFileSync(join(root, 'none.yaml'), 'sinks: {}\n');
+  writeFileSync(join(root, 'none.yaml'), config);
   const daemon = mode === 'daemon' ? await startDaemon(root) : undefined;
   try {
     const dirs = files.map((_, i) => sandbox(root, i));
@@ -172,6 +175,40 @@ async function startup(mode) {
   }
 }
 
+/** `cat FILE | s6-log n10 s10485760 DIR` for each file, all at once: the peer's wall time to the last exit. */
+async function s6Streams(files) {
+  const root = mkdtempSync(join(tmpdir(), 'mls-bench-'));
+  try {
+    const started = process.hrtime.bigint();
+    await Promise.all(
+      files.map((file, i) => {
+        const dir = sandbox(root, i);
+        return exited(spawn('/bin/sh', ['-c', `cat '${file}' | s6-log n10 s10485760 '${dir}'`], { stdio: 'ignore' }));
+      }),
+    );
+    return Number(process.hrtime.bigint() - started) / 1e6;
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+}
+
+/**
+ * 100 streams through the daemon with one syslog sink (TCP) to bench/tcp-receiver.mjs: the sandboxes' wall time,
+ * and what the one receiver got over how many connections.
+ */
+async function sharedSyslog(files) {
+  const receiver = spawn(process.execPath, [join(ROOT, 'bench/tcp-receiver.mjs'), 'read'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let output = '';
+  receiver.stdout.setEncoding('utf8').on('data', (text) => (output += text));
+  await waitFor(() => output.includes('\n'), 'the receiver to listen');
+  const port = Number(output.split('\n')[0]);
+  const config = `sinks:\n  relay: {type: syslog, transport: tcp, host: 127.0.0.1, port: ${port}}\n`;
+  const ms = await throughput('daemon', files, config);
+  receiver.kill('SIGTERM');
+  await exited(receiver);
+  return { ms, received: JSON.parse(output.trim().split('\n').pop()) };
+}
+
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const mib = (bytes) => (bytes / 1048576).toFixed(1);
 
@@ -193,6 +230,10 @@ async function main() {
     results.startup[mode] = await startup(mode);
     console.log(`${mode}: 1 stream ${results.throughput[mode].one.toFixed(0)} ms, 16 streams ${results.throughput[mode].sixteen.toFixed(0)} ms, startup ${results.startup[mode].toFixed(1)} ms`);
   }
+  const hundred = await splitInto(corpus, 100);
+  const lines = readFileSync(corpus).reduce((n, byte) => n + (byte === 0x0a ? 1 : 0), 0);
+  results.shared = { ...(await sharedSyslog(hundred)), s6: await s6Streams(hundred), lines };
+  console.log(`100 streams, one syslog sink: ${results.shared.ms.toFixed(0)} ms (s6-log ${results.shared.s6.toFixed(0)} ms), ${results.shared.received.frames} of ${lines} lines over ${results.shared.received.connections} connection(s)`);
   writeFileSync(join(WORK_DIR, 'daemon-last.json'), JSON.stringify(results, null, 2));
 
   const byN = Object.fromEntries(results.memory.map((m) => [m.n, m]));
@@ -210,6 +251,8 @@ async function main() {
   console.log('|---|---:|---:|---:|');
   console.log(`| 1 stream × ${mib(corpusBytes)} MiB | ${t.daemon.one.toFixed(0)} | ${t.standalone.one.toFixed(0)} | ${(t.daemon.one / t.standalone.one).toFixed(2)} |`);
   console.log(`| 16 streams × ${mib(corpusBytes / 16)} MiB | ${t.daemon.sixteen.toFixed(0)} | ${t.standalone.sixteen.toFixed(0)} | ${(t.daemon.sixteen / t.standalone.sixteen).toFixed(2)} |`);
+  const shared = results.shared;
+  console.log(`| 100 streams × ${mib(corpusBytes / 100)} MiB, one syslog sink (daemon) against 100 s6-log | ${shared.ms.toFixed(0)} | s6-log ${shared.s6.toFixed(0)} | ${(shared.ms / shared.s6).toFixed(2)} × s6-log; ${shared.received.frames} of ${shared.lines} lines over ${shared.received.connections} connection(s) |`);
   console.log(`| startup, spawn to first byte (median of ${STARTUP_SAMPLES}) | ${results.startup.daemon.toFixed(1)} | ${results.startup.standalone.toFixed(1)} | ${(results.startup.daemon / results.startup.standalone).toFixed(2)} |`);
 }
 
