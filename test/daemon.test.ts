@@ -339,10 +339,12 @@ describe('SIGHUP', () => {
         chmodSync(sandbox.dir, 0o777);
         const helper = await spawnLogger({ log_filename: sandbox.stdout, user }, { env: hup.shimEnv('daemon') });
         await helper.write(`stream ${i} before\n`);
-        return { helper, i };
+        return { helper, i, stdout: sandbox.stdout };
       }),
     );
-    await waitFor(() => hup.diagnostics().filter((d) => d.msg === 'rotating natively').length === 3, { what: 'three streams served' });
+    // Each stream has read its line before the reload: a line still in the pipe would go to the new sink too.
+    const wrote = (stdout: string, i: number): boolean => existsSync(stdout) && readFileSync(stdout, 'utf8') === `stream ${i} before\n`;
+    await waitFor(() => streams.every(({ stdout, i }) => wrote(stdout, i)), { what: 'three streams served' });
     writeFileSync(config, `agent: {enrich: false}\nsinks:\n  copy: {type: exec, command: 'cat >> ${out}'}\n`);
     // The nobody worker's exec sink appends too.
     writeFileSync(out, '', { mode: 0o666 });
