@@ -3,7 +3,7 @@
 // collectors tail), on its defaults but for the path, which points into the demo's directory instead of
 // /var/log/mesos/containers, and `agent: {enrich: false}` (no agent runs), passed as LOG_SPLITTER_CONFIG: nothing to
 // install, no network. Then it runs one container's two helpers with the agent's argv (max_size 10MB, `rotate 3`),
-// each on a real pipe into bin/mesos-logrotate-logger: stdout gets ~40 MiB of mixed task output (bench/corpus.mjs),
+// each on a real pipe into bin/mesos-logrotate-logger: stdout gets ~40 MiB of mixed task output at 8 MiB/s (bench/corpus.mjs),
 // stderr a few lines (one ending in CRLF, one not UTF-8). It shows the sandbox files and checks that the kept files
 // are exactly the tail of the input; shows the node files, and the same lines side by side as the sandbox has them
 // and as the file sink wrote them; checks that every record parses as JSON, that the node files hold the newest
@@ -16,6 +16,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { corpusChunks } from '../bench/corpus.mjs';
 
@@ -25,6 +26,8 @@ const MAX_SIZE = 10 * 1024 * 1024;
 const ROTATE = 3;
 const bytes = Math.round(Number(process.env.DEMO_MB ?? 40) * 2 ** 20);
 const mib = (n) => `${(n / 2 ** 20).toFixed(2)} MiB`;
+/** Bytes per second the demo's task writes to stdout. */
+const WRITE_RATE = 8 * 2 ** 20;
 // What the task writes to stderr: sinks get the second line without its CR and the fourth with U+FFFD for the
 // Latin-1 byte; the sandbox file keeps the exact bytes.
 const STDERR_INPUT = Buffer.from(
@@ -186,8 +189,14 @@ const started = Date.now();
 const helpers = { stdout: startHelper('stdout'), stderr: startHelper('stderr') };
 console.log(`piping ${mib(bytes)} of generated task output into stdout, ${STDERR_INPUT.length} bytes into stderr ...`);
 helpers.stderr.stdin.end(STDERR_INPUT);
+// At a very chatty task's pace (WRITE_RATE), not at memcpy speed: that is what a sink is sized for (the file sink
+// at full pipe speed, and its counted drops: docs/sinks/file.md).
+let sent = 0;
 for (const chunk of written.stdout) {
   if (!helpers.stdout.stdin.write(chunk)) await once(helpers.stdout.stdin, 'drain');
+  sent += chunk.length;
+  const ahead = (sent / WRITE_RATE) * 1000 - (Date.now() - started);
+  if (ahead > 0) await sleep(ahead);
 }
 helpers.stdout.stdin.end();
 const results = { stdout: await helpers.stdout.exited, stderr: await helpers.stderr.exited };
