@@ -7,39 +7,30 @@
 export const strHeaderSize = (length: number): number => (length < 32 ? 1 : length < 0x100 ? 2 : length < 0x10000 ? 3 : 5);
 
 export function writeStrHeader(out: Buffer, at: number, length: number): number {
-  if (length < 32) {
-    out[at] = 0xa0 | length;
-    return at + 1;
-  }
-  if (length < 0x100) {
-    out[at] = 0xd9;
-    out[at + 1] = length;
-    return at + 2;
-  }
-  if (length < 0x10000) {
-    out[at] = 0xda;
-    out.writeUInt16BE(length, at + 1);
-    return at + 3;
-  }
-  out[at] = 0xdb;
-  out.writeUInt32BE(length, at + 1);
-  return at + 5;
+  if (length >= 32) return writeLengthHeader(out, at, length, 0xd9);
+  out[at] = 0xa0 | length;
+  return at + 1;
 }
 
 export const binHeaderSize = (length: number): number => (length < 0x100 ? 2 : length < 0x10000 ? 3 : 5);
 
 export function writeBinHeader(out: Buffer, at: number, length: number): number {
+  return writeLengthHeader(out, at, length, 0xc4);
+}
+
+/** str 8/16/32 and bin 8/16/32: the type byte of the 8-bit form, then +1 and +2 for the 16- and 32-bit ones. */
+function writeLengthHeader(out: Buffer, at: number, length: number, code8: number): number {
   if (length < 0x100) {
-    out[at] = 0xc4;
+    out[at] = code8;
     out[at + 1] = length;
     return at + 2;
   }
   if (length < 0x10000) {
-    out[at] = 0xc5;
+    out[at] = code8 + 1;
     out.writeUInt16BE(length, at + 1);
     return at + 3;
   }
-  out[at] = 0xc6;
+  out[at] = code8 + 2;
   out.writeUInt32BE(length, at + 1);
   return at + 5;
 }
